@@ -1,0 +1,122 @@
+"""
+The :class:`Secret` type: a webhook secret that never shows its value.
+
+Strictly private; import :class:`Secret` from :mod:`pendo_webhooks.signing` or the package.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import secrets as _secrets
+
+from typing import Any
+
+from .exceptions import ValidationError
+
+
+#: The prefix the Standard Webhooks spec gives base64-encoded secrets.
+WHSEC_PREFIX = "whsec_"
+
+_REDACTED = "Secret('<redacted>')"
+
+
+class Secret:
+    """
+    A signing secret: any non-empty text, special characters allowed.
+
+    Its ``repr`` and ``str`` never show the value; call :meth:`reveal` where the
+    text itself is needed (storing it, showing it once to an admin).
+
+    Keys derived from it:
+
+    * :attr:`pendo_key`: the UTF-8 bytes of the text (the Pendo hex scheme).
+    * :attr:`standard_key`: for a ``whsec_<base64>`` secret the decoded bytes, as
+      the Standard Webhooks spec says; otherwise the UTF-8 bytes of the text.
+
+    >>> s = Secret("s3cr3t-with-special-chars!&?<>")
+    >>> s
+    Secret('<redacted>')
+    >>> f"{s}"
+    "Secret('<redacted>')"
+    >>> s.reveal()
+    's3cr3t-with-special-chars!&?<>'
+    >>> Secret.generate().reveal().startswith("whsec_")
+    True
+
+    Raises:
+        ValidationError: If the text is empty, not a ``str``, contains a lone
+            surrogate, or starts with ``whsec_`` but is not valid base64 after it.
+    """
+
+    __slots__ = ("_pendo_key", "_standard_key", "_value")
+
+    def __init__(self, value: str) -> None:
+        if not isinstance(value, str):
+            raise ValidationError("secret", f"must be text, not {type(value).__name__}")
+        if not value:
+            raise ValidationError("secret", "must not be empty")
+        try:
+            pendo_key = value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError("secret", "must be valid Unicode text") from None
+        standard_key = pendo_key
+        if value.startswith(WHSEC_PREFIX):
+            try:
+                standard_key = base64.b64decode(value[len(WHSEC_PREFIX) :], validate=True)
+            except (binascii.Error, ValueError):
+                raise ValidationError(
+                    "secret", "a secret starting with 'whsec_' must be base64 after the prefix"
+                ) from None
+            if not standard_key:
+                raise ValidationError("secret", "must not be empty after the 'whsec_' prefix")
+        self._value = value
+        self._pendo_key = pendo_key
+        self._standard_key = standard_key
+
+    @classmethod
+    def generate(cls, nbytes: int = 32) -> Secret:
+        """
+        Make a fresh random secret, ``whsec_`` plus *nbytes* random bytes in base64.
+        """
+        if nbytes < 24 or nbytes > 64:
+            raise ValidationError("nbytes", "must be between 24 and 64")
+        raw = _secrets.token_bytes(nbytes)
+        return cls(WHSEC_PREFIX + base64.b64encode(raw).decode("ascii"))
+
+    def reveal(self) -> str:
+        """
+        Return the secret's text.
+        """
+        return self._value
+
+    @property
+    def pendo_key(self) -> bytes:
+        """
+        The HMAC key for the Pendo hex scheme: the text's UTF-8 bytes.
+        """
+        return self._pendo_key
+
+    @property
+    def standard_key(self) -> bytes:
+        """
+        The HMAC key for Standard Webhooks: decoded ``whsec_`` bytes, else the UTF-8 text.
+        """
+        return self._standard_key
+
+    def __repr__(self) -> str:
+        return _REDACTED
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._pendo_key, other._pendo_key)
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._pendo_key))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Secret, (self._value,))
