@@ -8,7 +8,6 @@ import pickle
 import pytest
 
 import pendo_webhooks
-
 from pendo_webhooks import exceptions
 
 

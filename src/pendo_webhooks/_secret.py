@@ -10,7 +10,6 @@ import base64
 import binascii
 import hmac
 import secrets as _secrets
-
 from typing import Any
 
 from .exceptions import ValidationError
@@ -54,23 +53,26 @@ class Secret:
 
     def __init__(self, value: str) -> None:
         if not isinstance(value, str):
-            raise ValidationError("secret", f"must be text, not {type(value).__name__}")
+            msg = f"must be text, not {type(value).__name__}"
+            raise ValidationError("secret", msg)
         if not value:
-            raise ValidationError("secret", "must not be empty")
+            msg = "must not be empty"
+            raise ValidationError("secret", msg)
         try:
             pendo_key = value.encode("utf-8")
         except UnicodeEncodeError:
-            raise ValidationError("secret", "must be valid Unicode text") from None
+            msg = "must be valid Unicode text"
+            raise ValidationError("secret", msg) from None
         standard_key = pendo_key
         if value.startswith(WHSEC_PREFIX):
             try:
                 standard_key = base64.b64decode(value[len(WHSEC_PREFIX) :], validate=True)
             except (binascii.Error, ValueError):
-                raise ValidationError(
-                    "secret", "a secret starting with 'whsec_' must be base64 after the prefix"
-                ) from None
+                msg = "a secret starting with 'whsec_' must be base64 after the prefix"
+                raise ValidationError("secret", msg) from None
             if not standard_key:
-                raise ValidationError("secret", "must not be empty after the 'whsec_' prefix")
+                msg = "must not be empty after the 'whsec_' prefix"
+                raise ValidationError("secret", msg)
         self._value = value
         self._pendo_key = pendo_key
         self._standard_key = standard_key
@@ -81,7 +83,8 @@ class Secret:
         Make a fresh random secret, ``whsec_`` plus *nbytes* random bytes in base64.
         """
         if nbytes < 24 or nbytes > 64:
-            raise ValidationError("nbytes", "must be between 24 and 64")
+            msg = "must be between 24 and 64"
+            raise ValidationError("nbytes", msg)
         raw = _secrets.token_bytes(nbytes)
         return cls(WHSEC_PREFIX + base64.b64encode(raw).decode("ascii"))
 

@@ -12,7 +12,6 @@ INTERFACE STUB -- being implemented (see the helper brief). Public surface:
 from __future__ import annotations
 
 import ipaddress
-
 from collections.abc import Iterable
 
 import attrs
