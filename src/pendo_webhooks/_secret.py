@@ -66,7 +66,10 @@ class Secret:
         standard_key = pendo_key
         if value.startswith(WHSEC_PREFIX):
             try:
-                standard_key = base64.b64decode(value[len(WHSEC_PREFIX) :], validate=True)
+                # Unpadded base64 is common in the wild (the reference library accepts it).
+                encoded = value[len(WHSEC_PREFIX) :]
+                encoded += "=" * (-len(encoded) % 4)
+                standard_key = base64.b64decode(encoded, validate=True)
             except (binascii.Error, ValueError):
                 msg = "a secret starting with 'whsec_' must be base64 after the prefix"
                 raise ValidationError("secret", msg) from None
