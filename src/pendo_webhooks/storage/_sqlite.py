@@ -1,0 +1,46 @@
+"""
+:class:`SQLiteStorage`: the embedded, durable Storage on one SQLite file.
+
+Strictly private; import :class:`SQLiteStorage` from :mod:`pendo_webhooks.storage`.
+"""
+
+from __future__ import annotations
+
+from ._sqlite_webhooks import SQLiteWebhooks
+
+
+__all__ = ["SQLiteStorage"]
+
+
+class SQLiteStorage(SQLiteWebhooks):
+    """
+    Keeps webhooks and their audit log in one SQLite file, shared safely by threads and processes.
+
+    Args:
+        path: The database file; created, with its schema, if missing.
+        synchronous: ``"FULL"`` (default: a commit survives power loss),
+            ``"NORMAL"`` (survives a crash of the application, faster), or ``"EXTRA"``.
+        busy_timeout: Seconds a write waits for another writer (default 10).
+        secret_codec: Encrypts secrets and write keys at rest (see
+            :class:`~pendo_webhooks.storage.SecretCodec`); stored as given by default.
+
+    How it uses SQLite: WAL mode, one connection per thread, every write a
+    ``BEGIN IMMEDIATE`` transaction (a webhook and its audit entry are written
+    together or not at all), parameterized SQL only, and a schema the library
+    creates and migrates itself (``PRAGMA application_id``/``user_version`` and
+    a ``schema_migrations`` table).
+
+    Before it changes a byte, it checks that the file is a pendo-webhooks
+    database (or empty); a corrupt file, a foreign database, or one written by a
+    newer version of the library raises
+    :class:`~pendo_webhooks.exceptions.StorageError` and is left untouched.
+    sqlite3 errors are raised as ``StorageError`` too, chained.
+
+    It is a context manager; :meth:`close` closes every connection.
+
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "webhooks.sqlite3"
+    >>> with SQLiteStorage(path) as storage:
+    ...     storage.list_webhooks()
+    []
+    """

@@ -1,0 +1,276 @@
+"""
+The SQLite machinery every part of :class:`~pendo_webhooks.storage.SQLiteStorage` shares.
+
+Opening a file, checking that it is ours *before* changing a byte of it,
+migrating its schema, one connection per thread, and write transactions that
+start with ``BEGIN IMMEDIATE`` (so a read-then-write cannot hit ``SQLITE_BUSY``
+half-way in WAL mode; RELIABILITY.md C10).
+
+Strictly private.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from ..exceptions import ConfigurationError, StorageError
+from ._codec import PlaintextCodec
+from ._protocol import SecretCodec
+from ._schema import APPLICATION_ID, LATEST_VERSION, apply_migrations
+
+
+__all__ = ["SQLiteCore", "from_utc_iso", "utc_iso"]
+
+_SYNCHRONOUS_MODES = ("NORMAL", "FULL", "EXTRA")
+
+_Self = TypeVar("_Self", bound="SQLiteCore")
+
+# Connections inherited across fork(): closing them in the child could disturb the parent's
+# locks, so the child keeps them, unused, until it exits.
+_FORK_ORPHANS: list[sqlite3.Connection] = []
+
+
+def utc_iso(moment: datetime) -> str:
+    """
+    Format *moment* as fixed-width ISO-8601 UTC text that sorts like the time it shows.
+    """
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def from_utc_iso(text: str) -> datetime:
+    """
+    Parse text written by :func:`utc_iso` back into an aware UTC datetime.
+    """
+    return datetime.fromisoformat(text).astimezone(timezone.utc)
+
+
+class _Slot:
+    """
+    One thread's connection; closes it when the thread ends. Strictly private.
+    """
+
+    __slots__ = ("__weakref__", "conn", "pid")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.pid = os.getpid()
+
+    def __del__(self) -> None:
+        if self.pid == os.getpid():
+            self.conn.close()
+        else:  # pragma: no cover - only in a forked child
+            _FORK_ORPHANS.append(self.conn)
+
+
+class SQLiteCore:
+    """
+    Connections, file checks, migrations and transactions. Strictly private.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "FULL",
+        busy_timeout: float = 10.0,
+        secret_codec: SecretCodec | None = None,
+    ) -> None:
+        text = os.fspath(path)
+        if not isinstance(text, str) or not text or text == ":memory:" or text.startswith("file:"):
+            msg = (
+                "path must name a database file; for a store in memory use InMemoryStorage "
+                "(each thread would get its own empty ':memory:' database)"
+            )
+            raise ConfigurationError(msg)
+        mode = synchronous.upper() if isinstance(synchronous, str) else synchronous
+        if mode not in _SYNCHRONOUS_MODES:
+            msg = f"synchronous must be one of {', '.join(_SYNCHRONOUS_MODES)}"
+            raise ConfigurationError(msg)
+        if (
+            isinstance(busy_timeout, bool)
+            or not isinstance(busy_timeout, int | float)
+            or not 0 < busy_timeout <= 600
+        ):
+            msg = "busy_timeout must be a number of seconds, more than 0 and at most 600"
+            raise ConfigurationError(msg)
+        self._path = Path(text)
+        self._synchronous = mode
+        self._busy_timeout = float(busy_timeout)
+        self._codec: SecretCodec = PlaintextCodec() if secret_codec is None else secret_codec
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._slots: weakref.WeakSet[_Slot] = weakref.WeakSet()
+        self._closed = False
+        slot = self._open()
+        try:
+            self._prepare(slot.conn)
+        except sqlite3.Error as exc:
+            slot.conn.close()
+            msg = f"cannot use {self._path}: {exc}"
+            raise StorageError(msg) from exc
+        except BaseException:
+            slot.conn.close()
+            raise
+        self._local.slot = slot
+        self._slots.add(slot)
+
+    @property
+    def path(self) -> Path:
+        """
+        The database file.
+        """
+        return self._path
+
+    def __repr__(self) -> str:
+        state = ", closed" if self._closed else ""
+        return f"<{type(self).__name__}(path={str(self._path)!r}{state})>"
+
+    def __enter__(self: _Self) -> _Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """
+        Close every connection this object opened; later calls raise StorageError.
+
+        Call it once no other thread is using the store. Closing twice is harmless.
+        """
+        with self._lock:
+            self._closed = True
+            slots = list(self._slots)
+            self._slots.clear()
+        for slot in slots:
+            slot.conn.close()
+
+    # -- connections -----------------------------------------------------------------------
+
+    def _open(self) -> _Slot:
+        try:
+            conn = sqlite3.connect(
+                self._path,
+                timeout=self._busy_timeout,
+                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+                check_same_thread=False,  # only close() crosses threads
+            )
+        except sqlite3.Error as exc:
+            msg = f"cannot open {self._path}: {exc}"
+            raise StorageError(msg) from exc
+        try:
+            conn.row_factory = sqlite3.Row
+            # Per-connection settings: none of them writes to the file (some read it).
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000):d}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        except sqlite3.Error as exc:
+            conn.close()
+            msg = f"{self._path} is not a usable SQLite database ({exc}); it was left as it was"
+            raise StorageError(msg) from exc
+        return _Slot(conn)
+
+    def _connection(self) -> sqlite3.Connection:
+        slot: _Slot | None = getattr(self._local, "slot", None)
+        if slot is not None and slot.pid == os.getpid() and not self._closed:
+            return slot.conn
+        with self._lock:
+            if self._closed:
+                msg = f"{self!r} is closed"
+                raise StorageError(msg)
+            slot = self._open()
+            self._slots.add(slot)
+        self._local.slot = slot
+        return slot.conn
+
+    # -- opening checks and migrations -----------------------------------------------------
+
+    def _inspect(self, conn: sqlite3.Connection) -> tuple[int, int, int]:
+        # Reads only: a foreign or damaged file must come out of here byte-for-byte unchanged.
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        objects = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        return int(app_id), int(version), int(objects)
+
+    def _check(self, app_id: int, version: int, objects: int) -> None:
+        if app_id != APPLICATION_ID and (app_id != 0 or version != 0 or objects != 0):
+            msg = (
+                f"{self._path} is not a pendo-webhooks database (application_id {app_id}, "
+                f"{objects} schema objects); refusing to modify it"
+            )
+            raise StorageError(msg)
+        if version > LATEST_VERSION:
+            msg = (
+                f"{self._path} has schema version {version}, newer than this version of "
+                f"pendo-webhooks understands ({LATEST_VERSION}); upgrade pendo-webhooks"
+            )
+            raise StorageError(msg)
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        state = self._inspect(conn)
+        self._check(*state)
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":  # pragma: no cover - filesystems without shared memory
+            msg = f"cannot switch {self._path} to WAL mode (it stays in {mode!r} mode)"
+            raise StorageError(msg)
+        if state[0] == APPLICATION_ID and state[1] == LATEST_VERSION:
+            return
+        with self._transaction(conn):
+            # Another process may have created or migrated the file since we looked.
+            app_id, version, objects = self._inspect(conn)
+            self._check(app_id, version, objects)
+            apply_migrations(conn, version, utc_iso(datetime.now(timezone.utc)))
+
+    # -- transactions ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
+        """
+        Run the body as one write transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT``, or ROLLBACK.
+
+        sqlite3 errors come out as StorageError; the library's own errors pass unchanged.
+        """
+        conn = self._connection() if conn is None else conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            msg = f"cannot start a write transaction on {self._path}: {exc}"
+            raise StorageError(msg) from exc
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            _rollback(conn)
+            msg = f"writing to {self._path} failed: {exc}"
+            raise StorageError(msg) from exc
+        except BaseException:
+            _rollback(conn)
+            raise
+
+    def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        conn = self._connection()
+        try:
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            msg = f"reading {self._path} failed: {exc}"
+            raise StorageError(msg) from exc
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    # The transaction's own error is the one worth reporting; a failed ROLLBACK (none active,
+    # because SQLite already rolled back) adds nothing.
+    with contextlib.suppress(sqlite3.Error):
+        conn.execute("ROLLBACK")
