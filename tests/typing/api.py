@@ -6,8 +6,57 @@ mypy --strict checks that implementations satisfy the Protocols structurally.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pendo_webhooks import EventCategory, Secret
+from pendo_webhooks.events import Event, parse_event, to_wire
+from pendo_webhooks.registry import Actor, AdminOnly, PermissionPolicy, WebhookRegistry
+from pendo_webhooks.signing import (
+    CombinedSigner,
+    PendoSigner,
+    SignatureScheme,
+    Signer,
+    StandardSigner,
+    UnsignedSigner,
+    signer_for,
+    verify,
+)
+from pendo_webhooks.storage import (
+    AuditStore,
+    InMemoryStorage,
+    PlaintextCodec,
+    SecretCodec,
+    SQLiteStorage,
+    Storage,
+    WebhookStore,
+)
+from pendo_webhooks.testing import sample_event
+from pendo_webhooks.transports import OutgoingRequest, RequestsTransport, Transport
 
 
 secret: Secret = Secret("any text, special chars ok!&?<>")
 category: EventCategory = EventCategory.NPS_SUBMITTED
+
+event: Event = sample_event(EventCategory.NPS_SUBMITTED, visitor_id="v-1")
+body: bytes = to_wire(event)
+again: Event = parse_event(body)
+
+pendo_signer: Signer = PendoSigner(secret, header="X-Pendo-Signature")
+standard_signer: Signer = StandardSigner([secret, Secret.generate()])
+unsigned_signer: Signer = UnsignedSigner()
+combined_signer: Signer = CombinedSigner([standard_signer, pendo_signer])
+built: Signer = signer_for(SignatureScheme.BOTH, [secret])
+signed: dict[str, str] = built.sign(b"{}", msg_id="m", timestamp=0)
+verify(b"{}", signed, [secret, "previous secret"], scheme="standard")
+
+transport: Transport = RequestsTransport()
+request: OutgoingRequest = OutgoingRequest(url="https://hooks.example.com/x", body=b"{}")
+
+memory: Storage = InMemoryStorage()
+sqlite: Storage = SQLiteStorage(Path("x.sqlite3"))
+webhooks: WebhookStore = memory
+audit_store: AuditStore = sqlite
+policy: PermissionPolicy = AdminOnly()
+codec: SecretCodec = PlaintextCodec()
+registry: WebhookRegistry = WebhookRegistry(memory, policy=policy)
+admin: Actor = Actor("u-1", is_admin=True)
