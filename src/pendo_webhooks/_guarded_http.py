@@ -274,38 +274,35 @@ def _unlease(conn: object) -> None:
         conn.close()
 
 
-class GuardedHTTPConnectionPool(HTTPConnectionPool):
+class _LeasingPool(HTTPConnectionPool):
+    """
+    Ties each pooled connection to the attempt that borrows it. Strictly private.
+    """
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)
+        _lease(conn)
+        return conn
+
+    def _put_conn(self, conn: Any) -> None:
+        _unlease(conn)
+        super()._put_conn(conn)
+
+
+class GuardedHTTPConnectionPool(_LeasingPool):
     """
     A pool of :class:`GuardedHTTPConnection`. Strictly private.
     """
 
     ConnectionCls = GuardedHTTPConnection
 
-    def _get_conn(self, timeout: float | None = None) -> Any:
-        conn = super()._get_conn(timeout)
-        _lease(conn)
-        return conn
 
-    def _put_conn(self, conn: Any) -> None:
-        _unlease(conn)
-        super()._put_conn(conn)
-
-
-class GuardedHTTPSConnectionPool(HTTPSConnectionPool):
+class GuardedHTTPSConnectionPool(_LeasingPool, HTTPSConnectionPool):
     """
     A pool of :class:`GuardedHTTPSConnection`. Strictly private.
     """
 
     ConnectionCls = GuardedHTTPSConnection
-
-    def _get_conn(self, timeout: float | None = None) -> Any:
-        conn = super()._get_conn(timeout)
-        _lease(conn)
-        return conn
-
-    def _put_conn(self, conn: Any) -> None:
-        _unlease(conn)
-        super()._put_conn(conn)
 
 
 class GuardedAdapter(requests.adapters.HTTPAdapter):
