@@ -8,6 +8,10 @@ To add a backend, add a factory to :data:`STORAGE_BACKENDS`; every test taking
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
+import os
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta, timezone
@@ -52,10 +56,68 @@ def _sqlite(tmp_path: Path) -> Iterator[Storage]:
         yield storage
 
 
+#: The PostgreSQL server for tests. Setting PENDO_WEBHOOKS_TEST_DSN makes its tests mandatory:
+#: without a server (or psycopg) they fail instead of being skipped.
+POSTGRES_DSN = os.environ.get(
+    "PENDO_WEBHOOKS_TEST_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+_POSTGRES_REQUIRED = bool(os.environ.get("PENDO_WEBHOOKS_TEST_DSN"))
+# Schemas made by this test run start with this prefix; each test gets a fresh one.
+_PG_SCHEMAS = (f"pwt_{secrets.token_hex(4)}_{n}" for n in itertools.count())
+
+
+@functools.cache
+def _postgres_missing() -> str | None:
+    try:
+        import psycopg  # noqa: PLC0415 - optional: only the postgres extra installs it
+        import psycopg_pool  # noqa: F401, PLC0415
+    except ImportError:
+        return "PostgreSQL tests: psycopg is not installed (pip install -e '.[postgres]')"
+    try:
+        psycopg.connect(POSTGRES_DSN, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        where = psycopg.conninfo.conninfo_to_dict(POSTGRES_DSN)
+        first = str(exc).strip().splitlines()[0]
+        return f"PostgreSQL tests: no server at {where.get('host')}:{where.get('port')}: {first}"
+    return None
+
+
+def postgres_dsn() -> str:
+    """
+    The test server's DSN; without one, skip (or fail, if PENDO_WEBHOOKS_TEST_DSN is set).
+    """
+    reason = _postgres_missing()
+    if reason is not None:
+        if _POSTGRES_REQUIRED:
+            pytest.fail(f"{reason} (required: PENDO_WEBHOOKS_TEST_DSN is set)")
+        pytest.skip(reason)
+    return POSTGRES_DSN
+
+
+def fresh_pg_schema() -> str:
+    """
+    A schema name no other test (of this or another run) uses.
+    """
+    return next(_PG_SCHEMAS)
+
+
+@contextlib.contextmanager
+def _postgres(tmp_path: Path) -> Iterator[Storage]:
+    dsn = postgres_dsn()
+    from pendo_webhooks.storage import PostgresStorage  # noqa: PLC0415 - needs psycopg
+
+    storage = PostgresStorage(dsn, schema=fresh_pg_schema(), max_connections=8)
+    try:
+        yield storage
+    finally:
+        storage.drop_schema()
+
+
 #: Backend name -> factory taking a private temporary directory. A factory may pytest.skip().
 STORAGE_BACKENDS: dict[str, Callable[[Path], AbstractContextManager[Storage]]] = {
     "memory": _memory,
     "sqlite": _sqlite,
+    "postgres": _postgres,
 }
 
 
@@ -71,3 +133,13 @@ def _storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage
     """
     with STORAGE_BACKENDS[request.param](tmp_path) as storage:
         yield storage
+
+
+@pytest.fixture(name="outbox")
+def _outbox(storage: Storage) -> Storage:
+    """
+    The ``storage`` fixture, skipped for a backend that has no delivery outbox yet.
+    """
+    if not hasattr(storage, "claim_due"):
+        pytest.skip(f"{type(storage).__name__} has no delivery outbox (OutboxStore) yet")
+    return storage

@@ -24,11 +24,11 @@ def _run(script: str, *args: str, timeout: float = 120) -> subprocess.CompletedP
 
 
 @pytest.mark.slow
-def test_quickstart_prints_the_known_answers() -> None:
+def test_quickstart_runs_the_whole_life_of_a_webhook(tmp_path: Path) -> None:
     """
-    The quick start prints WIRE.md's 917-byte body hash and signatures, and verifies every type.
+    The quick start prints WIRE.md's known answers, delivers every type, and rides out an outage.
     """
-    done = _run("quickstart.py")
+    done = _run("quickstart.py", "--db", str(tmp_path / "demo.sqlite3"))
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "7bdd459447ab0e01e83bed0056d94c6f95528a1b1fe1d218b6ffddb1bb9870ff" in out
@@ -37,5 +37,9 @@ def test_quickstart_prints_the_known_answers() -> None:
         in out
     )
     assert "webhook-signature: v1,EdToaLZ0I/yXF1GDZK0yTA3ERU+fz1i2HhtT98bmBwQ=" in out
-    assert out.count("verified: both signatures match") == 9
+    assert out.count("delivered\n") >= 9
+    assert "delivered after 3 attempts" in out
+    assert "receiver: 13 requests, 13 with valid signatures" in out
+    assert "the outage: 3 requests, one webhook-id, same bytes: True" in out
     assert "s3cr3t-with-special-chars" not in out
+    assert (tmp_path / "demo.sqlite3").exists()

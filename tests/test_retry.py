@@ -234,7 +234,7 @@ def test_long_schedule_is_cut_by_max_retries() -> None:
         ({"attempt": 1, "status": 404}, "HTTP 404, not retried"),
         ({"attempt": 1, "status": 410}, "HTTP 410 Gone, webhook disabled"),
         ({"attempt": 1, "error_kind": "blocked"}, "blocked, not retried"),
-        ({"attempt": 1, "error_kind": "timeout"}, "timeout, retry 1 of 5 in 5s"),
+        ({"attempt": 1, "error_kind": "timeout"}, "timeout, retry 1 of 5 in 5.2s"),
         ({"attempt": 2, "status": 503}, "HTTP 503, retry 2 of 5 in 31s"),
         ({"attempt": 4, "status": 500}, "HTTP 500, retry 4 of 5 in 10m20s"),
         (
@@ -851,3 +851,12 @@ def test_verdict_values() -> None:
     assert [str(v) for v in Verdict] == ["delivered", "retry", "failed", "dead"]
     assert isinstance(Verdict.DEAD, str)
     assert Verdict("dead") is Verdict.DEAD
+
+
+def test_short_waits_are_described_to_a_tenth_of_a_second() -> None:
+    """
+    A sub-10-second wait reads "in 0.3s", not "in 0s".
+    """
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    policy = RetryPolicy(schedule=[0.3], jitter=0)
+    assert policy.decide(attempt=1, status=503, now=now).reason == "HTTP 503, retry 1 of 5 in 0.3s"

@@ -80,7 +80,7 @@ class TestSchema:
         with SQLiteStorage(path) as second:
             assert second.get_webhook(hook.id) == hook
         conn = raw(path)
-        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == LATEST_VERSION
         conn.close()
 
     def test_an_empty_file_of_ours_is_migrated(self, path: Path) -> None:

@@ -187,6 +187,7 @@ _RENDER: Mapping[str, Callable[[Any], AuditValue]] = {
     "kind": lambda kind: kind.value,
     "url": _redact_url,
     "segment_endpoint": _redact_url,
+    "segment_gzip": bool,
     "write_key": _redact_secret,
     "secret": _redact_secret,
     "previous_secrets": _expiries,

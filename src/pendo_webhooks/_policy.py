@@ -22,7 +22,18 @@ SYSTEM_ACTOR_ID = "system"
 
 #: Every action a :class:`PermissionPolicy` is asked about ("test" is the dispatcher's test send).
 ACTIONS = frozenset(
-    {"create", "update", "enable", "disable", "delete", "rotate_secret", "read", "test"},
+    {
+        "create",
+        "update",
+        "enable",
+        "disable",
+        "delete",
+        "rotate_secret",
+        "read",
+        "test",
+        "exclusion_add",
+        "exclusion_remove",
+    },
 )
 
 _MAX_ID_LENGTH = 200

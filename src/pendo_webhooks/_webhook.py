@@ -341,6 +341,12 @@ def _default_endpoint(webhook: Webhook) -> str | None:
     return SEGMENT_US_ENDPOINT if webhook.kind is WebhookKind.SEGMENT else None
 
 
+def _check_bool(_: object, attribute: attrs.Attribute[bool], value: bool) -> None:
+    if not isinstance(value, bool):
+        msg = f"must be True or False, not {type(value).__name__}"
+        raise ValidationError(attribute.name, msg)
+
+
 def _check_version(_: object, __: attrs.Attribute[int], value: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         msg = "must be an integer >= 1"
@@ -365,6 +371,8 @@ class Webhook:
         write_key: The Segment source's write key (Segment webhooks only).
         segment_endpoint: Segment's API base URL (Segment webhooks only;
             :data:`SEGMENT_US_ENDPOINT` unless given).
+        segment_gzip: Send Segment batches gzip-compressed
+            (``Content-Encoding: gzip``); Segment webhooks only, off by default.
         secret: The current signing secret (URL webhooks only; optional).
         previous_secrets: Secrets replaced by rotation that still sign until
             they expire, newest first; at most :data:`MAX_RETIRED_SECRETS`.
@@ -403,6 +411,7 @@ class Webhook:
     segment_endpoint: str | None = attrs.field(
         default=attrs.Factory(_default_endpoint, takes_self=True),
     )
+    segment_gzip: bool = attrs.field(default=False, validator=_check_bool)
     secret: Secret | None = attrs.field(default=None, converter=_to_secret)
     previous_secrets: tuple[RetiredSecret, ...] = attrs.field(default=(), converter=_to_retired)
     categories: frozenset[EventCategory] = attrs.field(converter=_to_categories)
@@ -444,6 +453,9 @@ class Webhook:
             if self.segment_endpoint is not None:
                 msg = "is only for Segment webhooks"
                 raise ValidationError("segment_endpoint", msg)
+            if self.segment_gzip:
+                msg = "is only for Segment webhooks"
+                raise ValidationError("segment_gzip", msg)
             return
         if self.url is not None:
             msg = "Segment webhooks send to segment_endpoint; leave url unset"

@@ -19,6 +19,7 @@ working for code that does not know this library::
     +-- NotFound                   (also LookupError)
     |   +-- UnknownWebhook
     |   +-- UnknownDelivery
+    |   +-- UnknownExclusion
     +-- ConflictError                                   a stale edit
     +-- StorageError                                    the store failed or is not ours
     +-- TransportError                                  no HTTP response arrived; .kind says why
@@ -51,6 +52,7 @@ __all__ = [
     "TransportError",
     "UnknownDelivery",
     "UnknownEventType",
+    "UnknownExclusion",
     "UnknownWebhook",
     "ValidationError",
 ]
@@ -193,6 +195,12 @@ class UnknownWebhook(NotFound):
 class UnknownDelivery(NotFound):
     """
     No delivery has this id (it may have been purged).
+    """
+
+
+class UnknownExclusion(NotFound):
+    """
+    No exclusion rule has this id (it may have been removed).
     """
 
 

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import attrs
 
+from . import _exclusion_admin
 from ._audit import (
     DEFAULT_AUDIT_LIMIT,
     AuditEntry,
@@ -38,6 +39,8 @@ from ._audit import (
     diff,
 )
 from ._clock import Clock, utcnow
+from ._delivery import clip_error
+from ._exclusions import Exclusion, ExclusionKind
 from ._policy import SYSTEM_ACTOR_ID, Actor, AdminOnly, PermissionPolicy
 from ._secret import Secret
 from ._transitions import (
@@ -135,6 +138,7 @@ class WebhookRegistry:
         kind: WebhookKind | str = WebhookKind.URL,
         write_key: Secret | str | None = None,
         segment_endpoint: str | None = None,
+        segment_gzip: bool = False,
         secret: Secret | str | None = None,
         signature_scheme: SignatureScheme | str = SignatureScheme.BOTH,
         signature_header: str = DEFAULT_SIGNATURE_HEADER,
@@ -145,7 +149,8 @@ class WebhookRegistry:
 
         A URL webhook needs *url* (and may have a *secret*); a Segment webhook
         (``kind="segment"``) needs *write_key* and sends to *segment_endpoint*
-        (:data:`SEGMENT_US_ENDPOINT` unless given).
+        (:data:`SEGMENT_US_ENDPOINT` unless given), gzip-compressed if
+        *segment_gzip*.
 
         Raises:
             PermissionDenied: If *actor* may not create webhooks.
@@ -168,6 +173,7 @@ class WebhookRegistry:
             url=url,
             write_key=write_key,
             segment_endpoint=segment_endpoint,
+            segment_gzip=segment_gzip,
             secret=secret,
             categories=categories,
             signature_scheme=signature_scheme,
@@ -192,6 +198,7 @@ class WebhookRegistry:
         url: str | Keep | None = UNSET,
         write_key: Secret | str | Keep | None = UNSET,
         segment_endpoint: str | Keep | None = UNSET,
+        segment_gzip: bool | Keep = UNSET,
         secret: Secret | str | Keep | None = UNSET,
         categories: Iterable[EventCategory | str] | Keep = UNSET,
         signature_scheme: SignatureScheme | str | Keep = UNSET,
@@ -235,6 +242,7 @@ class WebhookRegistry:
                 "url": url,
                 "write_key": write_key,
                 "segment_endpoint": segment_endpoint,
+                "segment_gzip": segment_gzip,
                 "secret": secret,
                 "categories": categories,
                 "signature_scheme": signature_scheme,
@@ -276,7 +284,9 @@ class WebhookRegistry:
         """
         Stop sending to a webhook, noting who did it and why; return it.
 
-        Disabling a disabled webhook changes nothing.
+        Disabling a disabled webhook changes nothing. Its pending deliveries are
+        cancelled (status ``cancelled``, the reason recorded): they are never sent
+        later, not even once the webhook is enabled again.
 
         Raises:
             PermissionDenied: If *actor* may not disable webhooks.
@@ -309,7 +319,10 @@ class WebhookRegistry:
                 current, enabled=False, disabled_reason=reason, disabled_by=actor_id
             )
 
-        return self._change(actor_id, webhook_id, "disable", apply)
+        webhook = self._change(actor_id, webhook_id, "disable", apply)
+        why = f"webhook disabled by {actor_id}" + (f": {reason}" if reason else "")
+        self._cancel_deliveries(webhook_id, why)
+        return webhook
 
     def rotate_secret(
         self,
@@ -347,7 +360,8 @@ class WebhookRegistry:
 
     def delete(self, actor: Actor, webhook_id: str) -> None:
         """
-        Delete a webhook for good. Its audit history stays readable.
+        Delete a webhook for good. Its audit history stays readable; its pending
+        deliveries are cancelled.
 
         Raises:
             PermissionDenied: If *actor* may not delete webhooks.
@@ -361,6 +375,7 @@ class WebhookRegistry:
             self.storage.delete_webhook(webhook_id, expected_version=current.version, audit=entry)
 
         self._retrying(webhook_id, None, attempt)
+        self._cancel_deliveries(webhook_id, "webhook deleted")
 
     # -- admin calls: reads ----------------------------------------------------------------
 
@@ -432,6 +447,43 @@ class WebhookRegistry:
         )
         return builtins.list(self.storage.audit_entries(query))
 
+    # -- admin calls: the exclusion list -----------------------------------------------------
+
+    def add_exclusion(self, actor: Actor, kind: ExclusionKind | str, pattern: str) -> Exclusion:
+        """
+        Exclude a visitor, an account or a source IP range from every webhook; return the rule.
+
+        *kind* is ``"visitor"``, ``"account"`` or ``"ip"``. Id patterns are exact and
+        case-sensitive, with ``*`` matching any run of characters (``"*@acme.com"``); IP
+        patterns are an address or a CIDR range. Adding a rule that is already on the list
+        returns it and changes nothing. Audited as ``"exclusion_add"``, with the rule's id
+        in the entry's ``webhook_id``.
+
+        Raises:
+            PermissionDenied: If *actor* may not add exclusions.
+            ValidationError: Naming ``kind`` or ``pattern``.
+        """
+        return _exclusion_admin.add_exclusion(self, actor, kind, pattern)
+
+    def remove_exclusion(self, actor: Actor, rule_id: str) -> None:
+        """
+        Remove a rule from the exclusion list. Audited as ``"exclusion_remove"``.
+
+        Raises:
+            PermissionDenied: If *actor* may not remove exclusions.
+            NotFound: If no exclusion has this id.
+        """
+        _exclusion_admin.remove_exclusion(self, actor, rule_id)
+
+    def exclusions(self, actor: Actor) -> builtins.list[Exclusion]:
+        """
+        Return the exclusion list, oldest first.
+
+        Raises:
+            PermissionDenied: If *actor* may not read webhooks.
+        """
+        return _exclusion_admin.list_exclusions(self, actor)
+
     # -- the dispatcher's call -------------------------------------------------------------
 
     def subscribed(self, category: EventCategory | str) -> builtins.list[Webhook]:
@@ -446,6 +498,13 @@ class WebhookRegistry:
         return builtins.list(self.storage.webhooks_for(to_category(category)))
 
     # -- machinery -------------------------------------------------------------------------
+
+    def _cancel_deliveries(self, webhook_id: str, reason: str) -> None:
+        # After the change, in a transaction of its own: a delivery enqueued in between is
+        # still never sent, because the dispatcher re-reads the webhook before each attempt.
+        self.storage.cancel_deliveries(
+            webhook_id, reason=clip_error(reason) or "", now=self.clock()
+        )
 
     def _check_url(self, url: str, field: str) -> str:
         return self.destinations.check_url(url, field=field)

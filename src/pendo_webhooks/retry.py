@@ -187,6 +187,8 @@ def _check_positive_int(value: int, field: str) -> None:
 
 
 def _human(delay: timedelta) -> str:
+    if delay < timedelta(seconds=10):
+        return f"{delay.total_seconds():.1f}s"
     seconds = round(delay.total_seconds())
     if seconds < 60:
         return f"{seconds}s"

@@ -6,10 +6,22 @@ mypy --strict checks that implementations satisfy the Protocols structurally.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from pendo_webhooks import EventCategory, Secret
+from pendo_webhooks.dispatcher import (
+    Attempt,
+    Delivery,
+    DeliveryOutcome,
+    DeliveryStatus,
+    Dispatcher,
+    DispatchResult,
+    DrainSummary,
+    TestResult,
+)
 from pendo_webhooks.events import Event, parse_event, to_wire
+from pendo_webhooks.pipeline import Decision, FirstSeenTracker, TrackerStore
 from pendo_webhooks.registry import Actor, AdminOnly, PermissionPolicy, WebhookRegistry
 from pendo_webhooks.signing import (
     CombinedSigner,
@@ -23,14 +35,17 @@ from pendo_webhooks.signing import (
 )
 from pendo_webhooks.storage import (
     AuditStore,
+    ExclusionStore,
+    FirstSeenStore,
     InMemoryStorage,
+    OutboxStore,
     PlaintextCodec,
     SecretCodec,
     SQLiteStorage,
     Storage,
     WebhookStore,
 )
-from pendo_webhooks.testing import sample_event
+from pendo_webhooks.testing import FrozenClock, RecordingTransport, sample_event
 from pendo_webhooks.transports import OutgoingRequest, RequestsTransport, Transport
 
 
@@ -60,3 +75,23 @@ policy: PermissionPolicy = AdminOnly()
 codec: SecretCodec = PlaintextCodec()
 registry: WebhookRegistry = WebhookRegistry(memory, policy=policy)
 admin: Actor = Actor("u-1", is_admin=True)
+
+outbox: OutboxStore = memory
+recording: Transport = RecordingTransport([503, 200])
+dispatcher = Dispatcher(
+    registry, memory, transport=recording, clock=FrozenClock(), sleep=FrozenClock().sleep
+)
+result: DispatchResult = dispatcher.dispatch(event)
+due: list[DeliveryOutcome] = dispatcher.run_due(limit=10, concurrency=4)
+summary: DrainSummary = dispatcher.drain(60, concurrency=2)
+worker: DrainSummary = dispatcher.run_worker(threading.Event(), install_signal_handlers=False)
+tested: TestResult = dispatcher.send_test(admin, "wh_1")
+replayed: Delivery = dispatcher.redeliver("dlv_1")
+listed: list[Delivery] = dispatcher.deliveries(admin, status=DeliveryStatus.DEAD)
+attempts: list[Attempt] = dispatcher.attempts(admin, "dlv_1")
+
+first_seen: FirstSeenStore = memory
+exclusion_store: ExclusionStore = sqlite
+tracker_store: TrackerStore = sqlite
+tracker: FirstSeenTracker = FirstSeenTracker(sqlite, parent_accounts=True)
+decisions: list[Decision] = dispatcher.explain(event)

@@ -3,8 +3,11 @@ Where pendo-webhooks keeps its state: the :class:`Storage` Protocol and two back
 
 * :class:`InMemoryStorage`: thread-safe dicts, for tests and single-process use.
 * :class:`SQLiteStorage`: one SQLite file in WAL mode, shared by threads and processes.
+* :class:`PostgresStorage`: PostgreSQL, shared by processes on many machines; it needs
+  the ``postgres`` extra (psycopg 3) and is imported on first use, so this package
+  itself never needs psycopg.
 
-Both pass the same contract test suite. A backend is one object implementing
+All of them pass the same contract test suite. A backend is one object implementing
 every part of :class:`Storage`; each change is one transaction.
 
 >>> from pendo_webhooks.storage import InMemoryStorage, Storage
@@ -15,20 +18,48 @@ every part of :class:`Storage`; each change is one transaction.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .._audit import AuditQuery
 from ._codec import PlaintextCodec
 from ._memory import InMemoryStorage
+from ._outbox_protocol import OutboxStore
 from ._protocol import AuditStore, SecretCodec, Storage, WebhookStore
+from ._protocol_pipeline import ExclusionStore, FirstSeenOrigin, FirstSeenStore
 from ._sqlite import SQLiteStorage
+
+
+if TYPE_CHECKING:
+    from ._postgres import PostgresStorage as PostgresStorage
 
 
 __all__ = [
     "AuditQuery",
     "AuditStore",
+    "ExclusionStore",
+    "FirstSeenOrigin",
+    "FirstSeenStore",
     "InMemoryStorage",
+    "OutboxStore",
     "PlaintextCodec",
     "SQLiteStorage",
     "SecretCodec",
     "Storage",
     "WebhookStore",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # PostgresStorage is imported on first use: only it needs psycopg.
+    if name != "PostgresStorage":
+        msg = f"module {__name__!r} has no attribute {name!r}"
+        raise AttributeError(msg)
+    try:
+        from ._postgres import PostgresStorage  # noqa: PLC0415 - psycopg only when asked
+    except ImportError as exc:
+        msg = (
+            "PostgresStorage needs psycopg 3 and psycopg_pool: "
+            'pip install "pendo-webhooks[postgres]"'
+        )
+        raise ImportError(msg, name=exc.name) from exc
+    return PostgresStorage

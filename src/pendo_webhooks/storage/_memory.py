@@ -12,6 +12,8 @@ from .._audit import AuditEntry, AuditQuery
 from .._webhook import Webhook
 from ..events import EventCategory
 from ._errors import duplicate_webhook, stale_version, unknown_webhook
+from ._memory_outbox import MemoryOutbox
+from ._memory_pipeline import InMemoryPipeline
 
 
 __all__ = ["InMemoryStorage"]
@@ -21,7 +23,7 @@ def _created_order(webhook: Webhook) -> tuple[object, ...]:
     return (webhook.created_at, webhook.id)
 
 
-class InMemoryStorage:
+class InMemoryStorage(MemoryOutbox, InMemoryPipeline):
     """
     Keeps webhooks and their audit log in memory; thread-safe, gone when the process ends.
 
@@ -33,6 +35,7 @@ class InMemoryStorage:
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self._lock = threading.RLock()
         self._webhooks: dict[str, Webhook] = {}
         self._audit: list[AuditEntry] = []

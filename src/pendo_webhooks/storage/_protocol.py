@@ -12,6 +12,8 @@ from typing import Protocol
 from .._audit import AuditEntry, AuditQuery
 from .._webhook import Webhook
 from ..events import EventCategory
+from ._outbox_protocol import OutboxStore
+from ._protocol_pipeline import ExclusionStore, FirstSeenStore
 
 
 __all__ = ["AuditStore", "SecretCodec", "Storage", "WebhookStore"]
@@ -85,7 +87,7 @@ class AuditStore(Protocol):
         """
 
 
-class Storage(WebhookStore, AuditStore, Protocol):
+class Storage(WebhookStore, AuditStore, OutboxStore, FirstSeenStore, ExclusionStore, Protocol):
     """
     **Protocol**: Everything pendo-webhooks keeps; one object, one transaction per change.
 

@@ -104,6 +104,107 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        2,
+        "delivery outbox and attempts",
+        (
+            # No foreign key to webhooks: a deleted webhook's deliveries stay readable.
+            # While a lease is held, next_attempt_at is the lease's expiry, so "due" is one
+            # range of the partial index below and a lapsed lease needs no sweeper. Each
+            # index costs every delivery WAL pages, so there are only three: the id, the
+            # (webhook, event) pair that makes a second enqueue of one event a no-op, and
+            # the pending ones by due time (a Segment batch claim filters it by webhook).
+            # Lists go by rowid (insertion order); purge, a rare job, scans.
+            """
+            CREATE TABLE deliveries (
+                id              TEXT PRIMARY KEY,
+                webhook_id      TEXT NOT NULL,
+                event_id        TEXT NOT NULL,
+                category        TEXT NOT NULL,
+                body            BLOB NOT NULL,
+                status          TEXT NOT NULL CHECK (
+                    status IN ('pending', 'delivered', 'failed', 'dead', 'cancelled')
+                ),
+                attempts        INTEGER NOT NULL CHECK (attempts >= 0),
+                attempt_base    INTEGER NOT NULL CHECK (attempt_base >= 0),
+                next_attempt_at TEXT NOT NULL,
+                created_at      TEXT NOT NULL,
+                updated_at      TEXT NOT NULL,
+                last_status     INTEGER,
+                last_error      TEXT,
+                lease_owner     TEXT,
+                lease_until     TEXT,
+                finished_at     TEXT,
+                redelivered_at  TEXT,
+                purged          INTEGER NOT NULL CHECK (purged IN (0, 1)),
+                UNIQUE (webhook_id, event_id)
+            )
+            """,
+            "CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending'",
+            """
+            CREATE TABLE delivery_attempts (
+                delivery_id      TEXT NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
+                number           INTEGER NOT NULL CHECK (number >= 1),
+                started_at       TEXT NOT NULL,
+                duration         REAL NOT NULL,
+                status_code      INTEGER,
+                error_kind       TEXT,
+                detail           TEXT,
+                response_excerpt BLOB NOT NULL,
+                verdict          TEXT NOT NULL,
+                reason           TEXT NOT NULL,
+                PRIMARY KEY (delivery_id, number)
+            ) WITHOUT ROWID
+            """,
+        ),
+    ),
+    Migration(
+        3,
+        "first-seen tracking and the exclusion list",
+        (
+            # One row per visitor, account or parent-child pair ever recorded; the key is made
+            # by the tracker. WITHOUT ROWID: a seen-check is one probe of the primary key.
+            # Times are epoch seconds: this table can hold millions of rows.
+            """
+            CREATE TABLE first_seen (
+                key      TEXT PRIMARY KEY,
+                origin   TEXT NOT NULL CHECK (origin IN ('app', 'api')),
+                known_at INTEGER NOT NULL,
+                seen_at  INTEGER,
+                CHECK ((origin = 'app') = (seen_at IS NOT NULL))
+            ) WITHOUT ROWID
+            """,
+            """
+            CREATE TABLE exclusions (
+                id         TEXT PRIMARY KEY,
+                kind       TEXT NOT NULL CHECK (kind IN ('visitor', 'account', 'ip')),
+                pattern    TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                created_by TEXT NOT NULL,
+                UNIQUE (kind, pattern)
+            )
+            """,
+            # Bumped with every change to the list, so readers rebuild their matcher only then.
+            """
+            CREATE TABLE exclusions_version (
+                id      INTEGER PRIMARY KEY CHECK (id = 1),
+                version INTEGER NOT NULL
+            )
+            """,
+            "INSERT INTO exclusions_version (id, version) VALUES (1, 0)",
+        ),
+    ),
+    # Numbered 4: the delivery outbox takes 2, first-seen tracking and exclusions 3.
+    Migration(
+        4,
+        "segment gzip setting",
+        (
+            """
+            ALTER TABLE webhooks
+            ADD COLUMN segment_gzip INTEGER NOT NULL DEFAULT 0 CHECK (segment_gzip IN (0, 1))
+            """,
+        ),
+    ),
 )
 
 #: The schema version this code writes and understands.

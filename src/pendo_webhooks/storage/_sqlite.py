@@ -6,13 +6,15 @@ Strictly private; import :class:`SQLiteStorage` from :mod:`pendo_webhooks.storag
 
 from __future__ import annotations
 
+from ._sqlite_outbox import SQLiteOutbox
+from ._sqlite_pipeline import SQLitePipeline
 from ._sqlite_webhooks import SQLiteWebhooks
 
 
 __all__ = ["SQLiteStorage"]
 
 
-class SQLiteStorage(SQLiteWebhooks):
+class SQLiteStorage(SQLiteOutbox, SQLitePipeline, SQLiteWebhooks):
     """
     Keeps webhooks and their audit log in one SQLite file, shared safely by threads and processes.
 

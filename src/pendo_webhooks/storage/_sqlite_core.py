@@ -6,6 +6,24 @@ migrating its schema, one connection per thread, and write transactions that
 start with ``BEGIN IMMEDIATE`` (so a read-then-write cannot hit ``SQLITE_BUSY``
 half-way in WAL mode; RELIABILITY.md C10).
 
+Durability is chosen per transaction. Every connection runs at the store's
+``synchronous`` mode (``FULL`` by default: each commit is fsynced). A transaction
+may ask for another mode (the outbox asks ``outcome_synchronous``, ``NORMAL`` by
+default, for claims and outcomes): the mode is switched just before ``BEGIN`` and
+switched back right after the transaction ends, so any other statement always
+runs at the store's mode; a connection that could not be switched back is closed.
+In WAL mode a commit at ``NORMAL`` is written to the log but not fsynced, and the
+next ``FULL`` commit's fsync of the log (or a checkpoint, which always syncs)
+covers it, because the log is one file replayed in order: a power loss can only
+take a *suffix* of commits, all of them made at the weaker mode since the last
+sync. An application crash loses nothing in either mode.
+
+Connection settings for throughput (measured in ``benchmarks/RESULTS.md``): a WAL
+auto-checkpoint every :data:`AUTOCHECKPOINT_PAGES` pages instead of 1,000 (fewer,
+larger checkpoints, out of most commits' way), the log truncated back to
+:data:`JOURNAL_SIZE_LIMIT` bytes after one that grew past it, and a prepared
+statement cache large enough for every statement of the library.
+
 Strictly private.
 """
 
@@ -20,19 +38,39 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
+from .._webhook import Webhook
 from ..exceptions import ConfigurationError, StorageError
 from ._codec import PlaintextCodec
 from ._protocol import SecretCodec
 from ._schema import APPLICATION_ID, LATEST_VERSION, apply_migrations
 
 
-__all__ = ["SQLiteCore", "from_utc_iso", "utc_iso"]
+__all__ = [
+    "AUTOCHECKPOINT_PAGES",
+    "JOURNAL_SIZE_LIMIT",
+    "RowMemo",
+    "SQLiteCore",
+    "from_utc_iso",
+    "utc_iso",
+]
 
 _SYNCHRONOUS_MODES = ("NORMAL", "FULL", "EXTRA")
 
+#: WAL pages between automatic checkpoints (SQLite's default is 1,000, about 140
+#: deliveries here): at 4 KiB a page the log grows to about 40 MiB between them.
+AUTOCHECKPOINT_PAGES = 10_000
+
+#: Bytes a WAL file is truncated back to after a checkpoint, if it grew past them
+#: (while a long read kept a checkpoint from finishing, say).
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+# sqlite3 caches prepared statements per connection by their text; ours number about 60.
+_CACHED_STATEMENTS = 256
+
 _Self = TypeVar("_Self", bound="SQLiteCore")
+_V = TypeVar("_V")
 
 # Connections inherited across fork(): closing them in the child could disturb the parent's
 # locks, so the child keeps them, unused, until it exits.
@@ -43,7 +81,9 @@ def utc_iso(moment: datetime) -> str:
     """
     Format *moment* as fixed-width ISO-8601 UTC text that sorts like the time it shows.
     """
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    if moment.tzinfo is not timezone.utc:
+        moment = moment.astimezone(timezone.utc)
+    return moment.isoformat(timespec="microseconds")
 
 
 def from_utc_iso(text: str) -> datetime:
@@ -51,6 +91,71 @@ def from_utc_iso(text: str) -> datetime:
     Parse text written by :func:`utc_iso` back into an aware UTC datetime.
     """
     return datetime.fromisoformat(text).astimezone(timezone.utc)
+
+
+def _synchronous_mode(name: str, value: str) -> str:
+    mode = value.upper() if isinstance(value, str) else value
+    if mode not in _SYNCHRONOUS_MODES:
+        msg = f"{name} must be one of {', '.join(_SYNCHRONOUS_MODES)}"
+        raise ConfigurationError(msg)
+    return str(mode)
+
+
+class RowMemo(Generic[_V]):
+    """
+    Objects built from stored rows, reused while their row reads back unchanged.
+
+    Keyed by id; an entry holds the row's values and what was built from them, so
+    any change to the row (from this process or another) builds afresh. Thread-safe;
+    forgets everything past *size* entries. Strictly private.
+
+    >>> memo: RowMemo[str] = RowMemo()
+    >>> memo.put("wh_1", ("wh_1", 3, "https://a.example/"), "built")
+    >>> memo.get("wh_1", ("wh_1", 3, "https://a.example/")), memo.get("wh_1", ("wh_1", 4, "x"))
+    ('built', None)
+    """
+
+    __slots__ = ("_items", "_lock", "_size")
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._items: dict[str, tuple[tuple[object, ...], _V]] = {}
+
+    def __repr__(self) -> str:
+        return f"<RowMemo({len(self._items)} entries)>"
+
+    def get(self, key: str, values: tuple[object, ...]) -> _V | None:
+        """
+        Return what was built from exactly *values* for *key*, if it is still here.
+        """
+        found = self._items.get(key)
+        if found is not None and found[0] == values:
+            return found[1]
+        return None
+
+    def put(self, key: str, values: tuple[object, ...], built: _V) -> None:
+        """
+        Remember *built* as made from *values* for *key*.
+        """
+        with self._lock:
+            if len(self._items) >= self._size and key not in self._items:
+                self._items.clear()
+            self._items[key] = (values, built)
+
+    def forget(self, key: str) -> None:
+        """
+        Drop *key*'s entry, if any.
+        """
+        with self._lock:
+            self._items.pop(key, None)
+
+    def clear(self) -> None:
+        """
+        Drop every entry.
+        """
+        with self._lock:
+            self._items.clear()
 
 
 class _Slot:
@@ -81,6 +186,7 @@ class SQLiteCore:
         path: str | os.PathLike[str],
         *,
         synchronous: str = "FULL",
+        outcome_synchronous: str = "NORMAL",
         busy_timeout: float = 10.0,
         secret_codec: SecretCodec | None = None,
     ) -> None:
@@ -91,10 +197,8 @@ class SQLiteCore:
                 "(each thread would get its own empty ':memory:' database)"
             )
             raise ConfigurationError(msg)
-        mode = synchronous.upper() if isinstance(synchronous, str) else synchronous
-        if mode not in _SYNCHRONOUS_MODES:
-            msg = f"synchronous must be one of {', '.join(_SYNCHRONOUS_MODES)}"
-            raise ConfigurationError(msg)
+        mode = _synchronous_mode("synchronous", synchronous)
+        outcome_mode = _synchronous_mode("outcome_synchronous", outcome_synchronous)
         if (
             isinstance(busy_timeout, bool)
             or not isinstance(busy_timeout, int | float)
@@ -104,12 +208,16 @@ class SQLiteCore:
             raise ConfigurationError(msg)
         self._path = Path(text)
         self._synchronous = mode
+        self._outcome_synchronous = outcome_mode
         self._busy_timeout = float(busy_timeout)
         self._codec: SecretCodec = PlaintextCodec() if secret_codec is None else secret_codec
         self._local = threading.local()
         self._lock = threading.Lock()
         self._slots: weakref.WeakSet[_Slot] = weakref.WeakSet()
         self._closed = False
+        # Webhooks built from their rows (decoding secrets, validating every field costs
+        # tens of microseconds), reused while the row is unchanged.
+        self._webhook_memo: RowMemo[Webhook] = RowMemo()
         slot = self._open()
         try:
             self._prepare(slot.conn)
@@ -157,6 +265,7 @@ class SQLiteCore:
             self._slots.clear()
         for slot in slots:
             slot.conn.close()
+        self._webhook_memo.clear()
 
     # -- connections -----------------------------------------------------------------------
 
@@ -167,6 +276,7 @@ class SQLiteCore:
                 timeout=self._busy_timeout,
                 isolation_level=None,  # we issue BEGIN/COMMIT ourselves
                 check_same_thread=False,  # only close() crosses threads
+                cached_statements=_CACHED_STATEMENTS,
             )
         except sqlite3.Error as exc:
             msg = f"cannot open {self._path}: {exc}"
@@ -177,6 +287,8 @@ class SQLiteCore:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000):d}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES:d}")
+            conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT:d}")
         except sqlite3.Error as exc:
             conn.close()
             msg = f"{self._path} is not a usable SQLite database ({exc}); it was left as it was"
@@ -195,6 +307,18 @@ class SQLiteCore:
             self._slots.add(slot)
         self._local.slot = slot
         return slot.conn
+
+    def _discard(self, conn: sqlite3.Connection) -> None:
+        """
+        Close *conn* and make its thread open a new connection next time.
+        """
+        slot: _Slot | None = getattr(self._local, "slot", None)
+        if slot is not None and slot.conn is conn:
+            self._local.slot = None
+            with self._lock:
+                self._slots.discard(slot)
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
 
     # -- opening checks and migrations -----------------------------------------------------
 
@@ -237,28 +361,54 @@ class SQLiteCore:
     # -- transactions ----------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _transaction(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
+    def _transaction(
+        self, conn: sqlite3.Connection | None = None, *, relaxed: bool = False
+    ) -> Iterator[sqlite3.Connection]:
         """
         Run the body as one write transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT``, or ROLLBACK.
 
-        sqlite3 errors come out as StorageError; the library's own errors pass unchanged.
+        With *relaxed*, the commit is made at ``outcome_synchronous`` (see the module's
+        docstring) and the connection is put back to ``synchronous`` afterwards. sqlite3
+        errors come out as StorageError; the library's own errors pass unchanged.
         """
         conn = self._connection() if conn is None else conn
+        switch = relaxed and self._outcome_synchronous != self._synchronous
+        if switch:
+            self._set_synchronous(conn, self._outcome_synchronous)
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                msg = f"cannot start a write transaction on {self._path}: {exc}"
+                raise StorageError(msg) from exc
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(conn)
+                msg = f"writing to {self._path} failed: {exc}"
+                raise StorageError(msg) from exc
+            except BaseException:
+                _rollback(conn)
+                raise
+        finally:
+            if switch:
+                self._restore_synchronous(conn)
+
+    def _set_synchronous(self, conn: sqlite3.Connection, mode: str) -> None:
+        # Only between transactions: SQLite refuses to change it inside one.
+        try:
+            conn.execute(f"PRAGMA synchronous = {mode}")
         except sqlite3.Error as exc:
             msg = f"cannot start a write transaction on {self._path}: {exc}"
             raise StorageError(msg) from exc
+
+    def _restore_synchronous(self, conn: sqlite3.Connection) -> None:
         try:
-            yield conn
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            _rollback(conn)
-            msg = f"writing to {self._path} failed: {exc}"
-            raise StorageError(msg) from exc
-        except BaseException:
-            _rollback(conn)
-            raise
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        except sqlite3.Error:
+            # Never leave a connection at the weaker mode: its thread opens a new one.
+            self._discard(conn)
 
     def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         conn = self._connection()

@@ -5,6 +5,10 @@ Secrets and write keys go through the store's :class:`SecretCodec` and are
 written to the ``webhooks`` row only; audit rows hold the registry's redacted
 diff and nothing else.
 
+Reads still read the row every time (the dispatcher's send-time re-read must see a
+webhook disabled, deleted or edited a moment ago, by any process), but the
+:class:`Webhook` built from a row is reused while the row reads back identical.
+
 Strictly private.
 """
 
@@ -33,11 +37,12 @@ _INSERT_WEBHOOK = """
 INSERT INTO webhooks (
     id, version, name, kind, url, segment_endpoint, write_key, secret, previous_secrets,
     enabled, signature_scheme, signature_header, headers,
-    created_at, created_by, updated_at, updated_by, disabled_reason, disabled_by
+    created_at, created_by, updated_at, updated_by, disabled_reason, disabled_by, segment_gzip
 ) VALUES (
     :id, :version, :name, :kind, :url, :segment_endpoint, :write_key, :secret, :previous_secrets,
     :enabled, :signature_scheme, :signature_header, :headers,
-    :created_at, :created_by, :updated_at, :updated_by, :disabled_reason, :disabled_by
+    :created_at, :created_by, :updated_at, :updated_by, :disabled_reason, :disabled_by,
+    :segment_gzip
 )
 """
 
@@ -49,7 +54,8 @@ UPDATE webhooks SET
     signature_scheme = :signature_scheme, signature_header = :signature_header,
     headers = :headers, created_at = :created_at, created_by = :created_by,
     updated_at = :updated_at, updated_by = :updated_by,
-    disabled_reason = :disabled_reason, disabled_by = :disabled_by
+    disabled_reason = :disabled_reason, disabled_by = :disabled_by,
+    segment_gzip = :segment_gzip
 WHERE id = :id
 """
 
@@ -125,6 +131,7 @@ class SQLiteWebhooks(SQLiteCore):
             conn.execute("DELETE FROM webhook_categories WHERE webhook_id = ?", (webhook_id,))
             conn.execute("DELETE FROM webhooks WHERE id = ?", (webhook_id,))
             _append_audit(conn, audit)
+        self._webhook_memo.forget(webhook_id)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -193,6 +200,7 @@ class SQLiteWebhooks(SQLiteCore):
             "kind": webhook.kind.value,
             "url": webhook.url,
             "segment_endpoint": webhook.segment_endpoint,
+            "segment_gzip": int(webhook.segment_gzip),
             "write_key": None if webhook.write_key is None else self._encode(webhook.write_key),
             "secret": None if webhook.secret is None else self._encode(webhook.secret),
             "previous_secrets": json.dumps(retired, separators=(",", ":")),
@@ -211,6 +219,14 @@ class SQLiteWebhooks(SQLiteCore):
         }
 
     def _from_row(self, row: sqlite3.Row) -> Webhook:
+        # Building validates every field and decodes the secrets: reuse the Webhook built
+        # from this very row. Any change to the row (a new version, an edit behind our
+        # back, another process's change) misses, so every read sees the stored state.
+        values = tuple(row)
+        found = self._webhook_memo.get(row["id"], values)
+        if found is not None:
+            return found
+
         def build() -> Webhook:
             categories = row["category_list"]
             return Webhook(
@@ -220,6 +236,7 @@ class SQLiteWebhooks(SQLiteCore):
                 kind=row["kind"],
                 url=row["url"],
                 segment_endpoint=row["segment_endpoint"],
+                segment_gzip=bool(row["segment_gzip"]),
                 write_key=self._decode(row["write_key"]),
                 secret=self._decode(row["secret"]),
                 previous_secrets=tuple(
@@ -242,7 +259,9 @@ class SQLiteWebhooks(SQLiteCore):
                 disabled_by=row["disabled_by"],
             )
 
-        return _loaded(row["id"], build)
+        webhook = _loaded(row["id"], build)
+        self._webhook_memo.put(row["id"], values, webhook)
+        return webhook
 
     def _encode(self, secret: Secret) -> str:
         encoded = self._codec.encode(secret.reveal())

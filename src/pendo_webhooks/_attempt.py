@@ -1,0 +1,260 @@
+"""
+One attempt, in three pure-ish steps: build the signed request, send it, settle the outcome.
+
+* :func:`url_request` computes the headers of one attempt (fresh signature and
+  timestamp; nothing of it is ever stored);
+* :func:`exchange` sends once and captures whatever happened as an
+  :class:`Exchange`, never raising;
+* :func:`settle` turns an exchange and the retry policy's :class:`Decision` into the
+  delivery's next state and its :class:`Attempt` row.
+
+A Segment batch reuses :func:`exchange` and :func:`settle`: one exchange, settled for
+each delivery in the batch.
+
+Strictly private.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+from collections.abc import Callable
+from datetime import datetime
+
+import attrs
+
+from ._clock import Clock
+from ._delivery import MAX_EXCERPT_BYTES, Attempt, Delivery, DeliveryStatus, clip_error
+from ._webhook import Webhook
+from .exceptions import TransportError
+from .retry import Decision, Verdict
+from .signing import Signer, signer_for
+from .transports import DEFAULT_USER_AGENT, OutgoingRequest, Transport, TransportResponse
+
+
+__all__ = [
+    "KNOWN_ERROR_KINDS",
+    "Exchange",
+    "SignerCache",
+    "exchange",
+    "host_of",
+    "settle",
+    "unwanted",
+    "url_request",
+]
+
+#: The error kinds the retry policy knows; anything else a transport reports is ``"error"``.
+KNOWN_ERROR_KINDS = frozenset(
+    {"timeout", "connect", "dns", "tls", "blocked", "too-large", "error"}
+)
+
+_STATUS_AFTER = {
+    Verdict.DELIVERED: DeliveryStatus.DELIVERED,
+    Verdict.RETRY: DeliveryStatus.PENDING,
+    Verdict.FAILED: DeliveryStatus.FAILED,
+    Verdict.DEAD: DeliveryStatus.DEAD,
+}
+
+
+def host_of(url: str | None) -> str:
+    """
+    Return a URL's host (and port, if given), the only part of it logs and errors show.
+
+    >>> host_of("https://user:pw@hooks.example.com:8443/in?token=1"), host_of("::")
+    ('hooks.example.com:8443', '?')
+    """
+    try:
+        parts = urllib.parse.urlsplit(url or "")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return "?"
+    if not host:
+        return "?"
+    return f"{host}:{port}" if port else host
+
+
+def unwanted(delivery: Delivery, webhook: Webhook | None) -> str | None:
+    """
+    Why *delivery* must not be sent to *webhook* as it is now, or ``None`` if it may be.
+    """
+    if webhook is None:
+        return "webhook deleted"
+    if not webhook.enabled:
+        return "webhook disabled"
+    if delivery.category not in webhook.categories:
+        return f"webhook no longer subscribed to {delivery.category}"
+    return None
+
+
+class SignerCache:
+    """
+    Signers by (scheme, secrets, header), so each attempt does not rebuild its HMACs.
+
+    Thread-safe (a race builds a signer twice); forgets everything past *size* entries.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._signers: dict[tuple[object, ...], Signer] = {}
+
+    def signer(self, webhook: Webhook, now: datetime) -> Signer:
+        """
+        Return the signer for *webhook* at *now* (the secrets valid then).
+        """
+        key = (webhook.signature_scheme, webhook.signature_header, webhook.signing_secrets(now))
+        found = self._signers.get(key)
+        if found is None:
+            if len(self._signers) >= self._size:
+                self._signers.clear()
+            found = self._signers[key] = signer_for(key[0], key[2], header=key[1])
+        return found
+
+
+def url_request(
+    webhook: Webhook,
+    body: bytes,
+    *,
+    event_id: str,
+    now: datetime,
+    signers: SignerCache | None = None,
+) -> OutgoingRequest:
+    """
+    Build one attempt's request to a URL webhook: its headers, signed afresh at *now*.
+
+    Headers: ``Content-Type``, ``User-Agent``, the webhook's extra headers, then the
+    signature headers of its scheme, signed with every secret valid at *now*.
+    """
+    signer = (signers or SignerCache()).signer(webhook, now)
+    headers = {"Content-Type": "application/json", "User-Agent": DEFAULT_USER_AGENT}
+    headers.update(webhook.headers)
+    headers.update(signer.sign(body, msg_id=event_id, timestamp=int(now.timestamp())))
+    return OutgoingRequest(url=webhook.destination, body=body, headers=headers)
+
+
+@attrs.frozen(kw_only=True)
+class Exchange:
+    """
+    What one request got: a response, or why none came. Strictly private.
+    """
+
+    started_at: datetime
+    duration: float
+    response: TransportResponse | None = None
+    error_kind: str | None = None
+    detail: str | None = None
+
+    @property
+    def status(self) -> int | None:
+        """
+        The HTTP status, if a response came back.
+        """
+        return None if self.response is None else self.response.status
+
+    @property
+    def retry_after(self) -> str | None:
+        """
+        The raw ``Retry-After`` header, if any.
+        """
+        return None if self.response is None else self.response.headers.get("retry-after")
+
+    @property
+    def excerpt(self) -> bytes:
+        """
+        At most 2 KB of the response body.
+        """
+        return b"" if self.response is None else self.response.body[:MAX_EXCERPT_BYTES]
+
+    def describe(self) -> str:
+        """
+        Say what happened in a few words (for errors and logs).
+        """
+        if self.response is None:
+            return f"{self.error_kind}: {self.detail}"
+        return f"HTTP {self.response.status}"
+
+
+def _redirect_detail(response: TransportResponse) -> str | None:
+    if not 300 <= response.status <= 399:
+        return None
+    location = response.headers.get("location")
+    target = host_of(location) if location else "?"
+    return f"redirect to {target} not followed"
+
+
+def exchange(
+    transport: Transport,
+    build: Callable[[datetime], OutgoingRequest],
+    *,
+    clock: Clock,
+    timer: Callable[[], float] = time.perf_counter,
+) -> Exchange:
+    """
+    Build a request with *build* (given the start time) and send it once; never raise.
+
+    A :class:`~pendo_webhooks.exceptions.TransportError` becomes its ``kind`` (unknown
+    kinds become ``"error"``); any other exception, while building or sending, is an
+    ``"error"`` described by its type only (its text might quote a URL or a body).
+    """
+    started_at = clock()
+    started = timer()
+    try:
+        response = transport.send(build(started_at))
+    except TransportError as exc:
+        kind = exc.kind if exc.kind in KNOWN_ERROR_KINDS else "error"
+        return Exchange(
+            started_at=started_at,
+            duration=max(0.0, timer() - started),
+            error_kind=kind,
+            detail=clip_error(exc.detail),
+        )
+    except Exception as exc:  # noqa: BLE001 - one bad attempt must not stop the others (C4)
+        return Exchange(
+            started_at=started_at,
+            duration=max(0.0, timer() - started),
+            error_kind="error",
+            detail=f"unexpected {type(exc).__name__} while sending",
+        )
+    return Exchange(
+        started_at=started_at,
+        duration=max(0.0, timer() - started),
+        response=response,
+        detail=_redirect_detail(response),
+    )
+
+
+def settle(
+    delivery: Delivery, sent: Exchange, decision: Decision, *, now: datetime
+) -> tuple[Delivery, Attempt]:
+    """
+    Return the delivery's state after *sent*, as *decision* has it, and the attempt's row.
+    """
+    number = delivery.attempts + 1
+    status = _STATUS_AFTER[decision.verdict]
+    attempt = Attempt(
+        delivery_id=delivery.id,
+        number=number,
+        started_at=sent.started_at,
+        duration=sent.duration,
+        status_code=sent.status,
+        error_kind=sent.error_kind,
+        detail=sent.detail,
+        response_excerpt=sent.excerpt,
+        verdict=decision.verdict,
+        reason=decision.reason,
+    )
+    error = None
+    if decision.verdict is not Verdict.DELIVERED:
+        error = f"{sent.detail} ({decision.reason})" if sent.detail else decision.reason
+    updated = attrs.evolve(
+        delivery,
+        status=status,
+        attempts=number,
+        next_attempt_at=decision.next_attempt_at or now,
+        updated_at=now,
+        last_status=sent.status,
+        last_error=clip_error(error),
+        finished_at=None if status is DeliveryStatus.PENDING else now,
+        lease_owner=None,
+        lease_until=None,
+    )
+    return updated, attempt

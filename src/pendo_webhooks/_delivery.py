@@ -1,0 +1,268 @@
+"""
+The outbox records: :class:`Delivery`, :class:`Attempt` and :class:`DeliveryStatus`.
+
+A :class:`Delivery` is one event on its way to one webhook; an :class:`Attempt` is one
+try at sending it. Both are immutable values: the dispatcher makes the next state with
+:func:`attrs.evolve` and hands it to the store, which writes it only while the
+dispatcher's lease still holds.
+
+Neither ever holds a secret, a write key or a signature: headers are computed per
+attempt and never stored.
+
+Strictly private; import these names from :mod:`pendo_webhooks.dispatcher`.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+
+import attrs
+
+from ._category import EventCategory
+from .exceptions import ValidationError
+from .retry import Verdict
+
+
+__all__ = [
+    "FINISHED",
+    "MAX_ERROR_LENGTH",
+    "MAX_EXCERPT_BYTES",
+    "Attempt",
+    "Delivery",
+    "DeliveryStatus",
+    "clip_error",
+]
+
+#: The most response bytes an :class:`Attempt` keeps.
+MAX_EXCERPT_BYTES = 2048
+#: The most characters of ``last_error`` a :class:`Delivery` keeps.
+MAX_ERROR_LENGTH = 500
+
+
+class DeliveryStatus(str, enum.Enum):
+    """
+    Where a delivery stands.
+
+    >>> DeliveryStatus("dead") is DeliveryStatus.DEAD
+    True
+    >>> DeliveryStatus.DELIVERED.is_finished, DeliveryStatus.PENDING.is_finished
+    (True, False)
+    """
+
+    #: Waiting for its next attempt (or being attempted, while a lease is held).
+    PENDING = "pending"
+    #: The receiver answered 2xx.
+    DELIVERED = "delivered"
+    #: A final failure that no retry can fix (3xx, most 4xx, 410, a blocked address).
+    FAILED = "failed"
+    #: Every retry failed; the retry budget is spent.
+    DEAD = "dead"
+    #: Never sent (again) because its webhook was disabled, deleted or unsubscribed.
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def is_finished(self) -> bool:
+        """
+        Whether nothing more happens to a delivery in this state (unless redelivered).
+        """
+        return self is not DeliveryStatus.PENDING
+
+
+#: The final states.
+FINISHED: frozenset[DeliveryStatus] = frozenset(s for s in DeliveryStatus if s.is_finished)
+
+
+def clip_error(text: str | None) -> str | None:
+    """
+    Clip an error text to :data:`MAX_ERROR_LENGTH` characters.
+
+    >>> len(clip_error("x" * 1000)), clip_error(None)
+    (500, None)
+    """
+    if text is None or len(text) <= MAX_ERROR_LENGTH:
+        return text
+    return text[: MAX_ERROR_LENGTH - 1] + "\u2026"
+
+
+def _to_status(value: DeliveryStatus | str) -> DeliveryStatus:
+    try:
+        return DeliveryStatus(value)
+    except ValueError:
+        msg = f"unknown delivery status {str(value)[:50]!r}"
+        raise ValidationError("status", msg) from None
+
+
+def _to_category(value: EventCategory | str) -> EventCategory:
+    try:
+        return EventCategory(value)
+    except ValueError:
+        msg = f"unknown event category {str(value)[:100]!r}"
+        raise ValidationError("category", msg) from None
+
+
+def _to_verdict(value: Verdict | str) -> Verdict:
+    try:
+        return Verdict(value)
+    except ValueError:
+        msg = f"unknown verdict {str(value)[:50]!r}"
+        raise ValidationError("verdict", msg) from None
+
+
+def _utc(value: datetime) -> datetime:
+    if type(value) is datetime and value.tzinfo is timezone.utc:
+        return value  # the common case, checked cheaply: records are built on every attempt
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        msg = "must be a timezone-aware datetime"
+        raise ValidationError("datetime", msg)
+    return value.astimezone(timezone.utc)
+
+
+def _utc_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else _utc(value)
+
+
+def _check_count(_: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        msg = "must be a non-negative integer"
+        raise ValidationError(attribute.name, msg)
+
+
+def _check_bytes(_: object, attribute: attrs.Attribute[bytes], value: bytes) -> None:
+    if not isinstance(value, bytes):
+        msg = f"must be bytes, not {type(value).__name__}"
+        raise ValidationError(attribute.name, msg)
+
+
+def _body_repr(body: bytes) -> str:
+    return f"<{len(body)} bytes>"
+
+
+@attrs.frozen(kw_only=True)
+class Delivery:
+    """
+    One event on its way to one webhook.
+
+    Attributes:
+        id: ``"dlv_"`` plus random characters.
+        webhook_id: The webhook it goes to.
+        event_id: The event's ``uniqueId``: the ``webhook-id`` header of every
+            attempt and every replay, so receivers can de-duplicate. One
+            delivery per event and webhook.
+        category: The event's category.
+        body: The exact bytes sent on every attempt, serialized once when the
+            delivery was created (empty once purged). Never shown in the repr.
+        status: Where it stands.
+        attempts: Attempts made so far, redeliveries included.
+        attempt_base: Attempts made before the last manual redelivery; the retry
+            budget counts from here.
+        next_attempt_at: When it may next be claimed; while a lease is held,
+            when that lease lapses.
+        created_at, updated_at: When it was stored and last changed.
+        last_status: The HTTP status of the last attempt, if one came back.
+        last_error: Why the last attempt did not deliver, or why it was
+            cancelled; sanitized (no query strings, secrets or bodies).
+        lease_owner, lease_until: Who is attempting it, and until when their
+            claim holds; ``None`` when nobody is.
+        finished_at: When it reached a final state.
+        redelivered_at: When it was last redelivered by hand.
+        purged: Whether its body and response excerpts were purged.
+
+    >>> from datetime import datetime, timezone
+    >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    >>> d = Delivery(id="dlv_1", webhook_id="wh_1", event_id="f961", category="npsSubmitted",
+    ...              body=b"{}", next_attempt_at=t, created_at=t, updated_at=t)
+    >>> d  # doctest: +NORMALIZE_WHITESPACE
+    Delivery(id='dlv_1', webhook_id='wh_1', event_id='f961',
+             category=<EventCategory.NPS_SUBMITTED: 'npsSubmitted'>, body=<2 bytes>,
+             status=<DeliveryStatus.PENDING: 'pending'>, attempts=0, attempt_base=0,
+             next_attempt_at=datetime.datetime(2026, 1, 1, 0, 0, tzinfo=datetime.timezone.utc),
+             created_at=datetime.datetime(2026, 1, 1, 0, 0, tzinfo=datetime.timezone.utc),
+             updated_at=datetime.datetime(2026, 1, 1, 0, 0, tzinfo=datetime.timezone.utc),
+             last_status=None, last_error=None, lease_owner=None, lease_until=None,
+             finished_at=None, redelivered_at=None, purged=False)
+    >>> d.is_due(t)
+    True
+    """
+
+    id: str
+    webhook_id: str
+    event_id: str
+    category: EventCategory = attrs.field(converter=_to_category)
+    body: bytes = attrs.field(validator=_check_bytes, repr=_body_repr)
+    status: DeliveryStatus = attrs.field(default=DeliveryStatus.PENDING, converter=_to_status)
+    attempts: int = attrs.field(default=0, validator=_check_count)
+    attempt_base: int = attrs.field(default=0, validator=_check_count)
+    next_attempt_at: datetime = attrs.field(converter=_utc)
+    created_at: datetime = attrs.field(converter=_utc)
+    updated_at: datetime = attrs.field(converter=_utc)
+    last_status: int | None = None
+    last_error: str | None = None
+    lease_owner: str | None = None
+    lease_until: datetime | None = attrs.field(default=None, converter=_utc_or_none)
+    finished_at: datetime | None = attrs.field(default=None, converter=_utc_or_none)
+    redelivered_at: datetime | None = attrs.field(default=None, converter=_utc_or_none)
+    purged: bool = False
+
+    def is_due(self, now: datetime) -> bool:
+        """
+        Whether a worker may claim it at *now*: pending, and its time (or its lease) is up.
+        """
+        return self.status is DeliveryStatus.PENDING and self.next_attempt_at <= now
+
+    @property
+    def attempt_number(self) -> int:
+        """
+        The number the next attempt will get (1 for the first).
+        """
+        return self.attempts + 1
+
+
+@attrs.frozen(kw_only=True)
+class Attempt:
+    """
+    One try at sending a delivery, as stored.
+
+    Attributes:
+        delivery_id: The delivery tried.
+        number: 1 for the first attempt, counting on across redeliveries.
+        started_at: When the request started.
+        duration: Seconds it took, until a response or an error.
+        status_code: The HTTP status, if a response came back.
+        error_kind: Otherwise why not: ``"timeout"``, ``"connect"``, ``"dns"``,
+            ``"tls"``, ``"blocked"``, ``"too-large"`` or ``"error"``.
+        detail: A sanitized description of the error, if any.
+        response_excerpt: At most :data:`MAX_EXCERPT_BYTES` of the response
+            body, as received (empty once purged).
+        verdict: What the retry policy made of it.
+        reason: The policy's short explanation, e.g. ``"HTTP 503, retry 1 of 5 in 5s"``.
+
+    >>> from datetime import datetime, timezone
+    >>> a = Attempt(delivery_id="dlv_1", number=1,
+    ...             started_at=datetime(2026, 1, 1, tzinfo=timezone.utc), duration=0.01,
+    ...             status_code=503, verdict="retry", reason="HTTP 503, retry 1 of 5 in 5s")
+    >>> a.verdict, a.response_excerpt
+    (<Verdict.RETRY: 'retry'>, b'')
+    """
+
+    delivery_id: str
+    number: int = attrs.field(validator=_check_count)
+    started_at: datetime = attrs.field(converter=_utc)
+    duration: float
+    status_code: int | None = None
+    error_kind: str | None = None
+    detail: str | None = None
+    response_excerpt: bytes = attrs.field(default=b"", validator=_check_bytes, repr=_body_repr)
+    verdict: Verdict = attrs.field(converter=_to_verdict)
+    reason: str
+
+    def __attrs_post_init__(self) -> None:
+        if len(self.response_excerpt) > MAX_EXCERPT_BYTES:
+            msg = f"must be at most {MAX_EXCERPT_BYTES} bytes"
+            raise ValidationError("response_excerpt", msg)
+        if (self.status_code is None) == (self.error_kind is None):
+            msg = "give exactly one of status_code and error_kind"
+            raise ValidationError("status_code", msg)

@@ -1,0 +1,796 @@
+"""
+The delivery engine: :class:`Dispatcher` stores, signs, sends and retries webhook deliveries.
+
+Every delivery lives in the store's outbox from the moment it is created, so a
+process may die at any line and another picks up (at least once, never lost):
+
+* :meth:`Dispatcher.dispatch` serializes the event once, stores one
+  :class:`Delivery` per enabled, subscribed webhook (already claimed by this
+  dispatcher) and makes one immediate attempt each;
+* :meth:`Dispatcher.run_due`, :meth:`~Dispatcher.drain` and
+  :meth:`~Dispatcher.run_worker` claim due deliveries (a lease: an owner and an
+  expiry), attempt them with no transaction open, and record each outcome only
+  while the lease is still theirs;
+* each attempt re-reads its webhook, so a webhook disabled, deleted or unsubscribed
+  meanwhile gets no request (the delivery is ``cancelled``), signs afresh (new
+  ``webhook-timestamp``, same ``webhook-id`` and body bytes), and stores an
+  :class:`Attempt` row; the :class:`~pendo_webhooks.retry.RetryPolicy` decides what
+  follows, and a ``410 Gone`` disables the webhook (audited as ``"system"``).
+
+>>> from pendo_webhooks.registry import Actor, WebhookRegistry
+>>> from pendo_webhooks.storage import InMemoryStorage
+>>> from pendo_webhooks.testing import FrozenClock, RecordingTransport, sample_event
+>>> registry = WebhookRegistry(InMemoryStorage())
+>>> admin = Actor("u-1", is_admin=True)
+>>> hook = registry.create(admin, name="NPS", url="https://hooks.example.com/in",
+...                        secret="s3cr3t!", categories={"npsSubmitted"})
+>>> _ = registry.enable(admin, hook.id)
+>>> clock = FrozenClock()
+>>> transport = RecordingTransport([503])
+>>> dispatcher = Dispatcher(registry, transport=transport, clock=clock, sleep=clock.sleep)
+>>> dispatcher.dispatch(sample_event("npsSubmitted")).for_webhook(hook.id).outcome
+<Outcome.RETRY: 'retry'>
+>>> dispatcher.drain(timeout=600).delivered
+1
+>>> [r.headers["webhook-id"] == transport.requests[0].headers["webhook-id"]
+...  for r in transport.requests]
+[True, True]
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+
+import attrs
+
+from ._attempt import Exchange, SignerCache, exchange, host_of, settle, unwanted, url_request
+from ._clock import Clock, utcnow
+from ._delivery import Attempt, Delivery, DeliveryStatus
+from ._dispatch_admin import AdminMixin
+from ._dispatch_args import count_arg, seconds_arg
+from ._dispatch_running import MAX_THREADS, RunningMixin
+from ._dispatch_segment import SegmentMixin, released
+from ._exclusions import ExclusionMatcher, StoredExclusions
+from ._gate import (
+    DEFAULT_MAX_BODY_BYTES,
+    Decision,
+    DestinationResolver,
+    describe,
+    evaluate,
+    event_gate,
+    payload_measure,
+)
+from ._gate import SkipReason as GateReason
+from ._outcomes import DeliveryOutcome, DispatchResult, DrainSummary, Outcome, TestResult
+from ._segment import MAX_MESSAGE_BYTES, too_large_reason
+from ._transitions import new_id
+from ._webhook import Webhook, WebhookKind
+from .events import Event, EventCategory
+from .exceptions import ConfigurationError, PendoWebhooksError, UnknownWebhook, ValidationError
+from .formatters import Formatter, SegmentFormatter, URLFormatter
+from .registry import WebhookRegistry
+from .retry import RetryPolicy, Verdict
+from .storage import InMemoryStorage, Storage
+from .storage._outbox_protocol import SkipReason
+from .storage._postgres_host import enqueue_through
+from .transports import OutgoingRequest, RequestsTransport, Transport
+
+
+__all__ = [
+    "DEFAULT_LEASE",
+    "DEFAULT_MAX_BODY_BYTES",
+    "Attempt",
+    "Delivery",
+    "DeliveryOutcome",
+    "DeliveryStatus",
+    "DispatchResult",
+    "Dispatcher",
+    "DrainSummary",
+    "Outcome",
+    "TestResult",
+]
+
+#: How long a claim holds unless told otherwise: longer than any attempt can take
+#: (the transport's deadline is at most 30 s), plus a margin.
+DEFAULT_LEASE = timedelta(seconds=60)
+
+logger = logging.getLogger("pendo_webhooks")
+
+_SKIPPED = {
+    SkipReason.DUPLICATE: "duplicate: this event was already enqueued for this webhook",
+    SkipReason.DISABLED: "webhook disabled",
+    SkipReason.DELETED: "webhook deleted",
+}
+
+
+class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
+    """
+    Delivers events to the registry's webhooks through the store's outbox; synchronous.
+
+    Args:
+        registry: Where webhooks are looked up, and which disables a webhook on 410.
+        storage: The store holding the outbox; the registry's store by default (for
+            :class:`~pendo_webhooks.storage.InMemoryStorage` it must be that one).
+        transport: Sends requests; by default a
+            :class:`~pendo_webhooks.transports.RequestsTransport` guarded by the
+            registry's destination policy, closed by :meth:`close`.
+        retry: Decides what follows each attempt.
+        clock: Returns the current aware UTC time.
+        sleep: How :meth:`drain` waits for the next due time.
+        rng: Jitters retry waits (a :class:`random.Random`); seed it for exact tests.
+        lease_duration: How long a claim holds (seconds or a timedelta): longer than
+            one attempt can take. A worker killed mid-attempt delays that delivery by
+            at most this much.
+        dispatch_threads: Threads for :meth:`dispatch`'s immediate attempts when an
+            event goes to several webhooks, so one slow receiver delays no other.
+        ids: Makes delivery ids from the prefix ``"dlv"``.
+        max_body_bytes: The largest URL webhook body sent (256 KB by default). A larger
+            one is stored as ``failed`` with the reason, and never sent. Segment
+            messages have Segment's own limit of 32,768 bytes.
+
+    Raises:
+        ConfigurationError: If an argument is of the wrong kind or out of range.
+
+    A host process dispatches; a worker process (or a thread) delivers the retries:
+
+    >>> from pendo_webhooks.registry import Actor, WebhookRegistry
+    >>> from pendo_webhooks.storage import InMemoryStorage
+    >>> from pendo_webhooks.testing import RecordingTransport, sample_event
+    >>> registry = WebhookRegistry(InMemoryStorage())
+    >>> admin = Actor("u-1", is_admin=True)
+    >>> hook = registry.create(admin, name="Zapier", url="https://hooks.example.com/z",
+    ...                        categories={"guideDisplayed"})
+    >>> with Dispatcher(registry, transport=RecordingTransport([404])) as dispatcher:
+    ...     dispatcher.send_test(admin, hook.id).error
+    ...     _ = registry.enable(admin, hook.id)
+    ...     [str(o.outcome) for o in dispatcher.dispatch(sample_event("guideDisplayed"))]
+    ...     [str(o.outcome) for o in dispatcher.run_due()]
+    'HTTP 404'
+    ['delivered']
+    []
+    """
+
+    def __init__(
+        self,
+        registry: WebhookRegistry,
+        storage: Storage | None = None,
+        *,
+        transport: Transport | None = None,
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - a frozen value
+        clock: Clock = utcnow,
+        sleep: Callable[[float], object] = time.sleep,
+        rng: random.Random | None = None,
+        lease_duration: float | timedelta = DEFAULT_LEASE,
+        dispatch_threads: int = 4,
+        ids: Callable[[str], str] = new_id,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ) -> None:
+        if not isinstance(registry, WebhookRegistry):
+            raise ConfigurationError("registry: must be a WebhookRegistry")
+        storage = registry.storage if storage is None else storage
+        if isinstance(storage, InMemoryStorage) and storage is not registry.storage:
+            msg = "storage: an InMemoryStorage must be the registry's own store"
+            raise ConfigurationError(msg)
+        if not isinstance(retry, RetryPolicy):
+            raise ConfigurationError("retry: must be a RetryPolicy")
+        for name, value in (("clock", clock), ("sleep", sleep), ("ids", ids)):
+            if not callable(value):
+                raise ConfigurationError(f"{name}: must be callable")
+        if rng is not None and not isinstance(rng, random.Random):
+            raise ConfigurationError("rng: must be a random.Random")
+        try:
+            lease = timedelta(seconds=seconds_arg("lease_duration", lease_duration))
+            threads = count_arg("dispatch_threads", dispatch_threads, most=MAX_THREADS)
+            self.max_body_bytes = count_arg("max_body_bytes", max_body_bytes, most=2**31)
+        except ValidationError as exc:
+            raise ConfigurationError(str(exc)) from None
+        self.registry = registry
+        self.storage: Storage = storage
+        self._owns_transport = transport is None
+        self.transport: Transport = (
+            RequestsTransport(destinations=registry.destinations)
+            if transport is None
+            else transport
+        )
+        self.retry = retry
+        self.clock = clock
+        self._sleep = sleep
+        self._rng = random.Random() if rng is None else rng  # noqa: S311 - jitter, not secrets
+        self.lease_duration = lease
+        self._threads = threads
+        self._ids = ids
+        self._token = secrets.token_hex(6)
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._signers = SignerCache()
+        self._formatters: dict[WebhookKind, Formatter] = {
+            WebhookKind.URL: URLFormatter(),
+            WebhookKind.SEGMENT: SegmentFormatter(),
+        }
+        self._exclusions = StoredExclusions(storage)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Dispatcher(owner={self.owner!r}, storage={self.storage!r}, "
+            f"lease_duration={self.lease_duration.total_seconds():g}s)>"
+        )
+
+    def __enter__(self) -> Dispatcher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """
+        Stop the dispatch threads, and close the transport if the dispatcher made it.
+        """
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+        if self._owns_transport and isinstance(self.transport, RequestsTransport):
+            self.transport.close()
+
+    @property
+    def owner(self) -> str:
+        """
+        The lease owner this dispatcher claims as: random per instance, plus the process id.
+        """
+        return f"{self._token}-{os.getpid()}"
+
+    # -- enqueueing ------------------------------------------------------------------------
+
+    def dispatch(self, event: Event) -> DispatchResult:
+        """
+        Store *event* for every enabled webhook subscribed to it, and attempt each once now.
+
+        The message is serialized once per kind of webhook (Pendo's body for URL
+        webhooks, a Segment ``track`` message for Segment ones); all the deliveries are
+        stored in one transaction, already claimed by this dispatcher, then attempted (in
+        parallel when there are several) and recorded. A Segment delivery goes out in a
+        batch with its webhook's other due deliveries. A failed attempt is retried later
+        by :meth:`run_due` and friends. A message over its size limit is stored as
+        ``failed``, with the reason, and never sent.
+
+        Returns:
+            One :class:`DeliveryOutcome` per subscribed, enabled webhook.
+
+        Raises:
+            ValidationError: If *event* is not an event.
+            PayloadError: If the event cannot be serialized (nothing is stored).
+            StorageError: If the store fails (nothing was attempted).
+        """
+        return self._enqueue([event], attempt=True)[0]
+
+    def dispatch_many(self, events: Iterable[Event]) -> list[DispatchResult]:
+        """
+        Store many events in one transaction, like :meth:`enqueue_many`, and attempt them now.
+
+        The bulk form of :meth:`dispatch`: every delivery is stored already claimed by
+        this dispatcher, so nothing is sent before it is durable; then each Segment
+        webhook's deliveries go out in batches (up to 2,500 messages and 475,000 bytes
+        each) and every URL webhook delivery is attempted once (on the dispatch threads).
+        Whatever could not be sent while its claim was fresh is handed back, due at once,
+        for :meth:`run_due` and friends, like every retry.
+
+        Returns:
+            One :class:`DispatchResult` per event, in order.
+
+        Raises:
+            ValidationError: If an item is not an event (nothing is stored).
+            PayloadError: If an event cannot be serialized (nothing is stored).
+            StorageError: If the store fails.
+
+        >>> from pendo_webhooks.registry import Actor, WebhookRegistry
+        >>> from pendo_webhooks.storage import InMemoryStorage
+        >>> from pendo_webhooks.testing import RecordingTransport, sample_event
+        >>> registry = WebhookRegistry(InMemoryStorage())
+        >>> admin = Actor("u-1", is_admin=True)
+        >>> hook = registry.create(admin, name="Segment", kind="segment", write_key="wk",
+        ...                        categories={"accountCreated"})
+        >>> _ = registry.enable(admin, hook.id)
+        >>> transport = RecordingTransport()
+        >>> dispatcher = Dispatcher(registry, transport=transport)
+        >>> events = [sample_event("accountCreated", unique_id=f"a{i}") for i in range(4)]
+        >>> [str(r.for_webhook(hook.id).outcome) for r in dispatcher.dispatch_many(events)]
+        ['delivered', 'delivered', 'delivered', 'delivered']
+        >>> len(transport.requests)
+        1
+        """
+        return self._enqueue(events, attempt=True)
+
+    def enqueue(self, event: Event, *, connection: object | None = None) -> DispatchResult:
+        """
+        Store *event* like :meth:`dispatch`, without attempting it (a worker process will).
+
+        Outcomes are :attr:`Outcome.PENDING` for stored deliveries, :attr:`Outcome.FAILED`
+        for a message over its size limit, and :attr:`Outcome.SKIPPED` otherwise.
+
+        With *connection* (the transactional outbox; PostgresStorage only), the
+        deliveries are written through the host's own psycopg connection, in its open
+        transaction: they commit with the host's business change or roll back with it,
+        and a worker sends them only once committed (``examples/transactional_outbox.py``).
+
+        Raises:
+            ConfigurationError: If *connection* is given but the store cannot use it.
+        """
+        return self._enqueue([event], attempt=False, connection=connection)[0]
+
+    def enqueue_many(
+        self, events: Iterable[Event], *, connection: object | None = None
+    ) -> list[DispatchResult]:
+        """
+        Store many events like :meth:`enqueue`, all in one transaction: the bulk path.
+
+        Each event is serialized once per kind of webhook, the subscribed webhooks are
+        looked up once per category, and every delivery of every event is written in
+        one transaction (the host's, with *connection*: see :meth:`enqueue`). Nothing
+        is attempted; :meth:`run_due`, :meth:`drain` or a worker sends them (Segment
+        webhooks' in batches of up to 2,500).
+
+        Returns:
+            One :class:`DispatchResult` per event, in order.
+
+        Raises:
+            ValidationError: If an item is not an event (nothing is stored).
+            PayloadError: If an event cannot be serialized (nothing is stored).
+            StorageError: If the store fails (nothing is stored).
+
+        >>> from pendo_webhooks.registry import Actor, WebhookRegistry
+        >>> from pendo_webhooks.storage import InMemoryStorage
+        >>> from pendo_webhooks.testing import RecordingTransport, sample_event
+        >>> registry = WebhookRegistry(InMemoryStorage())
+        >>> admin = Actor("u-1", is_admin=True)
+        >>> hook = registry.create(admin, name="Segment", kind="segment", write_key="wk",
+        ...                        categories={"visitorCreated"})
+        >>> _ = registry.enable(admin, hook.id)
+        >>> transport = RecordingTransport()
+        >>> dispatcher = Dispatcher(registry, transport=transport)
+        >>> events = [sample_event("visitorCreated", unique_id=f"v{i}") for i in range(3)]
+        >>> [str(r.for_webhook(hook.id).outcome) for r in dispatcher.enqueue_many(events)]
+        ['pending', 'pending', 'pending']
+        >>> dispatcher.drain(timeout=10).delivered, len(transport.requests)
+        (3, 1)
+        """
+        return self._enqueue(events, attempt=False, connection=connection)
+
+    def _enqueue(
+        self, events: Iterable[Event], *, attempt: bool, connection: object | None = None
+    ) -> list[DispatchResult]:
+        now = self.clock()
+        lease_until = now + self.lease_duration if attempt else None
+        subscribed: dict[EventCategory, list[Webhook]] = {}
+        exclusions: list[ExclusionMatcher] = []
+        plans = [self._plan(event, now, lease_until, subscribed, exclusions) for event in events]
+        planned = [pair for plan in plans for pair in plan.planned]
+        if planned:
+            batch = [d for _, d in planned]
+            skipped = iter(
+                self.storage.enqueue_deliveries(batch)
+                if connection is None
+                else enqueue_through(self.storage, batch, connection)
+            )
+            for plan in plans:
+                for webhook, delivery in plan.planned:
+                    why = next(skipped)
+                    if why is not None:
+                        plan.outcomes[webhook.id] = _skipped(webhook.id, _SKIPPED.get(why, why))
+                    elif delivery.status is DeliveryStatus.FAILED:
+                        plan.outcomes[webhook.id] = _too_large(delivery)
+                    else:
+                        plan.stored.append((webhook, delivery))
+        if attempt and len(plans) > 1:
+            stored = [pair for plan in plans for pair in plan.stored]
+            by_delivery = {o.delivery_id: o for o in self._attempt_stored(stored)}
+            for plan in plans:
+                for webhook, delivery in plan.stored:
+                    plan.outcomes[webhook.id] = by_delivery[delivery.id]
+        else:
+            for plan in plans:
+                found = self._attempt_all(plan.stored) if attempt else _pending(plan.stored)
+                for outcome in found:
+                    plan.outcomes[outcome.webhook_id] = outcome
+        return [plan.result() for plan in plans]
+
+    def _plan(
+        self,
+        event: Event,
+        now: datetime,
+        lease_until: datetime | None,
+        subscribed: dict[EventCategory, list[Webhook]],
+        exclusions: list[ExclusionMatcher],
+    ) -> _Plan:
+        """
+        Decide *event*'s deliveries: one per subscribed webhook, its message formatted once.
+        """
+        category = getattr(event, "category", None)
+        if not isinstance(category, EventCategory):
+            raise ValidationError("event", f"must be an event, not {type(event).__name__}")
+        webhooks = subscribed.get(category)
+        if webhooks is None:
+            webhooks = subscribed[category] = self.registry.subscribed(category)
+        plan = _Plan(event=event, webhooks=webhooks)
+        if not webhooks:
+            return plan
+        if not exclusions:  # read once per call, and only when some webhook listens
+            exclusions.append(self._exclusions.current())
+        gate = event_gate(event, exclusions[0])
+        if gate is not None:
+            plan.gated = _gated(event, webhooks, *gate)
+            return plan
+        bodies: dict[WebhookKind, bytes] = {}
+        for webhook in webhooks:
+            body = bodies.get(webhook.kind)
+            if body is None:
+                body = bodies[webhook.kind] = self._formatters[webhook.kind].format(event)
+            limit = self.max_body_bytes if webhook.kind is WebhookKind.URL else MAX_MESSAGE_BYTES
+            delivery = Delivery(
+                id=self._ids("dlv"),
+                webhook_id=webhook.id,
+                event_id=event.unique_id,
+                category=category,
+                body=body,
+                next_attempt_at=lease_until or now,
+                created_at=now,
+                updated_at=now,
+                lease_owner=self.owner if lease_until else None,
+                lease_until=lease_until,
+            )
+            if len(body) > limit:
+                # Never sent: stored finished, so the reason stays on record (WIRE.md §4).
+                delivery = attrs.evolve(
+                    delivery,
+                    status=DeliveryStatus.FAILED,
+                    next_attempt_at=now,
+                    last_error=too_large_reason(len(body), limit),
+                    finished_at=now,
+                    lease_owner=None,
+                    lease_until=None,
+                )
+            plan.planned.append((webhook, delivery))
+        return plan
+
+    def _attempt_all(
+        self, stored: list[tuple[Webhook, Delivery]], *, guard_lease: bool = False
+    ) -> list[DeliveryOutcome]:
+        attempt = self._attempt_guarded if guard_lease else self._attempt_now
+        if len(stored) <= 1:
+            return [attempt(delivery, webhook) for webhook, delivery in stored]
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    self._threads, thread_name_prefix="pendo-webhooks-dispatch"
+                )
+            pool = self._pool
+        return list(pool.map(lambda pair: attempt(pair[1], pair[0]), stored))
+
+    def _attempt_guarded(self, delivery: Delivery, webhook: Webhook) -> DeliveryOutcome:
+        if self._lease_too_short([delivery]):
+            self._release([delivery])
+            return released([delivery])[0]
+        return self._attempt_now(delivery, webhook)
+
+    def _attempt_now(self, delivery: Delivery, webhook: Webhook) -> DeliveryOutcome:
+        """
+        Attempt a just-stored delivery; for Segment, in a batch with the webhook's due ones.
+        """
+        if webhook.kind is WebhookKind.URL:
+            return self._attempt(delivery, webhook)
+        found = self._attempt_batch([delivery], webhook)
+        return next((o for o in found if o.delivery_id == delivery.id), found[0])
+
+    def _attempt_stored(self, stored: list[tuple[Webhook, Delivery]]) -> list[DeliveryOutcome]:
+        """
+        Attempt many just-stored deliveries: each Segment webhook's in batches, the rest alone.
+
+        A URL delivery whose lease is half gone before its turn comes is handed back
+        (pending, due at once) rather than sent late.
+        """
+        batches: dict[str, tuple[Webhook, list[Delivery]]] = {}
+        singles: list[tuple[Webhook, Delivery]] = []
+        for webhook, delivery in stored:
+            if webhook.kind is WebhookKind.SEGMENT:
+                batches.setdefault(webhook.id, (webhook, []))[1].append(delivery)
+            else:
+                singles.append((webhook, delivery))
+        found = [o for hook, group in batches.values() for o in self._attempt_batch(group, hook)]
+        return found + self._attempt_all(singles, guard_lease=True)
+
+    def explain(self, event: Event) -> list[Decision]:
+        """
+        Say, for every registered webhook, whether *event* would be sent to it, and why not.
+
+        Nothing is sent or stored. The rules and their order are those of
+        :func:`~pendo_webhooks.pipeline.evaluate`: excluded visitor, account or source
+        IP, an agent too old for NPS and polls; then per webhook: disabled, not subscribed,
+        destination refused by the registry's destination policy (and, if the transport
+        offers ``check_destination(url)``, by what the name resolves to), payload too large.
+        :meth:`dispatch` reports the event-wide reasons the same way, as skipped outcomes.
+
+        Raises:
+            ValidationError: If *event* is not an event.
+
+        >>> from pendo_webhooks.registry import Actor, WebhookRegistry
+        >>> from pendo_webhooks.storage import InMemoryStorage
+        >>> from pendo_webhooks.testing import RecordingTransport, sample_event
+        >>> registry = WebhookRegistry(InMemoryStorage())
+        >>> admin = Actor("u-1", is_admin=True)
+        >>> hook = registry.create(admin, name="NPS", url="https://hooks.example.com/n",
+        ...                        categories={"npsSubmitted"})
+        >>> dispatcher = Dispatcher(registry, transport=RecordingTransport())
+        >>> [d.text for d in dispatcher.explain(sample_event("npsSubmitted"))]
+        ['the webhook is disabled']
+        >>> _ = registry.enable(admin, hook.id)
+        >>> old = sample_event("npsSubmitted", agent_version="2.32.9")
+        >>> [d.text for d in dispatcher.explain(old)]
+        ['NPS and poll events need Pendo agent 2.33.0 or later: agent 2.32.9']
+        """
+        if not isinstance(getattr(event, "category", None), EventCategory):
+            raise ValidationError("event", f"must be an event, not {type(event).__name__}")
+        check: DestinationResolver | None = getattr(self.transport, "check_destination", None)
+        return evaluate(
+            event,
+            self.storage.list_webhooks(),
+            exclusions=self._exclusions.current(),
+            destinations=self.registry.destinations,
+            resolve=check if callable(check) else None,
+            measure=payload_measure(
+                event, max_body_bytes=self.max_body_bytes, formatters=self._formatters
+            ),
+        )
+
+    # -- claiming, attempting, recording ---------------------------------------------------
+
+    def _claim(self, limit: int, webhook_id: str | None = None) -> list[Delivery]:
+        now = self.clock()
+        return self.storage.claim_due(
+            owner=self.owner,
+            now=now,
+            lease_until=now + self.lease_duration,
+            limit=limit,
+            webhook_id=webhook_id,
+        )
+
+    def _release(self, deliveries: Sequence[Delivery]) -> None:
+        self.storage.release_claims([d.id for d in deliveries], owner=self.owner, now=self.clock())
+
+    def _current_webhook(self, webhook_id: str) -> Webhook | None:
+        try:
+            return self.storage.get_webhook(webhook_id)
+        except UnknownWebhook:
+            return None
+
+    def _attempt_claimed(self, delivery: Delivery) -> list[DeliveryOutcome]:
+        """
+        Attempt a claimed delivery against its webhook as it is now; never raise.
+
+        A Segment webhook's delivery takes the webhook's other due deliveries along in
+        its batch; their outcomes are returned too.
+        """
+        try:
+            webhook = self._current_webhook(delivery.webhook_id)
+        except Exception as exc:  # noqa: BLE001 - a broken store must not stop the loop
+            return [self._unexpected(delivery, exc)]
+        if webhook is not None and webhook.kind is WebhookKind.SEGMENT:
+            return self._attempt_batch([delivery], webhook)
+        return [self._attempt(delivery, webhook)]
+
+    def _attempt_batch(
+        self, deliveries: Sequence[Delivery], webhook: Webhook
+    ) -> list[DeliveryOutcome]:
+        """
+        Attempt claimed Segment deliveries (of *webhook*) in batches; never raise.
+
+        Deliveries the webhook no longer wants (disabled, unsubscribed) are cancelled
+        there, one by one. An exception here is a bug: the deliveries stay leased and
+        come back later.
+        """
+        try:
+            return self._attempt_segment(deliveries, webhook)
+        except Exception as exc:  # noqa: BLE001 - C4: one delivery never blocks the others
+            return [self._unexpected(delivery, exc) for delivery in deliveries]
+
+    def _attempt(self, delivery: Delivery, webhook: Webhook | None) -> DeliveryOutcome:
+        """
+        Attempt a claimed delivery once and record the outcome; never raise.
+
+        An exception here is a bug (sending errors are outcomes): the delivery stays
+        pending and leased, and comes back when the lease lapses.
+        """
+        try:
+            why = unwanted(delivery, webhook)
+            if webhook is None or why is not None:
+                return self._cancel(delivery, why or "webhook deleted")
+            sent = self._send_url(webhook, delivery.body, delivery.event_id)
+            return self._record(delivery, webhook, sent)
+        except Exception as exc:  # noqa: BLE001 - C4: one delivery never blocks the others
+            return self._unexpected(delivery, exc)
+
+    def _send_url(self, webhook: Webhook, body: bytes, event_id: str) -> Exchange:
+        """
+        Sign *body* for *webhook* afresh and send it once; never raise.
+        """
+
+        def build(now: datetime) -> OutgoingRequest:
+            return url_request(webhook, body, event_id=event_id, now=now, signers=self._signers)
+
+        return exchange(self.transport, build, clock=self.clock)
+
+    def _record(self, delivery: Delivery, webhook: Webhook, sent: Exchange) -> DeliveryOutcome:
+        """
+        Decide what follows *sent*, store it with its attempt row (fenced), act on a 410.
+        """
+        now = self.clock()
+        decision = self.retry.decide(
+            attempt=delivery.attempt_number - delivery.attempt_base,
+            status=sent.status,
+            error_kind=sent.error_kind,
+            retry_after=sent.retry_after,
+            now=now,
+            rng=self._rng.uniform,
+        )
+        updated, attempt = settle(delivery, sent, decision, now=now)
+        written = self.storage.record_outcome(updated, attempt, owner=self.owner, now=now)
+        if decision.disable_webhook:
+            self._disable_gone(webhook)
+        if not written:
+            return self._lost(delivery)
+        outcome = DeliveryOutcome(
+            webhook_id=delivery.webhook_id,
+            delivery_id=delivery.id,
+            outcome=Outcome(decision.verdict.value),
+            reason=updated.last_error,
+            attempt=attempt.number,
+            status_code=sent.status,
+            error_kind=sent.error_kind,
+            next_attempt_at=decision.next_attempt_at,
+        )
+        level = logging.DEBUG if decision.verdict is Verdict.DELIVERED else logging.INFO
+        if logger.isEnabledFor(level):
+            logger.log(
+                level,
+                "delivery %s to webhook %s (%s), attempt %d: %s in %.3f s, %s",
+                delivery.id,
+                delivery.webhook_id,
+                host_of(webhook.destination),
+                attempt.number,
+                sent.describe(),
+                sent.duration,
+                decision.reason,
+            )
+        return outcome
+
+    def _cancel(self, delivery: Delivery, why: str) -> DeliveryOutcome:
+        now = self.clock()
+        cancelled = attrs.evolve(
+            delivery,
+            status=DeliveryStatus.CANCELLED,
+            last_error=why,
+            finished_at=now,
+            updated_at=now,
+            lease_owner=None,
+            lease_until=None,
+        )
+        if not self.storage.record_outcome(cancelled, None, owner=self.owner, now=now):
+            return self._lost(delivery)
+        logger.info(
+            "delivery %s to webhook %s cancelled: %s", delivery.id, delivery.webhook_id, why
+        )
+        return DeliveryOutcome(
+            webhook_id=delivery.webhook_id,
+            delivery_id=delivery.id,
+            outcome=Outcome.CANCELLED,
+            reason=why,
+        )
+
+    def _lost(self, delivery: Delivery) -> DeliveryOutcome:
+        # Someone else changed it meanwhile (a cancellation, or a claim after our lease
+        # lapsed): report what the store holds now.
+        current = self.storage.get_delivery(delivery.id)
+        logger.warning(
+            "delivery %s to webhook %s: lease lost before the outcome was recorded (now %s)",
+            delivery.id,
+            delivery.webhook_id,
+            current.status,
+        )
+        cancelled = current.status is DeliveryStatus.CANCELLED
+        return DeliveryOutcome(
+            webhook_id=delivery.webhook_id,
+            delivery_id=delivery.id,
+            outcome=Outcome(current.status.value),
+            reason=current.last_error if cancelled else "lease lost; outcome not recorded",
+        )
+
+    def _unexpected(self, delivery: Delivery, exc: Exception) -> DeliveryOutcome:
+        # Only the type: the text of an unexpected error might quote a URL or a body.
+        logger.error(
+            "delivery %s to webhook %s: unexpected %s; it stays pending until its lease lapses",
+            delivery.id,
+            delivery.webhook_id,
+            type(exc).__name__,
+        )
+        return DeliveryOutcome(
+            webhook_id=delivery.webhook_id,
+            delivery_id=delivery.id,
+            outcome=Outcome.PENDING,
+            reason=f"unexpected {type(exc).__name__}; retried when the lease lapses",
+        )
+
+    def _disable_gone(self, webhook: Webhook) -> None:
+        reason = f"HTTP 410 Gone from {host_of(webhook.destination)}"
+        try:
+            self.registry.disable_by_system(webhook.id, reason=reason)
+        except PendoWebhooksError as exc:
+            logger.warning("webhook %s answered 410 but was not disabled: %s", webhook.id, exc)
+            return
+        logger.info("webhook %s disabled by the system: %s", webhook.id, reason)
+
+
+def _skipped(webhook_id: str, reason: str) -> DeliveryOutcome:
+    return DeliveryOutcome(
+        webhook_id=webhook_id, delivery_id=None, outcome=Outcome.SKIPPED, reason=reason
+    )
+
+
+def _gated(
+    event: Event, webhooks: Sequence[Webhook], reason: GateReason, detail: str
+) -> DispatchResult:
+    # An event-wide reason (exclusion, agent version): every subscribed webhook skips it,
+    # with the text explain() gives.
+    text = describe(reason, detail)
+    return DispatchResult(
+        event_id=event.unique_id,
+        category=event.category,
+        outcomes=tuple(_skipped(w.id, text) for w in webhooks),
+    )
+
+
+def _pending(stored: list[tuple[Webhook, Delivery]]) -> list[DeliveryOutcome]:
+    return [
+        DeliveryOutcome(webhook_id=w.id, delivery_id=d.id, outcome=Outcome.PENDING)
+        for w, d in stored
+    ]
+
+
+def _too_large(delivery: Delivery) -> DeliveryOutcome:
+    return DeliveryOutcome(
+        webhook_id=delivery.webhook_id,
+        delivery_id=delivery.id,
+        outcome=Outcome.FAILED,
+        reason=delivery.last_error,
+    )
+
+
+@attrs.define
+class _Plan:
+    """
+    One event's deliveries on their way into the store. Strictly private.
+    """
+
+    event: Event
+    webhooks: Sequence[Webhook]
+    planned: list[tuple[Webhook, Delivery]] = attrs.Factory(list)
+    stored: list[tuple[Webhook, Delivery]] = attrs.Factory(list)
+    outcomes: dict[str, DeliveryOutcome] = attrs.Factory(dict)
+    gated: DispatchResult | None = None
+
+    def result(self) -> DispatchResult:
+        """
+        The event's result: one outcome per subscribed webhook, in their order.
+        """
+        if self.gated is not None:
+            return self.gated
+        return DispatchResult(
+            event_id=self.event.unique_id,
+            category=self.event.category,
+            outcomes=tuple(self.outcomes[w.id] for w in self.webhooks),
+        )

@@ -1,0 +1,335 @@
+"""
+The outbox part of :class:`~pendo_webhooks.storage.InMemoryStorage`. Strictly private.
+
+Deliveries live in a dict; the pending ones also sit in a heap ordered by
+``next_attempt_at``, so a claim takes the earliest due ones without a scan. Heap
+entries go stale when a delivery changes; a stale entry is skipped when it
+surfaces, and the heap is rebuilt when stale entries outnumber live ones.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+
+import attrs
+
+from .._delivery import Attempt, Delivery, DeliveryStatus
+from .._webhook import Webhook
+from ._outbox_common import duplicate_delivery, not_finished, purged_body, unknown_delivery
+from ._outbox_protocol import SkipReason
+
+
+__all__ = ["MemoryOutbox"]
+
+_PENDING = DeliveryStatus.PENDING
+_REDELIVERABLE = frozenset({DeliveryStatus.FAILED, DeliveryStatus.DEAD})
+
+
+class MemoryOutbox:
+    """
+    Deliveries and attempts in dicts, guarded by the store's one lock. Strictly private.
+    """
+
+    # Set by InMemoryStorage.__init__; shared so that enqueueing sees webhook changes atomically.
+    _lock: threading.RLock
+    _webhooks: dict[str, Webhook]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._deliveries: dict[str, Delivery] = {}
+        self._attempts: dict[str, list[Attempt]] = {}
+        self._event_keys: set[tuple[str, str]] = set()
+        self._pending: dict[str, Delivery] = {}
+        self._due: list[tuple[datetime, int, str]] = []
+        self._seq = itertools.count()
+
+    # -- machinery (call with the lock held) -----------------------------------------------
+
+    def _put(self, delivery: Delivery) -> None:
+        self._deliveries[delivery.id] = delivery
+        if delivery.status is _PENDING:
+            self._pending[delivery.id] = delivery
+            heapq.heappush(self._due, (delivery.next_attempt_at, next(self._seq), delivery.id))
+            if len(self._due) > 4 * len(self._pending) + 1000:
+                self._due = [
+                    (d.next_attempt_at, next(self._seq), d.id) for d in self._pending.values()
+                ]
+                heapq.heapify(self._due)
+        else:
+            self._pending.pop(delivery.id, None)
+
+    def _is_live(self, entry: tuple[datetime, int, str]) -> bool:
+        found = self._pending.get(entry[2])
+        return found is not None and found.next_attempt_at == entry[0]
+
+    def _reopen(self, delivery: Delivery, now: datetime) -> Delivery:
+        reopened = attrs.evolve(
+            delivery,
+            status=_PENDING,
+            next_attempt_at=now,
+            attempt_base=delivery.attempts,
+            redelivered_at=now,
+            finished_at=None,
+            updated_at=now,
+        )
+        self._put(reopened)
+        return reopened
+
+    # -- the OutboxStore Protocol ----------------------------------------------------------
+
+    def enqueue_deliveries(self, deliveries: Sequence[Delivery]) -> list[str | None]:
+        """
+        Store new deliveries of enabled webhooks, skipping duplicates; see OutboxStore.
+        """
+        with self._lock:
+            results: list[str | None] = []
+            taken: set[str] = set()
+            for delivery in deliveries:
+                if delivery.id in self._deliveries or delivery.id in taken:
+                    raise duplicate_delivery(delivery.id)
+                taken.add(delivery.id)
+            for delivery in deliveries:
+                webhook = self._webhooks.get(delivery.webhook_id)
+                key = (delivery.webhook_id, delivery.event_id)
+                if webhook is None:
+                    results.append(SkipReason.DELETED)
+                elif not webhook.enabled:
+                    results.append(SkipReason.DISABLED)
+                elif key in self._event_keys:
+                    results.append(SkipReason.DUPLICATE)
+                else:
+                    self._event_keys.add(key)
+                    self._put(delivery)
+                    results.append(None)
+            return results
+
+    def claim_due(
+        self,
+        *,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        webhook_id: str | None = None,
+    ) -> list[Delivery]:
+        """
+        Lease up to *limit* due deliveries to *owner*; see OutboxStore.
+        """
+        with self._lock:
+            if webhook_id is None:
+                chosen = self._take_due(now, limit)
+            else:
+                chosen = sorted(
+                    (
+                        d
+                        for d in self._pending.values()
+                        if d.webhook_id == webhook_id and d.next_attempt_at <= now
+                    ),
+                    key=lambda d: (d.next_attempt_at, d.id),
+                )[:limit]
+            claimed = []
+            for delivery in chosen:
+                leased = attrs.evolve(
+                    delivery,
+                    lease_owner=owner,
+                    lease_until=lease_until,
+                    next_attempt_at=lease_until,
+                    updated_at=now,
+                )
+                self._put(leased)
+                claimed.append(leased)
+            return claimed
+
+    def _take_due(self, now: datetime, limit: int) -> list[Delivery]:
+        chosen: dict[str, Delivery] = {}
+        while self._due and len(chosen) < limit and self._due[0][0] <= now:
+            entry = heapq.heappop(self._due)
+            if self._is_live(entry):
+                chosen.setdefault(entry[2], self._pending[entry[2]])
+        return list(chosen.values())
+
+    def record_outcomes(
+        self, outcomes: Sequence[tuple[Delivery, Attempt | None]], *, owner: str, now: datetime
+    ) -> list[bool]:
+        """
+        Record several claimed deliveries' outcomes at once; see OutboxStore.
+        """
+        with self._lock:
+            return [self.record_outcome(d, a, owner=owner, now=now) for d, a in outcomes]
+
+    def record_outcome(
+        self, delivery: Delivery, attempt: Attempt | None, *, owner: str, now: datetime
+    ) -> bool:
+        """
+        Write a claimed delivery's new state if *owner* still holds its lease; see OutboxStore.
+        """
+        with self._lock:
+            current = self._pending.get(delivery.id)
+            if (
+                current is None
+                or current.lease_owner != owner
+                or current.lease_until is None
+                or current.lease_until < now
+            ):
+                return False
+            self._put(
+                attrs.evolve(
+                    current,
+                    status=delivery.status,
+                    attempts=delivery.attempts,
+                    next_attempt_at=delivery.next_attempt_at,
+                    updated_at=delivery.updated_at,
+                    last_status=delivery.last_status,
+                    last_error=delivery.last_error,
+                    finished_at=delivery.finished_at,
+                    lease_owner=None,
+                    lease_until=None,
+                )
+            )
+            if attempt is not None:
+                self._attempts.setdefault(delivery.id, []).append(attempt)
+            return True
+
+    def release_claims(self, delivery_ids: Sequence[str], *, owner: str, now: datetime) -> int:
+        """
+        Give back claims *owner* holds: due again at *now*; see OutboxStore.
+        """
+        with self._lock:
+            released = 0
+            for delivery_id in delivery_ids:
+                current = self._pending.get(delivery_id)
+                if current is not None and current.lease_owner == owner:
+                    self._put(
+                        attrs.evolve(
+                            current,
+                            lease_owner=None,
+                            lease_until=None,
+                            next_attempt_at=now,
+                            updated_at=now,
+                        )
+                    )
+                    released += 1
+            return released
+
+    def cancel_deliveries(self, webhook_id: str, *, reason: str, now: datetime) -> int:
+        """
+        Cancel every pending delivery of a webhook; see OutboxStore.
+        """
+        with self._lock:
+            doomed = [d for d in self._pending.values() if d.webhook_id == webhook_id]
+            for delivery in doomed:
+                self._put(
+                    attrs.evolve(
+                        delivery,
+                        status=DeliveryStatus.CANCELLED,
+                        last_error=reason,
+                        finished_at=now,
+                        updated_at=now,
+                        lease_owner=None,
+                        lease_until=None,
+                    )
+                )
+            return len(doomed)
+
+    def get_delivery(self, delivery_id: str) -> Delivery:
+        """
+        Return one delivery, or raise UnknownDelivery.
+        """
+        with self._lock:
+            try:
+                return self._deliveries[delivery_id]
+            except KeyError:
+                raise unknown_delivery(delivery_id) from None
+
+    def list_deliveries(
+        self,
+        *,
+        webhook_id: str | None = None,
+        status: DeliveryStatus | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        """
+        Return up to *limit* deliveries, newest first; see OutboxStore.
+        """
+        with self._lock:
+            found = [
+                d
+                for d in self._deliveries.values()
+                if (webhook_id is None or d.webhook_id == webhook_id)
+                and (status is None or d.status is status)
+            ]
+        found.reverse()  # insertion order, newest first
+        return found[:limit]
+
+    def list_attempts(self, delivery_id: str) -> list[Attempt]:
+        """
+        Return a delivery's attempts, first first.
+        """
+        with self._lock:
+            return list(self._attempts.get(delivery_id, ()))
+
+    def redeliver(self, delivery_id: str, *, now: datetime) -> Delivery:
+        """
+        Make a finished delivery pending again with a fresh retry budget; see OutboxStore.
+        """
+        with self._lock:
+            current = self.get_delivery(delivery_id)
+            if current.status is _PENDING:
+                raise not_finished(delivery_id)
+            if current.purged:
+                raise purged_body(delivery_id)
+            return self._reopen(current, now)
+
+    def redeliver_failed(
+        self, webhook_id: str, *, since: datetime, until: datetime, now: datetime
+    ) -> int:
+        """
+        Redeliver a webhook's failed and dead deliveries created in ``[since, until)``.
+        """
+        with self._lock:
+            chosen = [
+                d
+                for d in self._deliveries.values()
+                if d.webhook_id == webhook_id
+                and d.status in _REDELIVERABLE
+                and not d.purged
+                and since <= d.created_at < until
+            ]
+            for delivery in chosen:
+                self._reopen(delivery, now)
+            return len(chosen)
+
+    def purge(self, older_than: datetime) -> int:
+        """
+        Empty bodies and response excerpts of deliveries finished before *older_than*.
+        """
+        with self._lock:
+            chosen = [
+                d
+                for d in self._deliveries.values()
+                if d.finished_at is not None
+                and d.status is not _PENDING
+                and not d.purged
+                and d.finished_at < older_than
+            ]
+            for delivery in chosen:
+                self._put(attrs.evolve(delivery, body=b"", purged=True))
+                attempts = self._attempts.get(delivery.id)
+                if attempts:
+                    self._attempts[delivery.id] = [
+                        attrs.evolve(a, response_excerpt=b"") for a in attempts
+                    ]
+            return len(chosen)
+
+    def pending_summary(self) -> tuple[int, datetime | None]:
+        """
+        Return how many deliveries are pending and the earliest ``next_attempt_at``.
+        """
+        with self._lock:
+            while self._due and not self._is_live(self._due[0]):
+                heapq.heappop(self._due)
+            return len(self._pending), (self._due[0][0] if self._due else None)

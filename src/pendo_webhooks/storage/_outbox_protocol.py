@@ -1,0 +1,187 @@
+"""
+The :class:`OutboxStore` Protocol: what the dispatcher needs to keep deliveries durable.
+
+Strictly private; import :class:`OutboxStore` from :mod:`pendo_webhooks.storage`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from .._delivery import Attempt, Delivery, DeliveryStatus
+
+
+__all__ = ["OutboxStore", "SkipReason"]
+
+
+class SkipReason:
+    """
+    Why :meth:`OutboxStore.enqueue_deliveries` did not store a delivery. Strictly private.
+    """
+
+    #: The webhook already has a delivery of this event (same ``event_id``).
+    DUPLICATE = "duplicate"
+    #: The webhook is disabled.
+    DISABLED = "disabled"
+    #: No webhook has this id any more.
+    DELETED = "deleted"
+
+
+class OutboxStore(Protocol):
+    """
+    **Protocol**: Keeps deliveries and their attempts between and across processes.
+
+    The dispatcher never holds a transaction open across network I/O: it
+    *claims* due deliveries (one short transaction that gives them a lease:
+    an owner and an expiry), sends without any transaction, then *records* each
+    outcome in another short transaction that only writes if the lease is still
+    its own (fencing). A worker that dies mid-way loses nothing: its claimed
+    deliveries become due again when their lease lapses. While a lease is held,
+    ``next_attempt_at`` is the lease's expiry, so "due" is simply "pending and
+    ``next_attempt_at <= now``".
+
+    Times are aware datetimes; lists are fresh lists of immutable values.
+
+    >>> from pendo_webhooks.storage import InMemoryStorage, OutboxStore
+    >>> outbox: OutboxStore = InMemoryStorage()
+    >>> outbox.pending_summary()
+    (0, None)
+    """
+
+    def enqueue_deliveries(self, deliveries: Sequence[Delivery]) -> list[str | None]:
+        """
+        Store new deliveries in one transaction; return, per delivery, ``None`` or why not.
+
+        A delivery is stored only if its webhook still exists and is enabled (checked in
+        the same transaction, so a concurrent disable or delete is seen in one order or
+        the other) and no delivery of the same ``event_id`` to the same webhook exists.
+        Deliveries may come already leased (the dispatcher's immediate attempt).
+
+        Returns:
+            One entry per delivery, in order: ``None`` if stored, else a
+            :class:`SkipReason` value.
+
+        Raises:
+            ConflictError: If a delivery id is already taken.
+        """
+
+    def claim_due(
+        self,
+        *,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        webhook_id: str | None = None,
+    ) -> list[Delivery]:
+        """
+        Lease up to *limit* due deliveries to *owner* until *lease_until*, earliest due first.
+
+        Due means pending with ``next_attempt_at <= now``, which includes deliveries
+        whose previous lease lapsed. With *webhook_id*, only that webhook's deliveries
+        are claimed (a Segment batch). One transaction; the returned deliveries carry
+        the new lease and their body.
+        """
+
+    def record_outcome(
+        self, delivery: Delivery, attempt: Attempt | None, *, owner: str, now: datetime
+    ) -> bool:
+        """
+        Write a claimed delivery's new state (and *attempt*, if any), if *owner* still holds it.
+
+        The write happens only while the stored delivery is pending, leased to
+        *owner*, and the lease has not lapsed at *now*; it writes ``status``,
+        ``attempts``, ``next_attempt_at``, ``updated_at``, ``last_status``,
+        ``last_error`` and ``finished_at`` from *delivery*, clears the lease, and
+        inserts *attempt*, all in one transaction.
+
+        Returns:
+            Whether it was written (``False``: the lease was lost; nothing changed).
+        """
+
+    def record_outcomes(
+        self, outcomes: Sequence[tuple[Delivery, Attempt | None]], *, owner: str, now: datetime
+    ) -> list[bool]:
+        """
+        Do :meth:`record_outcome` for each pair, all in one transaction (a Segment batch).
+
+        Each delivery appears at most once. Each pair is fenced on its own: a delivery
+        whose lease was lost is not written, and does not stop the others.
+
+        Returns:
+            Per pair, in order, whether it was written.
+        """
+
+    def release_claims(self, delivery_ids: Sequence[str], *, owner: str, now: datetime) -> int:
+        """
+        Give back claims *owner* holds and has not started: due again at *now*; return how many.
+        """
+
+    def cancel_deliveries(self, webhook_id: str, *, reason: str, now: datetime) -> int:
+        """
+        Cancel every pending delivery of a webhook (leased ones too); return how many.
+
+        Cancelled deliveries keep *reason* as ``last_error`` and lose their lease,
+        so an attempt in flight cannot record its outcome over the cancellation.
+        """
+
+    def get_delivery(self, delivery_id: str) -> Delivery:
+        """
+        Return one delivery.
+
+        Raises:
+            UnknownDelivery: If no delivery has this id.
+        """
+
+    def list_deliveries(
+        self,
+        *,
+        webhook_id: str | None = None,
+        status: DeliveryStatus | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        """
+        Return up to *limit* deliveries, the most recently stored first; filters must match.
+        """
+
+    def list_attempts(self, delivery_id: str) -> list[Attempt]:
+        """
+        Return a delivery's attempts, first first (empty for an unknown id).
+        """
+
+    def redeliver(self, delivery_id: str, *, now: datetime) -> Delivery:
+        """
+        Make a finished delivery pending again, due at *now*, with a fresh retry budget.
+
+        The body and event id stay; attempt numbers go on counting
+        (``attempt_base`` becomes ``attempts``); ``redelivered_at`` is *now*.
+
+        Raises:
+            UnknownDelivery: If no delivery has this id.
+            ConflictError: If it is still pending, or its body was purged.
+        """
+
+    def redeliver_failed(
+        self, webhook_id: str, *, since: datetime, until: datetime, now: datetime
+    ) -> int:
+        """
+        Redeliver (as :meth:`redeliver`) the webhook's failed and dead deliveries.
+
+        Only those created in ``[since, until)`` whose body was not purged; one
+        transaction. Returns how many.
+        """
+
+    def purge(self, older_than: datetime) -> int:
+        """
+        Empty the bodies and response excerpts of deliveries finished before *older_than*.
+
+        Their metadata (status, times, attempt rows) stays. Returns how many
+        deliveries were purged.
+        """
+
+    def pending_summary(self) -> tuple[int, datetime | None]:
+        """
+        Return how many deliveries are pending and the earliest ``next_attempt_at`` among them.
+        """

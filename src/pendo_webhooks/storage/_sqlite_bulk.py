@@ -1,0 +1,201 @@
+"""
+Set-at-a-time writes for :class:`~pendo_webhooks.storage.SQLiteStorage`'s outbox. Strictly private.
+
+``enqueue_many``/``dispatch_many`` and Segment batches write thousands of deliveries and
+outcomes per transaction. Row by row, each needs its own statement (and, on enqueue, its
+own look-up of the webhook); here the webhooks are checked once per transaction and the
+rows go through ``executemany`` with positional parameters, each distinct time formatted
+once. The results are the same as row by row, which remains the fallback for anything
+unusual (a disabled or deleted webhook, a taken delivery id).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+
+from .._delivery import Attempt, Delivery
+from ._outbox_protocol import SkipReason
+from ._sqlite_core import utc_iso
+
+
+__all__ = ["enqueue_bulk", "record_bulk"]
+
+# Far below SQLite's smallest default limit on host parameters (999).
+_CHUNK = 900
+
+_INSERT = """
+INSERT INTO deliveries (
+    id, webhook_id, event_id, category, body, status, attempts, attempt_base,
+    next_attempt_at, created_at, updated_at, last_status, last_error, lease_owner,
+    lease_until, finished_at, redelivered_at, purged
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (webhook_id, event_id) DO NOTHING
+"""
+
+_ENABLED = "SELECT id FROM webhooks WHERE enabled = 1 AND id IN ({marks})"
+_STORED = "SELECT id FROM deliveries WHERE id IN ({marks})"
+_HELD = """
+SELECT id FROM deliveries
+ WHERE status = 'pending' AND lease_owner = ? AND lease_until >= ? AND id IN ({marks})
+"""
+
+_RECORD = """
+UPDATE deliveries
+   SET status = ?, attempts = ?, next_attempt_at = ?, updated_at = ?, last_status = ?,
+       last_error = ?, finished_at = ?, lease_owner = NULL, lease_until = NULL
+ WHERE id = ? AND status = 'pending' AND lease_owner = ? AND lease_until >= ?
+"""
+
+_INSERT_ATTEMPT = """
+INSERT INTO delivery_attempts (
+    delivery_id, number, started_at, duration, status_code, error_kind, detail,
+    response_excerpt, verdict, reason
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+
+class _Times:
+    """
+    Formats each distinct time once: a batch's rows share a handful of them.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[datetime, str] = {}
+
+    def __call__(self, moment: datetime | None) -> str | None:
+        if moment is None:
+            return None
+        text = self._seen.get(moment)
+        if text is None:
+            text = self._seen[moment] = utc_iso(moment)
+        return text
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _existing(
+    conn: sqlite3.Connection, sql: str, keys: Sequence[str], params: tuple[str, ...] = ()
+) -> set[str]:
+    # *sql* is one of ours, with "{marks}" where the placeholders for *keys* go.
+    found: set[str] = set()
+    for chunk in _chunks(keys):
+        marks = ", ".join("?" * len(chunk))
+        found.update(row[0] for row in conn.execute(sql.format(marks=marks), (*params, *chunk)))
+    return found
+
+
+def enqueue_bulk(
+    conn: sqlite3.Connection, deliveries: Sequence[Delivery]
+) -> list[str | None] | None:
+    """
+    Insert *deliveries* in the caller's transaction; ``None`` if the row-by-row way must do it.
+
+    Only when every webhook named is there and enabled; a duplicate of an event already
+    stored (or earlier in *deliveries*) is skipped as :attr:`SkipReason.DUPLICATE`. A
+    delivery id already taken undoes the whole attempt (a savepoint) and returns ``None``.
+    """
+    webhook_ids = sorted({d.webhook_id for d in deliveries})
+    enabled = _existing(conn, _ENABLED, webhook_ids)
+    if len(enabled) != len(webhook_ids):
+        return None
+    iso = _Times()
+    rows = [
+        (
+            d.id,
+            d.webhook_id,
+            d.event_id,
+            d.category.value,
+            d.body,
+            d.status.value,
+            d.attempts,
+            d.attempt_base,
+            iso(d.next_attempt_at),
+            iso(d.created_at),
+            iso(d.updated_at),
+            d.last_status,
+            d.last_error,
+            d.lease_owner,
+            iso(d.lease_until),
+            iso(d.finished_at),
+            iso(d.redelivered_at),
+            int(d.purged),
+        )
+        for d in deliveries
+    ]
+    conn.execute("SAVEPOINT enqueue_bulk")
+    before = conn.total_changes
+    try:
+        conn.executemany(_INSERT, rows)
+    except sqlite3.IntegrityError:
+        conn.execute("ROLLBACK TO enqueue_bulk")
+        conn.execute("RELEASE enqueue_bulk")
+        return None
+    conn.execute("RELEASE enqueue_bulk")
+    if conn.total_changes - before == len(rows):
+        return [None] * len(rows)
+    ids = [d.id for d in deliveries]
+    stored = _existing(conn, _STORED, ids)
+    return [None if i in stored else SkipReason.DUPLICATE for i in ids]
+
+
+def record_bulk(
+    conn: sqlite3.Connection,
+    outcomes: Sequence[tuple[Delivery, Attempt | None]],
+    *,
+    owner: str,
+    now: datetime,
+) -> list[bool]:
+    """
+    Write claimed deliveries' outcomes in the caller's transaction, each fenced on its lease.
+
+    Returns, per pair, whether it was written (the delivery was still pending and leased
+    to *owner* at *now*). Each delivery appears once (OutboxStore.record_outcomes).
+    """
+    ids = [d.id for d, _ in outcomes]
+    iso = _Times()
+    stamp = utc_iso(now)
+    held = _existing(conn, _HELD, ids, (owner, stamp))
+    conn.executemany(
+        _RECORD,
+        [
+            (
+                d.status.value,
+                d.attempts,
+                iso(d.next_attempt_at),
+                iso(d.updated_at),
+                d.last_status,
+                d.last_error,
+                iso(d.finished_at),
+                d.id,
+                owner,
+                stamp,
+            )
+            for d, _ in outcomes
+            if d.id in held
+        ],
+    )
+    conn.executemany(
+        _INSERT_ATTEMPT,
+        [
+            (
+                a.delivery_id,
+                a.number,
+                iso(a.started_at),
+                a.duration,
+                a.status_code,
+                a.error_kind,
+                a.detail,
+                a.response_excerpt,
+                a.verdict.value,
+                a.reason,
+            )
+            for d, a in outcomes
+            if a is not None and d.id in held
+        ],
+    )
+    return [d.id in held for d, _ in outcomes]
