@@ -1,0 +1,172 @@
+"""
+Formatters: the exact bytes a webhook stores for an event, serialized once at enqueue.
+
+* :class:`URLFormatter`: Pendo's own body (:func:`~pendo_webhooks.events.to_wire`),
+  signed and POSTed to a URL webhook as it is.
+* :class:`SegmentFormatter`: one Segment ``track`` message (WIRE.md section 4); the
+  dispatcher joins the stored messages of a Segment webhook into
+  ``POST <endpoint>/v1/batch`` requests without re-serializing them.
+
+Both implement the :class:`Formatter` Protocol. The bytes they return are what is stored,
+sent on every attempt and replayed on a manual redelivery. Segment's limits are checked
+before anything is stored or sent: a message over :data:`MAX_MESSAGE_BYTES` is refused;
+a batch holds at most :data:`MAX_BATCH_MESSAGES` messages and :data:`MAX_BATCH_BYTES` bytes.
+
+>>> from pendo_webhooks.testing import sample_event
+>>> event = sample_event("accountCreated")
+>>> URLFormatter().format(event)[:9]
+b'{"app":{"'
+>>> SegmentFormatter().format(event)[:87]
+b'{"type":"track","event":"accountCreated","userId":"Webhook Visitor","properties":{},"co'
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import attrs
+
+from ._checks import has_lone_surrogate
+from ._models import Event
+from ._segment import (
+    BATCH_PATH,
+    MAX_BATCH_BYTES,
+    MAX_BATCH_MESSAGES,
+    MAX_MESSAGE_BYTES,
+    iso_millis,
+)
+from ._serialize import _ENCODE, _ESCAPES, to_wire, to_wire_dict
+from ._version import __version__
+from .exceptions import PayloadError, ValidationError
+
+
+__all__ = [
+    "BATCH_PATH",
+    "LIBRARY_NAME",
+    "MAX_BATCH_BYTES",
+    "MAX_BATCH_MESSAGES",
+    "MAX_MESSAGE_BYTES",
+    "Formatter",
+    "SegmentFormatter",
+    "URLFormatter",
+]
+
+#: ``context.library.name`` of every Segment message, unless the formatter is told otherwise.
+LIBRARY_NAME = "pendo-webhooks"
+
+
+class Formatter(Protocol):
+    """
+    **Protocol**: Turns an event into the exact bytes stored and sent for one webhook.
+
+    Called once per delivery, when it is enqueued; never again on retries or replays.
+    """
+
+    def format(self, event: Event) -> bytes:
+        """
+        Return the bytes to store for *event*.
+
+        Raises:
+            PayloadError: If *event* is not an event or cannot be serialized.
+        """
+        ...
+
+
+@attrs.frozen
+class URLFormatter:
+    """
+    Formats URL webhook bodies: Pendo's JSON, byte for byte (WIRE.md section 2).
+
+    >>> from pendo_webhooks.testing import sample_event
+    >>> len(URLFormatter().format(sample_event("guideDisplayed")))
+    917
+    """
+
+    def format(self, event: Event) -> bytes:
+        """
+        Return :func:`~pendo_webhooks.events.to_wire` of *event*.
+
+        Raises:
+            PayloadError: If *event* is not an event or cannot be serialized.
+        """
+        return to_wire(event)
+
+
+def _check_library_text(_instance: object, attribute: attrs.Attribute[str], value: object) -> None:
+    if not isinstance(value, str) or not value.strip():
+        msg = "must be non-empty text"
+        raise ValidationError(attribute.name, msg)
+    if len(value) > 100 or has_lone_surrogate(value):
+        msg = "must be at most 100 characters of valid Unicode"
+        raise ValidationError(attribute.name, msg)
+
+
+@attrs.frozen(kw_only=True)
+class SegmentFormatter:
+    """
+    Formats Segment ``track`` messages: one per event, as WIRE.md section 4 lays it out.
+
+    ``event`` is the Pendo event name, ``userId`` the visitor, ``properties`` Pendo's
+    ``properties`` unchanged; ``context`` carries ``groupId`` (the account), the
+    visitor's ``userAgent``, ``library`` and ``pendo`` (``app`` and ``subscription``);
+    ``timestamp`` is ISO-8601 UTC with milliseconds and ``messageId`` the ``uniqueId``,
+    so Segment drops the copies a retry may send. The JSON is compact and escaped like
+    Pendo's (``<`` as ``\\u003c`` and so on), keys always in this order.
+
+    Attributes:
+        library_name: ``context.library.name``.
+        library_version: ``context.library.version``.
+
+    Raises:
+        ValidationError: If *library_name* or *library_version* is empty, longer than
+            100 characters or holds a lone surrogate.
+
+    >>> import json
+    >>> from pendo_webhooks.testing import sample_event
+    >>> message = json.loads(SegmentFormatter().format(sample_event("visitorCreated")))
+    >>> list(message)
+    ['type', 'event', 'userId', 'properties', 'context', 'timestamp', 'messageId']
+    >>> message["timestamp"], message["context"]["groupId"]
+    ('2021-07-20T17:57:56.000Z', 'Webhook Account')
+    """
+
+    library_name: str = attrs.field(default=LIBRARY_NAME, validator=_check_library_text)
+    library_version: str = attrs.field(default=__version__, validator=_check_library_text)
+
+    def format(self, event: Event) -> bytes:
+        """
+        Return the ``track`` message for *event*, serialized once, as stored and sent.
+
+        Raises:
+            PayloadError: If *event* is not an event or cannot be serialized.
+        """
+        wire = to_wire_dict(event)
+        message = {
+            "type": "track",
+            "event": wire["event"],
+            "userId": wire["visitorId"],
+            "properties": wire["properties"],
+            "context": {
+                "groupId": wire["accountId"],
+                "userAgent": wire["userAgent"],
+                "library": {"name": self.library_name, "version": self.library_version},
+                "pendo": {"app": wire["app"], "subscription": wire["subscription"]},
+            },
+            "timestamp": iso_millis(event.timestamp),
+            "messageId": wire["uniqueId"],
+        }
+        try:
+            return _encode(message)
+        except (ValueError, TypeError, UnicodeEncodeError, RecursionError) as exc:
+            msg = f"{wire['event']} cannot be serialized: {type(exc).__name__}"
+            raise PayloadError(msg) from None
+
+
+def _encode(value: Any) -> bytes:
+    # The events module's encoder and escapes, so Segment messages spell strings exactly
+    # as Pendo's bodies do.
+    text = _ENCODE(value)
+    for char, escaped in _ESCAPES:
+        if char in text:
+            text = text.replace(char, escaped)
+    return text.encode("utf-8")
