@@ -169,3 +169,23 @@ def sample_events() -> list[Event]:
     ['guideDisplayed', 'trackEventReceived']
     """
     return [sample_event(category) for category in EventCategory]
+
+
+# The receiver's toolkit: a local receiver and requests signed like the sender's.
+from ._receiver import (  # noqa: E402 - appended by the receiver's toolkit
+    LocalReceiver,
+    ReceivedRequest,
+    Reply,
+    SignedRequest,
+    signed_request,
+)
+
+
+__all__ += ["LocalReceiver", "ReceivedRequest", "Reply", "SignedRequest", "signed_request"]
+
+
+# Fakes for the sending side: a frozen clock and a recording transport.
+from ._fakes import FrozenClock, RecordingTransport  # noqa: E402 - appended by the dispatcher
+
+
+__all__ += ["FrozenClock", "RecordingTransport"]
