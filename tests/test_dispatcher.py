@@ -285,17 +285,6 @@ class TestDispatch:
         with pytest.raises(ValidationError, match=r"^event: "):
             dispatcher.dispatch({"event": "npsSubmitted"})  # type: ignore[arg-type]
 
-    def test_segment_webhooks_are_skipped_for_now(
-        self, world: World, dispatcher: Dispatcher
-    ) -> None:
-        """
-        Segment webhooks are listed as skipped with a reason (their sending is a later part).
-        """
-        world.hook(kind="segment", url=None, secret=None, headers=None, write_key="wk-1")
-        outcome = only(dispatcher.dispatch(event()))
-        assert outcome.outcome is Outcome.SKIPPED
-        assert "Segment" in str(outcome.reason)
-
 
 class TestRetries:
     def test_503_503_200_same_bytes_and_id_fresh_signatures(
@@ -310,7 +299,7 @@ class TestRetries:
         outcome = only(dispatcher.dispatch(event()))
         assert outcome.outcome is Outcome.RETRY
         assert outcome.next_attempt_at == START + timedelta(seconds=5)
-        assert outcome.reason == "HTTP 503, retry 1 of 5 in 5s"
+        assert outcome.reason == "HTTP 503, retry 1 of 5 in 5.0s"
         summary = dispatcher.drain(timeout=3600)
         assert (summary.delivered, summary.retried, summary.pending) == (1, 1, 0)
         assert world.clock.sleeps == [5.0, 30.0]
@@ -998,11 +987,10 @@ class TestAdmin:
 
     def test_send_test_refusals(self, mem: World) -> None:
         """
-        Only actors the policy allows may test; unknown webhooks and categories raise; a
-        Segment webhook cannot be tested yet.
+        Only actors the policy allows may test; unknown webhooks and categories raise, and
+        nothing is sent.
         """
         hook = mem.hook()
-        segment = mem.hook(kind="segment", url=None, secret=None, headers=None, write_key="k")
         with mem.dispatcher() as dispatcher:
             with pytest.raises(PermissionDenied):
                 dispatcher.send_test(USER, hook.id)
@@ -1010,8 +998,6 @@ class TestAdmin:
                 dispatcher.send_test(ADMIN, "wh_nope")
             with pytest.raises(ValidationError, match=r"^category: "):
                 dispatcher.send_test(ADMIN, hook.id, category="pageViewed")
-            result = dispatcher.send_test(ADMIN, segment.id)
-        assert (result.accepted, result.error) == (False, "Segment webhooks are not delivered yet")
         assert mem.transport.requests == []
 
     def test_redeliver_sends_the_same_bytes_with_a_fresh_budget(self, world: World) -> None:

@@ -21,6 +21,7 @@ from pendo_webhooks.dispatcher import (
     TestResult,
 )
 from pendo_webhooks.events import Event, parse_event, to_wire
+from pendo_webhooks.formatters import Formatter, SegmentFormatter, URLFormatter
 from pendo_webhooks.pipeline import Decision, FirstSeenTracker, TrackerStore
 from pendo_webhooks.registry import Actor, AdminOnly, PermissionPolicy, WebhookRegistry
 from pendo_webhooks.signing import (
@@ -95,3 +96,9 @@ exclusion_store: ExclusionStore = sqlite
 tracker_store: TrackerStore = sqlite
 tracker: FirstSeenTracker = FirstSeenTracker(sqlite, parent_accounts=True)
 decisions: list[Decision] = dispatcher.explain(event)
+
+url_formatter: Formatter = URLFormatter()
+segment_formatter: Formatter = SegmentFormatter(library_name="acme", library_version="1.0")
+segment_message: bytes = segment_formatter.format(event)
+many: list[DispatchResult] = dispatcher.enqueue_many([event])
+sent_now: list[DispatchResult] = dispatcher.dispatch_many([event])
