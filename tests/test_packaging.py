@@ -64,3 +64,30 @@ def test_semantic_errors_also_match_builtins() -> None:
     assert issubclass(exceptions.PermissionDenied, PermissionError)
     assert issubclass(exceptions.UnknownWebhook, LookupError)
     assert issubclass(exceptions.SignatureError, ValueError)
+
+
+def test_importing_the_package_is_cheap() -> None:
+    """
+    ``import pendo_webhooks`` does not import requests or the storage backends (the pytest
+    plugin entry point imports the package in every test session of every user).
+    """
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    code = (
+        "import sys, pendo_webhooks; "
+        "print(sorted(m for m in ('requests', 'sqlite3', 'urllib3') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def test_unknown_attributes_raise_attribute_error() -> None:
+    """
+    A misspelt name is an AttributeError naming it, not a lazy-import failure.
+    """
+    with pytest.raises(AttributeError, match="Dispatchr"):
+        _ = pendo_webhooks.Dispatchr  # type: ignore[attr-defined]
+    assert "Dispatcher" in dir(pendo_webhooks)

@@ -1,21 +1,54 @@
 """
 Send Pendo-style webhooks: register destinations, format events, sign, deliver.
+
+The names below are imported on first use, so ``import pendo_webhooks`` stays cheap
+(the pytest plugin entry point imports it in every test session of every user).
+
+>>> import pendo_webhooks
+>>> pendo_webhooks.EventCategory.NPS_SUBMITTED.value
+'npsSubmitted'
 """
 
 from __future__ import annotations
 
-from . import exceptions
-from ._secret import Secret
-from ._version import __version__
-from .dispatcher import Delivery, DeliveryStatus, Dispatcher
-from .events import Event, EventCategory
-from .exceptions import PendoWebhooksError
-from .guard import DestinationPolicy
-from .pipeline import FirstSeenTracker, Observation
-from .registry import Actor, Webhook, WebhookKind, WebhookRegistry
-from .retry import RetryPolicy
-from .storage import InMemoryStorage, SQLiteStorage
+import importlib
+from typing import TYPE_CHECKING, Any
 
+from . import exceptions
+from ._version import __version__
+from .exceptions import PendoWebhooksError
+
+
+if TYPE_CHECKING:
+    from ._secret import Secret
+    from .dispatcher import Delivery, DeliveryStatus, Dispatcher
+    from .events import Event, EventCategory
+    from .guard import DestinationPolicy
+    from .pipeline import FirstSeenTracker, Observation
+    from .registry import Actor, Webhook, WebhookKind, WebhookRegistry
+    from .retry import RetryPolicy
+    from .storage import InMemoryStorage, SQLiteStorage
+
+
+#: Where each lazily imported name lives.
+_LAZY = {
+    "Actor": ".registry",
+    "Delivery": ".dispatcher",
+    "DeliveryStatus": ".dispatcher",
+    "DestinationPolicy": ".guard",
+    "Dispatcher": ".dispatcher",
+    "Event": ".events",
+    "EventCategory": ".events",
+    "FirstSeenTracker": ".pipeline",
+    "InMemoryStorage": ".storage",
+    "Observation": ".pipeline",
+    "RetryPolicy": ".retry",
+    "SQLiteStorage": ".storage",
+    "Secret": "._secret",
+    "Webhook": ".registry",
+    "WebhookKind": ".registry",
+    "WebhookRegistry": ".registry",
+}
 
 __all__ = [
     "Actor",
@@ -38,3 +71,17 @@ __all__ = [
     "__version__",
     "exceptions",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        msg = f"module {__name__!r} has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
