@@ -41,6 +41,7 @@ from pendo_webhooks.storage import (
     InMemoryStorage,
     OutboxStore,
     PlaintextCodec,
+    PostgresStorage,
     SecretCodec,
     SQLiteStorage,
     Storage,
@@ -102,3 +103,5 @@ segment_formatter: Formatter = SegmentFormatter(library_name="acme", library_ver
 segment_message: bytes = segment_formatter.format(event)
 many: list[DispatchResult] = dispatcher.enqueue_many([event])
 sent_now: list[DispatchResult] = dispatcher.dispatch_many([event])
+
+postgres: Storage = PostgresStorage("postgresql://app@db.internal/product")

@@ -1,0 +1,86 @@
+"""
+:class:`PostgresStorage`: the Storage for many worker processes on many machines.
+
+Strictly private; import :class:`PostgresStorage` from :mod:`pendo_webhooks.storage`
+(it needs the ``postgres`` extra: ``pip install "pendo-webhooks[postgres]"``).
+"""
+
+from __future__ import annotations
+
+from ._postgres_outbox import PostgresOutbox
+from ._postgres_pipeline import PostgresPipeline
+
+
+__all__ = ["PostgresStorage"]
+
+
+class PostgresStorage(PostgresOutbox, PostgresPipeline):
+    """
+    Keeps everything pendo-webhooks stores in PostgreSQL, shared by any number of processes.
+
+    Webhooks, the audit log, the delivery outbox (deliveries and attempts),
+    first-seen keys and the exclusion list: the whole
+    :class:`~pendo_webhooks.storage.Storage` contract, so any number of worker
+    processes on any number of machines can drain one outbox.
+
+    Args:
+        conninfo: A libpq connection string or URL, like
+            ``"postgresql://app@db.internal:5432/product"``. It is never shown in a
+            ``repr`` or an error (only host, port and database are).
+        schema: The PostgreSQL schema for the library's tables (default
+            ``"pendo_webhooks"``): lower-case letters, digits and ``_``. The
+            library creates it if missing and never touches anything outside it.
+        min_connections: Connections the pool keeps open (default 1).
+        max_connections: The most connections the pool opens (default 10); a
+            call waits up to *connect_timeout* for a free one. A worker needs about
+            its ``concurrency`` plus two.
+        connect_timeout: Seconds to wait for the server or a free connection (default 30).
+        migrate: Create and migrate the schema at start (default). With
+            ``False``, a schema that is missing or not up to date raises
+            :class:`~pendo_webhooks.exceptions.StorageError` instead: for
+            deployments whose application role may not run DDL.
+        secret_codec: Encrypts secrets and write keys at rest (see
+            :class:`~pendo_webhooks.storage.SecretCodec`); stored as given by default.
+
+    How it uses PostgreSQL:
+
+    * A psycopg 3 connection pool; parameterized SQL only.
+    * Claims are ``SELECT ... FOR UPDATE SKIP LOCKED`` inside one ``UPDATE``
+      that sets a lease (owner and expiry), so concurrent workers take disjoint
+      deliveries and never wait for each other; an outcome is written only while
+      the lease is still the writer's (fencing), and a worker that dies loses
+      nothing: its deliveries are due again when the lease lapses. No
+      transaction is open while a request is in flight. Worker clocks must
+      agree to well within the lease (NTP suffices).
+    * The hot paths (enqueue, claim, record) are one statement each: one round
+      trip, atomic on its own. Changes of several statements (a webhook and its
+      audit entry) are one transaction, run again on a serialization failure or
+      deadlock.
+    * A schema the library migrates itself, under a transaction-scoped advisory
+      lock, so processes starting together take turns. A schema of the same
+      name that the library did not create, or that a newer version of the
+      library migrated, raises ``StorageError`` and is left untouched.
+
+    The transactional outbox: ``Dispatcher.enqueue(event, connection=conn)``
+    writes the deliveries through the host's own psycopg connection, in its
+    open transaction, so they commit with the host's business change or roll
+    back with it (``examples/transactional_outbox.py``)::
+
+        with pool.connection() as conn:           # the host's psycopg connection
+            conn.execute("INSERT INTO orders ...")
+            dispatcher.enqueue(event, connection=conn)
+        # committed together here; a worker (Dispatcher.run_worker) sends it
+
+    After ``fork()``, the child opens a pool of its own on first use and never
+    touches the parent's connections. It is a context manager; :meth:`close`
+    closes the pool.
+
+    Neither a ``repr`` nor an error shows the password:
+
+    >>> from pendo_webhooks.exceptions import StorageError
+    >>> try:
+    ...     PostgresStorage("postgresql://app:s3cret@127.0.0.1:1/product", connect_timeout=1)
+    ... except StorageError as exc:
+    ...     print("s3cret" in str(exc), str(exc)[:81])
+    False opening PostgreSQL schema 'pendo_webhooks' at host='127.0.0.1', port='1', dbname=
+    """

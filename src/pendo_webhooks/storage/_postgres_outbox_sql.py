@@ -1,0 +1,206 @@
+"""
+The SQL of :class:`~pendo_webhooks.storage.PostgresStorage`'s outbox: one statement per call.
+
+``{schema}`` is the quoted schema name (see ``PostgresCore._q``); ``%(name)s`` are parameters.
+
+Strictly private.
+"""
+
+from __future__ import annotations
+
+
+__all__ = [
+    "CANCEL",
+    "CLAIM",
+    "CLAIM_FOR_WEBHOOK",
+    "ENQUEUE",
+    "LIST",
+    "PURGE",
+    "RECORD",
+    "REDELIVER",
+    "REDELIVER_FAILED",
+    "RELEASE",
+]
+
+# One statement: refuse the whole batch if an id is taken; store the rest only for webhooks
+# that exist and are enabled (locked FOR SHARE, so a concurrent disable waits for us or we
+# for it, and its cancellation sees what we stored); skip a second delivery of one event to
+# one webhook; and say per row what happened, in input order.
+ENQUEUE = """
+WITH input AS (
+    SELECT * FROM unnest(
+        %(id)s::text[], %(webhook_id)s::text[], %(event_id)s::text[], %(category)s::text[],
+        %(body)s::bytea[], %(status)s::text[], %(attempts)s::int[], %(attempt_base)s::int[],
+        %(next_attempt_at)s::timestamptz[], %(created_at)s::timestamptz[],
+        %(updated_at)s::timestamptz[], %(last_status)s::int[], %(last_error)s::text[],
+        %(lease_owner)s::text[], %(lease_until)s::timestamptz[], %(finished_at)s::timestamptz[],
+        %(redelivered_at)s::timestamptz[], %(purged)s::boolean[]
+    ) WITH ORDINALITY AS t (
+        id, webhook_id, event_id, category, body, status, attempts, attempt_base,
+        next_attempt_at, created_at, updated_at, last_status, last_error, lease_owner,
+        lease_until, finished_at, redelivered_at, purged, n
+    )
+),
+taken AS (
+    SELECT min(d.id) AS id FROM {schema}.deliveries AS d WHERE d.id IN (SELECT id FROM input)
+),
+known AS (
+    SELECT w.id FROM {schema}.webhooks AS w WHERE w.id IN (SELECT webhook_id FROM input)
+),
+live AS (
+    SELECT w.id FROM {schema}.webhooks AS w
+     WHERE w.id IN (SELECT webhook_id FROM input) AND w.enabled
+       FOR SHARE
+),
+stored AS (
+    INSERT INTO {schema}.deliveries (
+        id, webhook_id, event_id, category, body, status, attempts, attempt_base,
+        next_attempt_at, created_at, updated_at, last_status, last_error, lease_owner,
+        lease_until, finished_at, redelivered_at, purged
+    )
+    SELECT i.id, i.webhook_id, i.event_id, i.category, i.body, i.status, i.attempts,
+           i.attempt_base, i.next_attempt_at, i.created_at, i.updated_at, i.last_status,
+           i.last_error, i.lease_owner, i.lease_until, i.finished_at, i.redelivered_at,
+           i.purged
+      FROM input AS i
+     WHERE i.webhook_id IN (SELECT id FROM live)
+       AND (SELECT id FROM taken) IS NULL
+     ORDER BY i.n
+    ON CONFLICT (webhook_id, event_id) DO NOTHING
+    RETURNING id
+)
+SELECT (SELECT id FROM taken) AS taken,
+       i.id IN (SELECT id FROM stored) AS stored,
+       i.webhook_id IN (SELECT id FROM live) AS live,
+       i.webhook_id IN (SELECT id FROM known) AS known
+  FROM input AS i
+ ORDER BY i.n
+"""
+
+CLAIM = """
+WITH due AS (
+    SELECT id FROM {schema}.deliveries
+     WHERE status = 'pending' AND next_attempt_at <= %(now)s
+     ORDER BY next_attempt_at
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE {schema}.deliveries AS d
+   SET lease_owner = %(owner)s, lease_until = %(until)s, next_attempt_at = %(until)s,
+       updated_at = %(now)s
+  FROM due
+ WHERE d.id = due.id
+RETURNING d.*
+"""
+
+CLAIM_FOR_WEBHOOK = """
+WITH due AS (
+    SELECT id FROM {schema}.deliveries
+     WHERE status = 'pending' AND webhook_id = %(webhook_id)s AND next_attempt_at <= %(now)s
+     ORDER BY next_attempt_at
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE {schema}.deliveries AS d
+   SET lease_owner = %(owner)s, lease_until = %(until)s, next_attempt_at = %(until)s,
+       updated_at = %(now)s
+  FROM due
+ WHERE d.id = due.id
+RETURNING d.*
+"""
+
+# Every outcome fenced on its own lease; attempt rows inserted only for the deliveries whose
+# update happened; per input row, in order, whether it was written.
+RECORD = """
+WITH input AS (
+    SELECT * FROM unnest(
+        %(id)s::text[], %(status)s::text[], %(attempts)s::int[],
+        %(next_attempt_at)s::timestamptz[], %(updated_at)s::timestamptz[],
+        %(last_status)s::int[], %(last_error)s::text[], %(finished_at)s::timestamptz[]
+    ) WITH ORDINALITY AS t (
+        id, status, attempts, next_attempt_at, updated_at, last_status, last_error,
+        finished_at, n
+    )
+),
+done AS (
+    UPDATE {schema}.deliveries AS d
+       SET status = i.status, attempts = i.attempts, next_attempt_at = i.next_attempt_at,
+           updated_at = i.updated_at, last_status = i.last_status, last_error = i.last_error,
+           finished_at = i.finished_at, lease_owner = NULL, lease_until = NULL
+      FROM input AS i
+     WHERE d.id = i.id AND d.status = 'pending' AND d.lease_owner = %(owner)s
+       AND d.lease_until >= %(now)s
+    RETURNING d.id
+),
+attempt AS (
+    INSERT INTO {schema}.delivery_attempts (
+        delivery_id, number, started_at, duration, status_code, error_kind, detail,
+        response_excerpt, verdict, reason
+    )
+    SELECT * FROM unnest(
+        %(a_delivery_id)s::text[], %(a_number)s::int[], %(a_started_at)s::timestamptz[],
+        %(a_duration)s::double precision[], %(a_status_code)s::int[],
+        %(a_error_kind)s::text[], %(a_detail)s::text[], %(a_response_excerpt)s::bytea[],
+        %(a_verdict)s::text[], %(a_reason)s::text[]
+    ) AS a (
+        delivery_id, number, started_at, duration, status_code, error_kind, detail,
+        response_excerpt, verdict, reason
+    )
+     WHERE a.delivery_id IN (SELECT id FROM done)
+)
+SELECT i.id IN (SELECT id FROM done) AS written FROM input AS i ORDER BY i.n
+"""
+
+RELEASE = """
+UPDATE {schema}.deliveries
+   SET lease_owner = NULL, lease_until = NULL, next_attempt_at = %(now)s, updated_at = %(now)s
+ WHERE id = ANY(%(ids)s::text[]) AND status = 'pending' AND lease_owner = %(owner)s
+"""
+
+CANCEL = """
+UPDATE {schema}.deliveries
+   SET status = 'cancelled', last_error = %(reason)s, finished_at = %(now)s,
+       updated_at = %(now)s, lease_owner = NULL, lease_until = NULL
+ WHERE webhook_id = %(webhook_id)s AND status = 'pending'
+"""
+
+REDELIVER = """
+UPDATE {schema}.deliveries
+   SET status = 'pending', next_attempt_at = %(now)s, attempt_base = attempts,
+       redelivered_at = %(now)s, finished_at = NULL, updated_at = %(now)s
+ WHERE id = %(id)s
+RETURNING *
+"""
+
+REDELIVER_FAILED = """
+UPDATE {schema}.deliveries
+   SET status = 'pending', next_attempt_at = %(now)s, attempt_base = attempts,
+       redelivered_at = %(now)s, finished_at = NULL, updated_at = %(now)s
+ WHERE webhook_id = %(webhook_id)s AND status IN ('failed', 'dead') AND NOT purged
+   AND created_at >= %(since)s AND created_at < %(until)s
+"""
+
+PURGE = """
+WITH purged AS (
+    UPDATE {schema}.deliveries SET body = '', purged = true
+     WHERE status <> 'pending' AND NOT purged AND finished_at < %(older_than)s
+    RETURNING id
+),
+excerpts AS (
+    UPDATE {schema}.delivery_attempts SET response_excerpt = ''
+     WHERE delivery_id IN (SELECT id FROM purged)
+)
+SELECT count(*) AS purged FROM purged
+"""
+
+LIST = {
+    (False, False): "SELECT * FROM {schema}.deliveries "
+    "ORDER BY created_at DESC, seq DESC LIMIT %(limit)s",
+    (True, False): "SELECT * FROM {schema}.deliveries WHERE webhook_id = %(webhook_id)s "
+    "ORDER BY created_at DESC, seq DESC LIMIT %(limit)s",
+    (False, True): "SELECT * FROM {schema}.deliveries WHERE status = %(status)s "
+    "ORDER BY created_at DESC, seq DESC LIMIT %(limit)s",
+    (True, True): "SELECT * FROM {schema}.deliveries "
+    "WHERE webhook_id = %(webhook_id)s AND status = %(status)s "
+    "ORDER BY created_at DESC, seq DESC LIMIT %(limit)s",
+}

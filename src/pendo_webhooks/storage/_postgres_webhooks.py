@@ -1,0 +1,351 @@
+"""
+The webhook and audit-log part of :class:`~pendo_webhooks.storage.PostgresStorage`.
+
+Secrets and write keys go through the store's :class:`SecretCodec` and are
+written to the ``webhooks`` row only (as UTF-8 ``bytea``, so any text survives,
+NUL included); audit rows hold the registry's redacted diff and nothing else.
+JSON columns are ``json``, not ``jsonb``: ``json`` keeps the header order and
+accepts ``\\u0000``.
+
+Strictly private.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+from psycopg import Cursor, sql
+from psycopg.rows import DictRow
+
+from .._audit import AuditEntry, AuditQuery, dump_changes
+from .._secret import Secret
+from .._webhook import RetiredSecret, Webhook
+from ..events import EventCategory
+from ..exceptions import StorageError, ValidationError
+from ._errors import duplicate_webhook, stale_version, unknown_webhook
+from ._postgres_core import PostgresCore
+
+
+__all__ = ["PostgresWebhooks", "as_utc", "loaded"]
+
+_T = TypeVar("_T")
+
+_INSERT_WEBHOOK = """
+INSERT INTO {schema}.webhooks (
+    id, version, name, kind, url, segment_endpoint, segment_gzip, write_key, secret,
+    previous_secrets, categories, enabled, signature_scheme, signature_header, headers,
+    created_at, created_by, updated_at, updated_by, disabled_reason, disabled_by
+) VALUES (
+    %(id)s, %(version)s, %(name)s, %(kind)s, %(url)s, %(segment_endpoint)s, %(segment_gzip)s,
+    %(write_key)s, %(secret)s, %(previous_secrets)s::json, %(categories)s::text[], %(enabled)s,
+    %(signature_scheme)s, %(signature_header)s, %(headers)s::json,
+    %(created_at)s, %(created_by)s, %(updated_at)s, %(updated_by)s,
+    %(disabled_reason)s, %(disabled_by)s
+)
+ON CONFLICT (id) DO NOTHING
+"""
+
+_UPDATE_WEBHOOK = """
+UPDATE {schema}.webhooks SET
+    version = %(version)s, name = %(name)s, kind = %(kind)s, url = %(url)s,
+    segment_endpoint = %(segment_endpoint)s, segment_gzip = %(segment_gzip)s,
+    write_key = %(write_key)s, secret = %(secret)s,
+    previous_secrets = %(previous_secrets)s::json, categories = %(categories)s::text[],
+    enabled = %(enabled)s, signature_scheme = %(signature_scheme)s,
+    signature_header = %(signature_header)s, headers = %(headers)s::json,
+    created_at = %(created_at)s, created_by = %(created_by)s,
+    updated_at = %(updated_at)s, updated_by = %(updated_by)s,
+    disabled_reason = %(disabled_reason)s, disabled_by = %(disabled_by)s
+WHERE id = %(id)s
+"""
+
+_INSERT_AUDIT = """
+INSERT INTO {schema}.audit_log (id, at, actor_id, action, webhook_id, changes)
+VALUES (%s, %s, %s, %s, %s, %s::json)
+"""
+
+# Each filter of an AuditQuery and its condition; only the ones set are joined in, so the
+# planner sees a plain predicate it can match to an index.
+_AUDIT_FILTERS: tuple[tuple[str, sql.SQL], ...] = (
+    ("webhook_id", sql.SQL("webhook_id = %(webhook_id)s")),
+    ("actor_id", sql.SQL("actor_id = %(actor_id)s")),
+    ("action", sql.SQL("action = %(action)s")),
+    ("since", sql.SQL("at >= %(since)s")),
+    ("until", sql.SQL("at < %(until)s")),
+)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """
+    Return *moment* (an aware datetime from the driver, in the session's zone) in UTC.
+    """
+    return moment.astimezone(timezone.utc)
+
+
+class PostgresWebhooks(PostgresCore):
+    """
+    Webhook rows (categories as a ``text[]``) and the audit log. Strictly private.
+    """
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def insert_webhook(self, webhook: Webhook, *, audit: AuditEntry) -> None:
+        """
+        Store a new webhook and its audit entry in one transaction.
+
+        Raises:
+            ConflictError: If a webhook with this id already exists.
+        """
+        row = self._to_row(webhook)
+
+        def write(cur: Cursor[DictRow]) -> None:
+            cur.execute(self._q(_INSERT_WEBHOOK), row)
+            if cur.rowcount != 1:
+                raise duplicate_webhook(webhook.id)
+            self._append_audit(cur, audit)
+
+        self._write("storing a webhook", write)
+
+    def replace_webhook(
+        self, webhook: Webhook, *, expected_version: int, audit: AuditEntry
+    ) -> None:
+        """
+        Replace a webhook still at *expected_version*, and record *audit*, in one transaction.
+
+        Raises:
+            UnknownWebhook: If no webhook has this id.
+            ConflictError: If the stored version is not *expected_version*.
+        """
+        row = self._to_row(webhook)
+
+        def write(cur: Cursor[DictRow]) -> None:
+            self._lock_version(cur, webhook.id, expected_version)
+            cur.execute(self._q(_UPDATE_WEBHOOK), row)
+            self._append_audit(cur, audit)
+
+        self._write("replacing a webhook", write)
+
+    def delete_webhook(self, webhook_id: str, *, expected_version: int, audit: AuditEntry) -> None:
+        """
+        Delete a webhook still at *expected_version*, and record *audit*, in one transaction.
+
+        Raises:
+            UnknownWebhook: If no webhook has this id.
+            ConflictError: If the stored version is not *expected_version*.
+        """
+
+        def write(cur: Cursor[DictRow]) -> None:
+            self._lock_version(cur, webhook_id, expected_version)
+            cur.execute(self._q("DELETE FROM {schema}.webhooks WHERE id = %s"), (webhook_id,))
+            self._append_audit(cur, audit)
+
+        self._write("deleting a webhook", write)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def get_webhook(self, webhook_id: str) -> Webhook:
+        """
+        Return the webhook with this id.
+
+        Raises:
+            UnknownWebhook: If no webhook has this id.
+        """
+        rows = self._read(
+            "reading a webhook",
+            self._q("SELECT * FROM {schema}.webhooks WHERE id = %s"),
+            (webhook_id,),
+        )
+        if not rows:
+            raise unknown_webhook(webhook_id)
+        return self._from_row(rows[0])
+
+    def list_webhooks(self) -> list[Webhook]:
+        """
+        Return every webhook, oldest first (then by id).
+        """
+        rows = self._read(
+            "listing webhooks",
+            self._q("SELECT * FROM {schema}.webhooks ORDER BY created_at, id"),
+        )
+        return [self._from_row(row) for row in rows]
+
+    def webhooks_for(self, category: EventCategory) -> list[Webhook]:
+        """
+        Return the enabled webhooks subscribed to *category*, oldest first (then by id).
+        """
+        rows = self._read(
+            "finding subscribed webhooks",
+            self._q(
+                """
+                SELECT * FROM {schema}.webhooks
+                 WHERE enabled AND categories @> ARRAY[%s]::text[]
+                 ORDER BY created_at, id
+                """
+            ),
+            (EventCategory(category).value,),
+        )
+        return [self._from_row(row) for row in rows]
+
+    def audit_entries(self, query: AuditQuery) -> list[AuditEntry]:
+        """
+        Return the audit entries matching *query*, newest first, at most ``query.limit``.
+        """
+        params: dict[str, Any] = {
+            "webhook_id": query.webhook_id,
+            "actor_id": query.actor_id,
+            "action": query.action,
+            "since": query.since,
+            "until": query.until,
+            "limit": query.limit,
+        }
+        conditions = [cond for key, cond in _AUDIT_FILTERS if params[key] is not None]
+        where = sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("true")
+        statement = sql.SQL(
+            """
+            SELECT id, at, actor_id, action, webhook_id, changes FROM {schema}.audit_log
+             WHERE {where} ORDER BY seq DESC LIMIT %(limit)s
+            """
+        ).format(schema=self._ident, where=where)
+        rows = self._read("reading the audit log", statement, params)
+        return [loaded(row["id"], functools.partial(_audit_from_row, row)) for row in rows]
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _lock_version(self, cur: Cursor[DictRow], webhook_id: str, expected_version: int) -> None:
+        # FOR UPDATE: a concurrent change waits for ours, then sees the version we wrote.
+        cur.execute(
+            self._q("SELECT version FROM {schema}.webhooks WHERE id = %s FOR UPDATE"),
+            (webhook_id,),
+        )
+        found = cur.fetchone()
+        if found is None:
+            raise unknown_webhook(webhook_id)
+        if found["version"] != expected_version:
+            raise stale_version(webhook_id, expected_version, found["version"])
+
+    def _append_audit(self, cur: Cursor[DictRow], audit: AuditEntry) -> None:
+        cur.execute(
+            self._q(_INSERT_AUDIT),
+            (
+                audit.id,
+                audit.at,
+                audit.actor_id,
+                audit.action,
+                audit.webhook_id,
+                dump_changes(audit.changes),
+            ),
+        )
+
+    def _to_row(self, webhook: Webhook) -> dict[str, Any]:
+        retired = [
+            {
+                "secret": self._encode(r.secret).decode("utf-8", "surrogatepass"),
+                "expires_at": r.expires_at.isoformat(timespec="microseconds"),
+            }
+            for r in webhook.previous_secrets
+        ]
+        return {
+            "id": webhook.id,
+            "version": webhook.version,
+            "name": webhook.name,
+            "kind": webhook.kind.value,
+            "url": webhook.url,
+            "segment_endpoint": webhook.segment_endpoint,
+            "segment_gzip": webhook.segment_gzip,
+            "write_key": None if webhook.write_key is None else self._encode(webhook.write_key),
+            "secret": None if webhook.secret is None else self._encode(webhook.secret),
+            # ASCII JSON: a retired secret's escapes survive any client encoding.
+            "previous_secrets": json.dumps(retired, separators=(",", ":")),
+            "categories": sorted(c.value for c in webhook.categories),
+            "enabled": webhook.enabled,
+            "signature_scheme": webhook.signature_scheme.value,
+            "signature_header": webhook.signature_header,
+            "headers": json.dumps(
+                dict(webhook.headers), ensure_ascii=False, separators=(",", ":")
+            ),
+            "created_at": webhook.created_at,
+            "created_by": webhook.created_by,
+            "updated_at": webhook.updated_at,
+            "updated_by": webhook.updated_by,
+            "disabled_reason": webhook.disabled_reason,
+            "disabled_by": webhook.disabled_by,
+        }
+
+    def _from_row(self, row: Mapping[str, Any]) -> Webhook:
+        def build() -> Webhook:
+            return Webhook(
+                id=row["id"],
+                version=row["version"],
+                name=row["name"],
+                kind=row["kind"],
+                url=row["url"],
+                segment_endpoint=row["segment_endpoint"],
+                segment_gzip=row["segment_gzip"],
+                write_key=self._decode(row["write_key"]),
+                secret=self._decode(row["secret"]),
+                previous_secrets=tuple(
+                    RetiredSecret(
+                        secret=self._decode(r["secret"].encode("utf-8", "surrogatepass")) or "",
+                        expires_at=datetime.fromisoformat(r["expires_at"]),
+                    )
+                    for r in row["previous_secrets"]
+                ),
+                categories=row["categories"],
+                enabled=row["enabled"],
+                signature_scheme=row["signature_scheme"],
+                signature_header=row["signature_header"],
+                headers=row["headers"],
+                created_at=as_utc(row["created_at"]),
+                created_by=row["created_by"],
+                updated_at=as_utc(row["updated_at"]),
+                updated_by=row["updated_by"],
+                disabled_reason=row["disabled_reason"],
+                disabled_by=row["disabled_by"],
+            )
+
+        return loaded(row["id"], build)
+
+    def _encode(self, secret: Secret) -> bytes:
+        encoded = self._codec.encode(secret.reveal())
+        if not isinstance(encoded, str):
+            msg = f"secret_codec.encode() must return text, not {type(encoded).__name__}"
+            raise StorageError(msg)
+        return encoded.encode("utf-8", "surrogatepass")
+
+    def _decode(self, stored: bytes | None) -> Secret | None:
+        if stored is None:
+            return None
+        try:
+            return Secret(self._codec.decode(bytes(stored).decode("utf-8", "surrogatepass")))
+        except Exception as exc:  # noqa: BLE001 - the codec is the host's code; any failure counts
+            # Not chained: the codec's message might quote what it was given.
+            msg = (
+                f"a stored secret could not be decoded ({type(exc).__name__}); "
+                "is secret_codec the codec it was stored with?"
+            )
+            raise StorageError(msg) from None
+
+
+def loaded(row_id: str, build: Callable[[], _T]) -> _T:
+    try:
+        return build()
+    except StorageError:
+        raise
+    except (ValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        msg = f"stored row {row_id!r} is not valid: {exc}"
+        raise StorageError(msg) from exc
+
+
+def _audit_from_row(row: Mapping[str, Any]) -> AuditEntry:
+    return AuditEntry(
+        id=row["id"],
+        at=as_utc(row["at"]),
+        actor_id=row["actor_id"],
+        action=row["action"],
+        webhook_id=row["webhook_id"],
+        changes=row["changes"],
+    )
