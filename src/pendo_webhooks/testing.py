@@ -1,8 +1,16 @@
 """
-Test helpers for hosts and receivers: realistic sample events (more fakes will follow).
+Test helpers for hosts that send webhooks and teams that receive them.
 
-Nothing here touches the network, the clock or randomness: the same call returns the same
-event every time. This module is not imported by :mod:`pendo_webhooks` itself.
+* :func:`sample_event` / :func:`sample_events`: a realistic, deterministic event of each type
+  (the admin's "Test" button sends these);
+* :class:`LocalReceiver`: a real HTTP server on loopback that verifies signatures and answers
+  from a script (``[503, 503, 200]`` rehearses retries); :func:`signed_request` signs a body the
+  way the sender does, for a receiver's handler tests;
+* :class:`FrozenClock` and :class:`RecordingTransport`: deterministic, offline fakes for the
+  :class:`~pendo_webhooks.dispatcher.Dispatcher`.
+
+The same helpers are pytest fixtures (``pendo_*``) through the plugin this package installs.
+This module is not imported by :mod:`pendo_webhooks` itself.
 """
 
 from __future__ import annotations
@@ -13,7 +21,9 @@ from typing import Any
 import attrs
 
 from ._category import EventCategory
+from ._fakes import FrozenClock, RecordingTransport
 from ._models import Event
+from ._receiver import LocalReceiver, ReceivedRequest, Reply, SignedRequest, signed_request
 from ._values import (
     App,
     GuideProperties,
@@ -27,7 +37,17 @@ from ._wire import EVENT_CLASSES
 from .exceptions import UnknownEventType, ValidationError
 
 
-__all__ = ["sample_event", "sample_events"]
+__all__ = [
+    "FrozenClock",
+    "LocalReceiver",
+    "ReceivedRequest",
+    "RecordingTransport",
+    "Reply",
+    "SignedRequest",
+    "sample_event",
+    "sample_events",
+    "signed_request",
+]
 
 # One fixed uniqueId per category; guideDisplayed's is the one in Pendo's published sample.
 _UNIQUE_IDS = {
@@ -169,23 +189,3 @@ def sample_events() -> list[Event]:
     ['guideDisplayed', 'trackEventReceived']
     """
     return [sample_event(category) for category in EventCategory]
-
-
-# The receiver's toolkit: a local receiver and requests signed like the sender's.
-from ._receiver import (  # noqa: E402 - appended by the receiver's toolkit
-    LocalReceiver,
-    ReceivedRequest,
-    Reply,
-    SignedRequest,
-    signed_request,
-)
-
-
-__all__ += ["LocalReceiver", "ReceivedRequest", "Reply", "SignedRequest", "signed_request"]
-
-
-# Fakes for the sending side: a frozen clock and a recording transport.
-from ._fakes import FrozenClock, RecordingTransport  # noqa: E402 - appended by the dispatcher
-
-
-__all__ += ["FrozenClock", "RecordingTransport"]
