@@ -114,9 +114,7 @@ def lifecycle(db: Path) -> int:
         outage = [r for r in received if r.header("webhook-id") == event.unique_id]
         same_body = len({r.body for r in outage}) == 1
         print(f"\nreceiver: {len(received)} requests, {verified} with valid signatures")
-        print(
-            f"  the outage: {len(outage)} requests, one webhook-id, identical bodies: {same_body}"
-        )
+        print(f"  the outage: {len(outage)} requests, one webhook-id, same bytes: {same_body}")
         all_good = verified == len(received) and same_body and final.status.value == "delivered"
         return 0 if all_good else 1
 

@@ -24,7 +24,15 @@ from datetime import datetime
 import attrs
 
 from ._clock import Clock
-from ._delivery import MAX_EXCERPT_BYTES, Attempt, Delivery, DeliveryStatus, clip_error
+from ._delivery import (
+    MAX_EXCERPT_BYTES,
+    Attempt,
+    Delivery,
+    DeliveryStatus,
+    clip_error,
+    evolved,
+    trusted_attempt,
+)
 from ._webhook import Webhook
 from .exceptions import TransportError
 from .retry import Decision, Verdict
@@ -230,7 +238,8 @@ def settle(
     """
     number = delivery.attempts + 1
     status = _STATUS_AFTER[decision.verdict]
-    attempt = Attempt(
+    # Values of the right types already (an Exchange, a Decision): the unchecked builders.
+    attempt = trusted_attempt(
         delivery_id=delivery.id,
         number=number,
         started_at=sent.started_at,
@@ -245,7 +254,7 @@ def settle(
     error = None
     if decision.verdict is not Verdict.DELIVERED:
         error = f"{sent.detail} ({decision.reason})" if sent.detail else decision.reason
-    updated = attrs.evolve(
+    updated = evolved(
         delivery,
         status=status,
         attempts=number,

@@ -15,7 +15,9 @@ Strictly private; import these names from :mod:`pendo_webhooks.dispatcher`.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
+from typing import Any
 
 import attrs
 
@@ -32,6 +34,9 @@ __all__ = [
     "Delivery",
     "DeliveryStatus",
     "clip_error",
+    "evolved",
+    "trusted_attempt",
+    "trusted_delivery",
 ]
 
 #: The most response bytes an :class:`Attempt` keeps.
@@ -266,3 +271,172 @@ class Attempt:
         if (self.status_code is None) == (self.error_kind is None):
             msg = "give exactly one of status_code and error_kind"
             raise ValidationError("status_code", msg)
+
+
+# -- trusted construction ---------------------------------------------------------------
+#
+# The public constructors convert and check every field: right for values from outside,
+# but 8 to 12 us a record on the hot paths, which build records from values that are
+# already of the right types (our own clock, enums, and rows our stores wrote). These
+# build them without the converters, 3 to 4 times faster; datetimes still go through
+# the cheap UTC check, since an injected clock may use another offset.
+
+_Setter = Callable[[object, Any], None]
+
+
+def _slots(cls: type) -> tuple[tuple[str, _Setter], ...]:
+    # attrs' slotted classes: a member descriptor per field, whose __set__ skips the
+    # frozen __setattr__ (exactly what the generated __init__ does).
+    return tuple((f.name, cls.__dict__[f.name].__set__) for f in attrs.fields(cls))
+
+
+_DELIVERY_SLOTS = _slots(Delivery)
+_ATTEMPT_SLOTS = _slots(Attempt)
+_new = object.__new__
+
+
+def _fill(record: object, slots: tuple[tuple[str, _Setter], ...], values: Sequence[Any]) -> None:
+    for (_, setter), value in zip(slots, values, strict=True):
+        setter(record, value)
+
+
+def trusted_delivery(
+    *,
+    id: str,  # noqa: A002 - the field's name
+    webhook_id: str,
+    event_id: str,
+    category: EventCategory,
+    body: bytes,
+    status: DeliveryStatus = DeliveryStatus.PENDING,
+    attempts: int = 0,
+    attempt_base: int = 0,
+    next_attempt_at: datetime,
+    created_at: datetime,
+    updated_at: datetime,
+    last_status: int | None = None,
+    last_error: str | None = None,
+    lease_owner: str | None = None,
+    lease_until: datetime | None = None,
+    finished_at: datetime | None = None,
+    redelivered_at: datetime | None = None,
+    purged: bool = False,
+) -> Delivery:
+    """
+    Build a :class:`Delivery` from values already of the right types, without the checks.
+
+    For the library's hot paths only: *category* and *status* must be the enums, the
+    counts non-negative ints, *body* bytes. Datetimes are still normalized to UTC.
+
+    >>> from datetime import datetime, timezone
+    >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    >>> fields = dict(id="dlv_1", webhook_id="wh_1", event_id="f961", body=b"{}",
+    ...               category=EventCategory.NPS_SUBMITTED, next_attempt_at=t,
+    ...               created_at=t, updated_at=t)
+    >>> trusted_delivery(**fields) == Delivery(**fields)
+    True
+    """
+    record = _new(Delivery)
+    _fill(
+        record,
+        _DELIVERY_SLOTS,
+        (
+            id,
+            webhook_id,
+            event_id,
+            category,
+            body,
+            status,
+            attempts,
+            attempt_base,
+            _utc(next_attempt_at),
+            _utc(created_at),
+            _utc(updated_at),
+            last_status,
+            last_error,
+            lease_owner,
+            None if lease_until is None else _utc(lease_until),
+            None if finished_at is None else _utc(finished_at),
+            None if redelivered_at is None else _utc(redelivered_at),
+            purged,
+        ),
+    )
+    return record
+
+
+_TIMES = frozenset(
+    {"next_attempt_at", "created_at", "updated_at", "lease_until", "finished_at", "redelivered_at"}
+)
+
+
+def evolved(delivery: Delivery, **changes: Any) -> Delivery:
+    """
+    :func:`attrs.evolve` for a :class:`Delivery`, trusting *changes* as :func:`trusted_delivery`.
+
+    Raises:
+        ValidationError: If a change names no field.
+
+    >>> from datetime import datetime, timezone
+    >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    >>> d = Delivery(id="dlv_1", webhook_id="wh_1", event_id="f961", category="npsSubmitted",
+    ...              body=b"{}", next_attempt_at=t, created_at=t, updated_at=t)
+    >>> evolved(d, attempts=1) == attrs.evolve(d, attempts=1)
+    True
+    """
+    record = _new(Delivery)
+    for name, setter in _DELIVERY_SLOTS:
+        if name in changes:
+            value = changes.pop(name)
+            if value is not None and name in _TIMES:
+                value = _utc(value)
+        else:
+            value = getattr(delivery, name)
+        setter(record, value)
+    if changes:
+        raise ValidationError(min(changes), "not a field of Delivery")
+    return record
+
+
+def trusted_attempt(
+    *,
+    delivery_id: str,
+    number: int,
+    started_at: datetime,
+    duration: float,
+    status_code: int | None = None,
+    error_kind: str | None = None,
+    detail: str | None = None,
+    response_excerpt: bytes = b"",
+    verdict: Verdict,
+    reason: str,
+) -> Attempt:
+    """
+    Build an :class:`Attempt` from values already of the right types, without the checks.
+
+    For the library's hot paths only (an :class:`~pendo_webhooks._attempt.Exchange` already
+    holds exactly one of *status_code* and *error_kind*, and a clipped excerpt).
+
+    >>> from datetime import datetime, timezone
+    >>> fields = dict(delivery_id="dlv_1", number=1, duration=0.01, status_code=200,
+    ...               started_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    ...               verdict=Verdict.DELIVERED, reason="HTTP 200")
+    >>> trusted_attempt(**fields) == Attempt(**fields)
+    True
+    """
+    record = _new(Attempt)
+    _fill(
+        record,
+        _ATTEMPT_SLOTS,
+        (
+            delivery_id,
+            number,
+            _utc(started_at),
+            duration,
+            status_code,
+            error_kind,
+            detail,
+            response_excerpt,
+            verdict,
+            reason,
+        ),
+    )
+    return record

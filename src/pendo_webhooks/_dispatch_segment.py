@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -52,6 +52,7 @@ __all__ = ["SegmentMixin", "released"]
 logger = logging.getLogger("pendo_webhooks")
 
 _Row = tuple[Delivery, Attempt | None]
+_RecordShared = Callable[..., set[str]]
 _REDACTED = b"<redacted>"
 _CLOSED_STATUS = {
     Outcome.CANCELLED: DeliveryStatus.CANCELLED,
@@ -178,8 +179,8 @@ class SegmentMixin:
             return low + (high - low) * share
 
         decisions: dict[int, Decision] = {}
-        rows: list[_Row] = []
-        for delivery in batch:
+
+        def decide(delivery: Delivery) -> Decision:
             number = delivery.attempt_number - delivery.attempt_base
             decision = decisions.get(number)
             if decision is None:
@@ -191,15 +192,21 @@ class SegmentMixin:
                     now=now,
                     rng=rng,
                 )
-            rows.append(settle(delivery, sent, decision, now=now))
-        written = self.storage.record_outcomes(rows, owner=self.owner, now=now)
+            return decision
+
+        shared = getattr(self.storage, "record_shared_outcomes", None)
+        if shared is not None:
+            outcomes = self._record_shared(shared, batch, sent, decide, now)
+        else:
+            rows: list[_Row] = [settle(d, sent, decide(d), now=now) for d in batch]
+            written = self.storage.record_outcomes(rows, owner=self.owner, now=now)
+            outcomes = [
+                _outcome(before, after, attempt, sent) if ok else self._lost(before)
+                for before, (after, attempt), ok in zip(batch, rows, written, strict=True)
+            ]
         gone = any(d.disable_webhook for d in decisions.values())
         if gone:
             self._disable_gone(webhook)
-        outcomes = [
-            _outcome(before, after, attempt, sent) if ok else self._lost(before)
-            for before, (after, attempt), ok in zip(batch, rows, written, strict=True)
-        ]
         verdicts = {d.verdict for d in decisions.values()}
         level = logging.DEBUG if verdicts == {Verdict.DELIVERED} else logging.INFO
         if logger.isEnabledFor(level):
@@ -215,6 +222,39 @@ class SegmentMixin:
                 "; ".join(sorted({d.reason for d in decisions.values()})),
             )
         return outcomes, gone
+
+    def _record_shared(
+        self,
+        record: _RecordShared,
+        batch: Sequence[Delivery],
+        sent: Exchange,
+        decide: Callable[[Delivery], Decision],
+        now: datetime,
+    ) -> list[DeliveryOutcome]:
+        """
+        Record a batch's outcomes through the store's set-based fast path.
+
+        Deliveries with the same attempt counts get the same decision, state and attempt
+        row (but for their ids), so each such group is settled once and written as one.
+        """
+        groups: dict[tuple[int, int], list[Delivery]] = {}
+        for delivery in batch:
+            groups.setdefault((delivery.attempts, delivery.attempt_base), []).append(delivery)
+        settled = {
+            key: settle(members[0], sent, decide(members[0]), now=now)
+            for key, members in groups.items()
+        }
+        written = record(
+            [([d.id for d in members], *settled[key]) for key, members in groups.items()],
+            owner=self.owner,
+            now=now,
+        )
+        return [
+            _outcome(d, *settled[d.attempts, d.attempt_base], sent)
+            if d.id in written
+            else self._lost(d)
+            for d in batch
+        ]
 
     def _close(self, closed: Sequence[tuple[Delivery, Outcome, str]]) -> list[DeliveryOutcome]:
         """

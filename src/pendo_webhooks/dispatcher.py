@@ -15,7 +15,16 @@ process may die at any line and another picks up (at least once, never lost):
   meanwhile gets no request (the delivery is ``cancelled``), signs afresh (new
   ``webhook-timestamp``, same ``webhook-id`` and body bytes), and stores an
   :class:`Attempt` row; the :class:`~pendo_webhooks.retry.RetryPolicy` decides what
-  follows, and a ``410 Gone`` disables the webhook (audited as ``"system"``).
+  follows, and a ``410 Gone`` disables the webhook (audited as ``"system"``);
+* a Segment webhook's deliveries hold ``track`` messages and go out together:
+  attempting one claims the webhook's other due ones, and they are sent as
+  ``POST <endpoint>/v1/batch`` bodies joined from the stored bytes (at most 2,500
+  messages and 475,000 bytes each), with the write key read at send time; the
+  batch's outcome is each delivery's, one :class:`Attempt` row each;
+* a message over its limit (32,768 bytes for Segment, *max_body_bytes* for URL
+  webhooks) is stored ``failed`` with the reason, and never sent;
+* :meth:`Dispatcher.enqueue_many` and :meth:`Dispatcher.dispatch_many` store many
+  events in one transaction (the bulk path).
 
 >>> from pendo_webhooks.registry import Actor, WebhookRegistry
 >>> from pendo_webhooks.storage import InMemoryStorage
@@ -53,7 +62,7 @@ import attrs
 
 from ._attempt import Exchange, SignerCache, exchange, host_of, settle, unwanted, url_request
 from ._clock import Clock, utcnow
-from ._delivery import Attempt, Delivery, DeliveryStatus
+from ._delivery import Attempt, Delivery, DeliveryStatus, trusted_delivery
 from ._dispatch_admin import AdminMixin
 from ._dispatch_args import count_arg, seconds_arg
 from ._dispatch_running import MAX_THREADS, RunningMixin
@@ -433,7 +442,8 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
             if body is None:
                 body = bodies[webhook.kind] = self._formatters[webhook.kind].format(event)
             limit = self.max_body_bytes if webhook.kind is WebhookKind.URL else MAX_MESSAGE_BYTES
-            delivery = Delivery(
+            # Every value is of the right type already: the unchecked constructor.
+            delivery = trusted_delivery(
                 id=self._ids("dlv"),
                 webhook_id=webhook.id,
                 event_id=event.unique_id,

@@ -20,7 +20,11 @@ from ._outbox_protocol import SkipReason
 from ._sqlite_core import utc_iso
 
 
-__all__ = ["enqueue_bulk", "record_bulk"]
+__all__ = ["SharedOutcome", "enqueue_bulk", "record_bulk", "record_shared"]
+
+#: Deliveries (by id) that all get one outcome, given as a delivery and an attempt whose
+#: ids are ignored: what a Segment batch's deliveries with the same attempt count share.
+SharedOutcome = tuple[Sequence[str], Delivery, Attempt | None]
 
 # Far below SQLite's smallest default limit on host parameters (999).
 _CHUNK = 900
@@ -36,16 +40,14 @@ ON CONFLICT (webhook_id, event_id) DO NOTHING
 
 _ENABLED = "SELECT id FROM webhooks WHERE enabled = 1 AND id IN ({marks})"
 _STORED = "SELECT id FROM deliveries WHERE id IN ({marks})"
-_HELD = """
-SELECT id FROM deliveries
- WHERE status = 'pending' AND lease_owner = ? AND lease_until >= ? AND id IN ({marks})
-"""
-
+# One statement per distinct outcome (a Segment batch's deliveries share theirs), fenced
+# on each row's lease; RETURNING names the rows written.
 _RECORD = """
 UPDATE deliveries
    SET status = ?, attempts = ?, next_attempt_at = ?, updated_at = ?, last_status = ?,
        last_error = ?, finished_at = ?, lease_owner = NULL, lease_until = NULL
- WHERE id = ? AND status = 'pending' AND lease_owner = ? AND lease_until >= ?
+ WHERE status = 'pending' AND lease_owner = ? AND lease_until >= ? AND id IN ({marks})
+RETURNING id
 """
 
 _INSERT_ATTEMPT = """
@@ -156,29 +158,25 @@ def record_bulk(
     Returns, per pair, whether it was written (the delivery was still pending and leased
     to *owner* at *now*). Each delivery appears once (OutboxStore.record_outcomes).
     """
-    ids = [d.id for d, _ in outcomes]
     iso = _Times()
     stamp = utc_iso(now)
-    held = _existing(conn, _HELD, ids, (owner, stamp))
-    conn.executemany(
-        _RECORD,
-        [
-            (
-                d.status.value,
-                d.attempts,
-                iso(d.next_attempt_at),
-                iso(d.updated_at),
-                d.last_status,
-                d.last_error,
-                iso(d.finished_at),
-                d.id,
-                owner,
-                stamp,
-            )
-            for d, _ in outcomes
-            if d.id in held
-        ],
-    )
+    groups: dict[tuple[object, ...], list[str]] = {}
+    for d, _ in outcomes:
+        values = (
+            d.status.value,
+            d.attempts,
+            iso(d.next_attempt_at),
+            iso(d.updated_at),
+            d.last_status,
+            d.last_error,
+            iso(d.finished_at),
+        )
+        groups.setdefault(values, []).append(d.id)
+    held: set[str] = set()
+    for shared, ids in groups.items():
+        for chunk in _chunks(ids):
+            sql = _RECORD.format(marks=", ".join("?" * len(chunk)))
+            held.update(row[0] for row in conn.execute(sql, (*shared, owner, stamp, *chunk)))
     conn.executemany(
         _INSERT_ATTEMPT,
         [
@@ -199,3 +197,53 @@ def record_bulk(
         ],
     )
     return [d.id in held for d, _ in outcomes]
+
+
+def record_shared(
+    conn: sqlite3.Connection,
+    groups: Sequence[SharedOutcome],
+    *,
+    owner: str,
+    now: datetime,
+) -> set[str]:
+    """
+    Write one outcome per group to each of its deliveries, fenced on each lease; return the ids.
+
+    The set-based form of :func:`record_bulk` for a Segment batch: per group, one
+    ``UPDATE ... WHERE id IN (...)`` (every 900 ids) and one ``executemany`` of the
+    attempt rows (each a copy of the group's attempt, under its delivery's id), with no
+    record built per delivery. Each id appears once in all *groups*.
+    """
+    iso = _Times()
+    stamp = utc_iso(now)
+    held: set[str] = set()
+    for ids, after, attempt in groups:
+        values = (
+            after.status.value,
+            after.attempts,
+            iso(after.next_attempt_at),
+            iso(after.updated_at),
+            after.last_status,
+            after.last_error,
+            iso(after.finished_at),
+        )
+        written: list[str] = []
+        for chunk in _chunks(ids):
+            sql = _RECORD.format(marks=", ".join("?" * len(chunk)))
+            written.extend(row[0] for row in conn.execute(sql, (*values, owner, stamp, *chunk)))
+        held.update(written)
+        if attempt is None or not written:
+            continue
+        shared = (
+            attempt.number,
+            iso(attempt.started_at),
+            attempt.duration,
+            attempt.status_code,
+            attempt.error_kind,
+            attempt.detail,
+            attempt.response_excerpt,
+            attempt.verdict.value,
+            attempt.reason,
+        )
+        conn.executemany(_INSERT_ATTEMPT, [(i, *shared) for i in written])
+    return held
