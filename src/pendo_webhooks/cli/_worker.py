@@ -1,0 +1,263 @@
+"""
+``pendo-webhooks worker``: deliver a SQLite store's outbox until SIGTERM (or until idle).
+
+Strictly private.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Console,
+    add_command,
+    add_destination_options,
+    destination_policy,
+    seconds,
+    whole_number,
+)
+from ._db import open_store
+
+
+if TYPE_CHECKING:
+    from ..dispatcher import DrainSummary
+    from ..retry import RetryPolicy
+    from ..transports import OutgoingRequest, Transport, TransportResponse
+
+
+__all__ = ["CountingTransport", "register"]
+
+
+def register(subparsers: Any) -> None:
+    """
+    Add the ``worker`` command.
+    """
+    parser = add_command(
+        subparsers,
+        "worker",
+        help="deliver the outbox of a SQLite store until SIGTERM",
+        description=(
+            "Run the dispatcher's worker loop on a SQLite store: attempt due deliveries and "
+            "retries until SIGTERM or Ctrl-C, then finish the attempts in flight and exit 0. "
+            "Several workers may share one file. While deliveries are pending, a progress "
+            "line goes to stderr every few seconds. With --until-idle it exits once nothing "
+            "is pending: 0, or 1 if --max-time ran out first."
+        ),
+    )
+    parser.add_argument(
+        "--db", required=True, metavar="FILE", help="the pendo-webhooks SQLite database"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=whole_number(1, 256),
+        default=4,
+        metavar="N",
+        help="attempts in flight at once (default: 4)",
+    )
+    parser.add_argument(
+        "--poll-interval",
+        type=seconds(0.01, 3600),
+        default=1.0,
+        metavar="SECONDS",
+        help="look for new deliveries at least this often (default: 1)",
+    )
+    parser.add_argument(
+        "--progress-every",
+        type=seconds(0.01, 86400),
+        default=5.0,
+        metavar="SECONDS",
+        help="how often to print progress while deliveries are pending (default: 5)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=seconds(0.01, 30),
+        default=15.0,
+        metavar="SECONDS",
+        help="deadline of one attempt, at most 30 (default: 15)",
+    )
+    parser.add_argument(
+        "--until-idle",
+        action="store_true",
+        help="exit once nothing is pending (retries included) instead of waiting for more",
+    )
+    parser.add_argument(
+        "--max-time",
+        type=seconds(0.01, 10**8),
+        default=10**8,
+        metavar="SECONDS",
+        help="with --until-idle: give up after this long (exit 1)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="warning",
+        help="log the dispatcher's messages from this level on, to stderr (info: every "
+        "attempt that did not deliver; debug: every attempt)",
+    )
+    add_destination_options(parser)
+    parser.set_defaults(handler=_run)
+
+
+class CountingTransport:
+    """
+    A Transport that counts what each request got, as *retry* classifies it.
+
+    The counts are of requests (a Segment batch is one): ``delivered``, ``retrying`` (a
+    429, a 5xx or a network error) and ``failed`` (anything else). Thread-safe.
+
+    >>> from pendo_webhooks.retry import RetryPolicy
+    >>> from pendo_webhooks.testing import RecordingTransport
+    >>> from pendo_webhooks.transports import OutgoingRequest
+    >>> transport = CountingTransport(RecordingTransport([503, 200]), RetryPolicy())
+    >>> request = OutgoingRequest(url="https://hooks.example.com/in", body=b"{}")
+    >>> [transport.send(request).status for _ in range(2)]
+    [503, 200]
+    >>> transport.counts()
+    {'delivered': 1, 'retrying': 1, 'failed': 0}
+    """
+
+    def __init__(self, inner: Transport, retry: RetryPolicy) -> None:
+        self._inner = inner
+        self._retry = retry
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def send(self, request: OutgoingRequest) -> TransportResponse:
+        """
+        Send *request* with the wrapped transport, and count what came back.
+        """
+        from ..exceptions import TransportError  # noqa: PLC0415
+
+        try:
+            response = self._inner.send(request)
+        except TransportError as exc:
+            self._count(None, exc.kind)
+            raise
+        except Exception:
+            self._count(None, "error")  # what the dispatcher makes of it
+            raise
+        self._count(response.status, None)
+        return response
+
+    def _count(self, status: int | None, kind: str | None) -> None:
+        from ..exceptions import ValidationError  # noqa: PLC0415
+        from ..retry import Verdict  # noqa: PLC0415
+
+        try:
+            verdict = self._retry.classify(status=status, error_kind=kind)
+        except ValidationError:  # a kind the policy does not know: the dispatcher retries it
+            verdict = Verdict.RETRY
+        name = {Verdict.DELIVERED: "delivered", Verdict.RETRY: "retrying"}.get(verdict, "failed")
+        with self._lock:
+            self._counts[name] += 1
+
+    def counts(self) -> dict[str, int]:
+        """
+        Return the counts so far.
+        """
+        with self._lock:
+            return {key: self._counts[key] for key in ("delivered", "retrying", "failed")}
+
+
+@contextlib.contextmanager
+def _logging(level: str) -> Iterator[None]:
+    logger = logging.getLogger("pendo_webhooks")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level.upper())
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+
+@contextlib.contextmanager
+def _progress(
+    console: Console,
+    every: float,
+    counts: Callable[[], dict[str, int]],
+    pending: Callable[[], int],
+) -> Iterator[None]:
+    """
+    Print a progress line every *every* seconds while deliveries are pending.
+    """
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every):
+            try:
+                waiting = pending()
+            except Exception:  # noqa: BLE001 - the worker logs store errors itself
+                waiting = 0
+            if waiting:
+                done = counts()
+                console.err(
+                    f"delivered {done['delivered']}, retrying {done['retrying']}, "
+                    f"failed {done['failed']}, pending {waiting}"
+                )
+
+    thread = threading.Thread(target=loop, name="pendo-webhooks-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _summary(summary: DrainSummary) -> str:
+    return (
+        f"delivered {summary.delivered}, retried {summary.retried}, failed {summary.failed}, "
+        f"dead {summary.dead}, cancelled {summary.cancelled}; {summary.pending} pending"
+    )
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    from ..dispatcher import Dispatcher  # noqa: PLC0415 - loaded when the command runs
+    from ..registry import WebhookRegistry  # noqa: PLC0415
+    from ..retry import RetryPolicy  # noqa: PLC0415
+    from ..transports import RequestsTransport  # noqa: PLC0415
+
+    policy = destination_policy(args)
+    retry = RetryPolicy()
+    with (
+        open_store(args.db) as storage,
+        RequestsTransport(destinations=policy, deadline=args.timeout) as transport,
+        _logging(args.log_level),
+    ):
+        counting = CountingTransport(transport, retry)
+        registry = WebhookRegistry(storage, destinations=policy)
+        with (
+            Dispatcher(registry, transport=counting, retry=retry) as dispatcher,
+            _progress(
+                console,
+                args.progress_every,
+                counting.counts,
+                lambda: storage.pending_summary()[0],
+            ),
+        ):
+            how = "until idle" if args.until_idle else "until SIGTERM or Ctrl-C"
+            console.err(
+                f"worker {dispatcher.owner} delivering {args.db} "
+                f"(concurrency {args.concurrency}) {how}"
+            )
+            if args.until_idle:
+                summary = dispatcher.drain(args.max_time, concurrency=args.concurrency)
+            else:
+                summary = dispatcher.run_worker(
+                    concurrency=args.concurrency, poll_interval=args.poll_interval
+                )
+    console.err(f"worker stopped: {_summary(summary)}")
+    return EXIT_FAILED if summary.timed_out else EXIT_OK
