@@ -80,7 +80,8 @@ class TestSchema:
         with SQLiteStorage(path) as second:
             assert second.get_webhook(hook.id) == hook
         conn = raw(path)
-        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == LATEST_VERSION
+        applied = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0]
+        assert applied == LATEST_VERSION
         conn.close()
 
     def test_an_empty_file_of_ours_is_migrated(self, path: Path) -> None:
