@@ -105,3 +105,4 @@ many: list[DispatchResult] = dispatcher.enqueue_many([event])
 sent_now: list[DispatchResult] = dispatcher.dispatch_many([event])
 
 postgres: Storage = PostgresStorage("postgresql://app@db.internal/product")
+durable_outcomes: Storage = SQLiteStorage(Path("y.sqlite3"), outcome_synchronous="FULL")
