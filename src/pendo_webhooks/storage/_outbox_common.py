@@ -1,13 +1,97 @@
 """
-What both outbox backends share: their errors, worded the same way. Strictly private.
+What both outbox backends share: rows read back as records, and their errors, worded the
+same way. The backends differ only in how a stored time reads back (*when*). Strictly private.
 """
 
 from __future__ import annotations
 
-from ..exceptions import ConflictError, UnknownDelivery
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+from .._delivery import Attempt, Delivery
+from ..exceptions import ConflictError, StorageError, UnknownDelivery, ValidationError
 
 
-__all__ = ["duplicate_delivery", "not_finished", "purged_body", "unknown_delivery"]
+__all__ = [
+    "attempt_from_row",
+    "delivery_from_row",
+    "duplicate_delivery",
+    "load_rows",
+    "not_finished",
+    "purged_body",
+    "unknown_delivery",
+]
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+class Row(Protocol):
+    """
+    A stored row read by column name (``sqlite3.Row``, a psycopg dict row). Strictly private.
+    """
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def delivery_from_row(row: Row, when: Callable[[Any], datetime]) -> Delivery:
+    """
+    The :class:`Delivery` a ``deliveries`` row holds; *when* reads a stored time back.
+    """
+
+    def maybe(value: Any) -> datetime | None:
+        return None if value is None else when(value)
+
+    return Delivery(
+        id=row["id"],
+        webhook_id=row["webhook_id"],
+        event_id=row["event_id"],
+        category=row["category"],
+        body=bytes(row["body"]),
+        status=row["status"],
+        attempts=row["attempts"],
+        attempt_base=row["attempt_base"],
+        next_attempt_at=when(row["next_attempt_at"]),
+        created_at=when(row["created_at"]),
+        updated_at=when(row["updated_at"]),
+        last_status=row["last_status"],
+        last_error=row["last_error"],
+        lease_owner=row["lease_owner"],
+        lease_until=maybe(row["lease_until"]),
+        finished_at=maybe(row["finished_at"]),
+        redelivered_at=maybe(row["redelivered_at"]),
+        purged=bool(row["purged"]),
+    )
+
+
+def attempt_from_row(row: Row, when: Callable[[Any], datetime]) -> Attempt:
+    """
+    The :class:`Attempt` an ``attempts`` row holds; *when* reads a stored time back.
+    """
+    return Attempt(
+        delivery_id=row["delivery_id"],
+        number=row["number"],
+        started_at=when(row["started_at"]),
+        duration=row["duration"],
+        status_code=row["status_code"],
+        error_kind=row["error_kind"],
+        detail=row["detail"],
+        response_excerpt=bytes(row["response_excerpt"]),
+        verdict=row["verdict"],
+        reason=row["reason"],
+    )
+
+
+def load_rows(rows: Sequence[_R], build: Callable[[_R], _T]) -> list[_T]:
+    """
+    *build* every row; a row that is not a valid record is a :class:`StorageError`.
+    """
+    try:
+        return [build(row) for row in rows]
+    except (ValidationError, ValueError, TypeError, KeyError) as exc:
+        msg = f"a stored delivery row is not valid: {exc}"
+        raise StorageError(msg) from exc
 
 
 def unknown_delivery(delivery_id: str) -> UnknownDelivery:

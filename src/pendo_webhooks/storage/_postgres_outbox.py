@@ -18,13 +18,20 @@ lease; NTP suffices), so the store behaves identically under a test's frozen clo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
 from .._delivery import Attempt, Delivery, DeliveryStatus
-from ..exceptions import StorageError, ValidationError
-from ._outbox_common import duplicate_delivery, not_finished, purged_body, unknown_delivery
+from ._outbox_common import (
+    attempt_from_row,
+    delivery_from_row,
+    duplicate_delivery,
+    load_rows,
+    not_finished,
+    purged_body,
+    unknown_delivery,
+)
 from ._outbox_protocol import SkipReason
 from ._postgres_core import PostgresCore
 from ._postgres_outbox_sql import (
@@ -79,49 +86,11 @@ def _optional(moment: datetime | None) -> datetime | None:
 
 
 def _delivery_from_row(row: Mapping[str, Any]) -> Delivery:
-    return Delivery(
-        id=row["id"],
-        webhook_id=row["webhook_id"],
-        event_id=row["event_id"],
-        category=row["category"],
-        body=bytes(row["body"]),
-        status=row["status"],
-        attempts=row["attempts"],
-        attempt_base=row["attempt_base"],
-        next_attempt_at=as_utc(row["next_attempt_at"]),
-        created_at=as_utc(row["created_at"]),
-        updated_at=as_utc(row["updated_at"]),
-        last_status=row["last_status"],
-        last_error=row["last_error"],
-        lease_owner=row["lease_owner"],
-        lease_until=_optional(row["lease_until"]),
-        finished_at=_optional(row["finished_at"]),
-        redelivered_at=_optional(row["redelivered_at"]),
-        purged=row["purged"],
-    )
+    return delivery_from_row(row, as_utc)
 
 
 def _attempt_from_row(row: Mapping[str, Any]) -> Attempt:
-    return Attempt(
-        delivery_id=row["delivery_id"],
-        number=row["number"],
-        started_at=as_utc(row["started_at"]),
-        duration=row["duration"],
-        status_code=row["status_code"],
-        error_kind=row["error_kind"],
-        detail=row["detail"],
-        response_excerpt=bytes(row["response_excerpt"]),
-        verdict=row["verdict"],
-        reason=row["reason"],
-    )
-
-
-def _loaded(rows: Sequence[Mapping[str, Any]], build: Callable[[Any], _T]) -> list[_T]:
-    try:
-        return [build(row) for row in rows]
-    except (ValidationError, ValueError, TypeError, KeyError) as exc:
-        msg = f"a stored delivery row is not valid: {exc}"
-        raise StorageError(msg) from exc
+    return attempt_from_row(row, as_utc)
 
 
 def _outcome_columns(outcomes: Sequence[tuple[Delivery, Attempt | None]]) -> dict[str, list[Any]]:
@@ -258,7 +227,7 @@ class PostgresOutbox(PostgresCore):
         rows, _ = self._execute("claiming deliveries", self._q(query), params)
         # RETURNING gives rows in no particular order.
         rows.sort(key=lambda r: (r["created_at"], r["seq"]))
-        return _loaded(rows, _delivery_from_row)
+        return load_rows(rows, _delivery_from_row)
 
     def record_outcome(
         self, delivery: Delivery, attempt: Attempt | None, *, owner: str, now: datetime
@@ -311,7 +280,7 @@ class PostgresOutbox(PostgresCore):
         )
         if not rows:
             raise unknown_delivery(delivery_id)
-        return _loaded(rows, _delivery_from_row)[0]
+        return load_rows(rows, _delivery_from_row)[0]
 
     def list_deliveries(
         self,
@@ -330,7 +299,7 @@ class PostgresOutbox(PostgresCore):
         }
         query = LIST[webhook_id is not None, status is not None]
         rows = self._read("listing deliveries", self._q(query), params)
-        return _loaded(rows, _delivery_from_row)
+        return load_rows(rows, _delivery_from_row)
 
     def list_attempts(self, delivery_id: str) -> list[Attempt]:
         """
@@ -343,7 +312,7 @@ class PostgresOutbox(PostgresCore):
             ),
             (delivery_id,),
         )
-        return _loaded(rows, _attempt_from_row)
+        return load_rows(rows, _attempt_from_row)
 
     def redeliver(self, delivery_id: str, *, now: datetime) -> Delivery:
         """
@@ -365,7 +334,7 @@ class PostgresOutbox(PostgresCore):
             cur.execute(self._q(REDELIVER), {"id": delivery_id, "now": now})
             return cur.fetchall()  # type: ignore[no-any-return]
 
-        return _loaded(self._write("redelivering", reopen), _delivery_from_row)[0]
+        return load_rows(self._write("redelivering", reopen), _delivery_from_row)[0]
 
     def redeliver_failed(
         self, webhook_id: str, *, since: datetime, until: datetime, now: datetime

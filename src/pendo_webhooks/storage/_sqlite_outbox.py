@@ -26,13 +26,20 @@ benchmark machine, where a whole plain request to a fast receiver takes 0.6 ms
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 from .._delivery import Attempt, Delivery, DeliveryStatus
-from ..exceptions import StorageError, ValidationError
-from ._outbox_common import duplicate_delivery, not_finished, purged_body, unknown_delivery
+from ._outbox_common import (
+    attempt_from_row,
+    delivery_from_row,
+    duplicate_delivery,
+    load_rows,
+    not_finished,
+    purged_body,
+    unknown_delivery,
+)
 from ._outbox_protocol import SkipReason
 from ._sqlite_bulk import SharedOutcome, enqueue_bulk, record_bulk, record_shared
 from ._sqlite_core import SQLiteCore, from_utc_iso, utc_iso
@@ -226,49 +233,11 @@ def _optional_time(text: str | None) -> datetime | None:
 
 
 def _delivery_from_row(row: sqlite3.Row) -> Delivery:
-    return Delivery(
-        id=row["id"],
-        webhook_id=row["webhook_id"],
-        event_id=row["event_id"],
-        category=row["category"],
-        body=bytes(row["body"]),
-        status=row["status"],
-        attempts=row["attempts"],
-        attempt_base=row["attempt_base"],
-        next_attempt_at=from_utc_iso(row["next_attempt_at"]),
-        created_at=from_utc_iso(row["created_at"]),
-        updated_at=from_utc_iso(row["updated_at"]),
-        last_status=row["last_status"],
-        last_error=row["last_error"],
-        lease_owner=row["lease_owner"],
-        lease_until=_optional_time(row["lease_until"]),
-        finished_at=_optional_time(row["finished_at"]),
-        redelivered_at=_optional_time(row["redelivered_at"]),
-        purged=bool(row["purged"]),
-    )
+    return delivery_from_row(row, from_utc_iso)
 
 
 def _attempt_from_row(row: sqlite3.Row) -> Attempt:
-    return Attempt(
-        delivery_id=row["delivery_id"],
-        number=row["number"],
-        started_at=from_utc_iso(row["started_at"]),
-        duration=row["duration"],
-        status_code=row["status_code"],
-        error_kind=row["error_kind"],
-        detail=row["detail"],
-        response_excerpt=bytes(row["response_excerpt"]),
-        verdict=row["verdict"],
-        reason=row["reason"],
-    )
-
-
-def _loaded(rows: Sequence[sqlite3.Row], build: Callable[[sqlite3.Row], _T]) -> list[_T]:
-    try:
-        return [build(row) for row in rows]
-    except (ValidationError, ValueError, TypeError, KeyError) as exc:
-        msg = f"a stored delivery row is not valid: {exc}"
-        raise StorageError(msg) from exc
+    return attempt_from_row(row, from_utc_iso)
 
 
 class SQLiteOutbox(SQLiteCore):
@@ -323,7 +292,7 @@ class SQLiteOutbox(SQLiteCore):
             params["webhook_id"] = webhook_id
         with self._transaction(relaxed=True) as conn:
             rows = conn.execute(sql, params).fetchall()
-        claimed = _loaded(rows, _delivery_from_row)
+        claimed = load_rows(rows, _delivery_from_row)
         # RETURNING gives rows in no particular order.
         claimed.sort(key=lambda d: (d.created_at, d.id))
         return claimed
@@ -398,7 +367,7 @@ class SQLiteOutbox(SQLiteCore):
         rows = self._query(_GET, (delivery_id,))
         if not rows:
             raise unknown_delivery(delivery_id)
-        return _loaded(rows, _delivery_from_row)[0]
+        return load_rows(rows, _delivery_from_row)[0]
 
     def list_deliveries(
         self,
@@ -418,7 +387,7 @@ class SQLiteOutbox(SQLiteCore):
                 "limit": limit,
             },
         )
-        return _loaded(rows, _delivery_from_row)
+        return load_rows(rows, _delivery_from_row)
 
     def list_attempts(self, delivery_id: str) -> list[Attempt]:
         """
@@ -428,7 +397,7 @@ class SQLiteOutbox(SQLiteCore):
             "SELECT * FROM delivery_attempts WHERE delivery_id = ? ORDER BY number",
             (delivery_id,),
         )
-        return _loaded(rows, _attempt_from_row)
+        return load_rows(rows, _attempt_from_row)
 
     def redeliver(self, delivery_id: str, *, now: datetime) -> Delivery:
         """
@@ -445,7 +414,7 @@ class SQLiteOutbox(SQLiteCore):
             if found["purged"]:
                 raise purged_body(delivery_id)
             rows = conn.execute(_REDELIVER, {"id": delivery_id, "now": utc_iso(now)}).fetchall()
-        return _loaded(rows, _delivery_from_row)[0]
+        return load_rows(rows, _delivery_from_row)[0]
 
     def redeliver_failed(
         self, webhook_id: str, *, since: datetime, until: datetime, now: datetime
