@@ -2,8 +2,8 @@
 SQLiteStorage's throughput settings, and that none of them weakens a guarantee.
 
 * durability per transaction: enqueues (and every admin change) commit at
-  ``synchronous``, claims, releases and outcomes at ``outcome_synchronous``, and
-  a connection is always back at ``synchronous`` between transactions;
+  ``synchronous``, claims, releases and outcomes at ``outcome_synchronous``, each
+  on its own connection of the thread, so no connection ever switches modes;
 * the Webhook built from a row is reused only while the row reads back identical,
   so every read still sees the stored state;
 * connection settings: WAL auto-checkpoint, journal size limit.
@@ -90,7 +90,7 @@ class Trace:
 class TestDurabilityPerTransaction:
     def test_defaults_full_for_enqueues_normal_for_outcomes(self, store: SQLiteStorage) -> None:
         """
-        By default connections sit at FULL, and an outcome's transaction alone runs at NORMAL.
+        Enqueues commit on the thread's FULL connection; an outcome on its NORMAL one.
         """
         webhook = hook(store)
         conn = store._connection()
@@ -98,10 +98,13 @@ class TestDurabilityPerTransaction:
         new = delivery(webhook.id)
         trace = Trace(conn)
         assert store.enqueue_deliveries([new]) == [None]
-        assert trace.pragmas() == []  # the enqueue commits at FULL: durable before any send
+        assert "COMMIT" in trace.statements  # durable before any send
         (claimed,) = claim(store, webhook_id=webhook.id)
         now = T0 + timedelta(seconds=1)
-        trace = Trace(conn)
+        relaxed = store._connection(relaxed=True)
+        assert relaxed is not conn
+        assert mode_of(relaxed) == NORMAL
+        main_trace, relaxed_trace = Trace(conn), Trace(relaxed)
         written = store.record_outcome(
             finished(claimed, DeliveryStatus.DELIVERED, now),
             attempt_for(claimed),
@@ -109,8 +112,11 @@ class TestDurabilityPerTransaction:
             now=now,
         )
         assert written
-        assert trace.around_begin() == ("PRAGMA synchronous = NORMAL", "PRAGMA synchronous = FULL")
-        assert mode_of(conn) == FULL
+        assert main_trace.statements == []
+        assert relaxed_trace.statements[0] == "BEGIN IMMEDIATE"
+        assert relaxed_trace.statements[-1] == "COMMIT"
+        assert trace.pragmas() == relaxed_trace.pragmas() == []  # no mode is ever switched
+        assert (mode_of(conn), mode_of(relaxed)) == (FULL, NORMAL)
         assert store.get_delivery(new.id).status is DeliveryStatus.DELIVERED
 
     def test_claims_and_releases_are_relaxed_too(self, store: SQLiteStorage) -> None:
@@ -119,14 +125,12 @@ class TestDurabilityPerTransaction:
         """
         webhook = hook(store)
         store.enqueue_deliveries([delivery(webhook.id)])
-        conn = store._connection()
-        trace = Trace(conn)
+        main_trace = Trace(store._connection())
+        relaxed_trace = Trace(store._connection(relaxed=True))
         (claimed,) = claim(store)
-        assert trace.around_begin() == ("PRAGMA synchronous = NORMAL", "PRAGMA synchronous = FULL")
-        trace = Trace(conn)
         assert store.release_claims([claimed.id], owner="w1", now=T0) == 1
-        assert trace.around_begin() == ("PRAGMA synchronous = NORMAL", "PRAGMA synchronous = FULL")
-        assert mode_of(conn) == FULL
+        assert relaxed_trace.statements.count("COMMIT") == 2
+        assert "COMMIT" not in main_trace.statements
 
     @pytest.mark.parametrize(
         ("kwargs", "resting"),
@@ -136,27 +140,29 @@ class TestDurabilityPerTransaction:
             ({"synchronous": "extra", "outcome_synchronous": "Extra"}, EXTRA),
         ],
     )
-    def test_no_switch_when_both_modes_agree(
+    def test_one_connection_when_both_modes_agree(
         self, path: Path, kwargs: dict[str, str], resting: int
     ) -> None:
         """
-        With outcome_synchronous equal to synchronous, outcomes run at that mode, unswitched.
+        With outcome_synchronous equal to synchronous, outcomes share the one connection.
         """
         with SQLiteStorage(path, **kwargs) as store:
             webhook = hook(store)
             store.enqueue_deliveries([delivery(webhook.id)])
             conn = store._connection()
+            assert store._connection(relaxed=True) is conn
             trace = Trace(conn)
             (claimed,) = claim(store)
             store.record_outcome(
                 finished(claimed, DeliveryStatus.DELIVERED, T0), None, owner="w1", now=T0
             )
+            assert trace.statements.count("COMMIT") == 2
             assert trace.pragmas() == []
             assert mode_of(conn) == resting
 
     def test_outcome_mode_may_be_stronger(self, path: Path) -> None:
         """
-        synchronous="NORMAL" with outcome_synchronous="FULL" switches up for outcomes, then back.
+        synchronous="NORMAL" with outcome_synchronous="FULL": outcomes commit at FULL.
         """
         with SQLiteStorage(path, synchronous="NORMAL", outcome_synchronous="FULL") as store:
             conn = store._connection()
@@ -166,28 +172,30 @@ class TestDurabilityPerTransaction:
 
     def test_every_thread_gets_the_same_split(self, store: SQLiteStorage) -> None:
         """
-        A new thread's connection also rests at FULL and relaxes only inside an outcome.
+        A new thread gets its own pair of connections: FULL, and NORMAL for outcomes.
         """
-        seen: list[tuple[int, int, int]] = []
+        seen: list[tuple[int, int, bool]] = []
+        mine = (store._connection(), store._connection(relaxed=True))
 
         def work() -> None:
-            conn = store._connection()
             with store._transaction(relaxed=True) as inside:
                 during = mode_of(inside)
+                relaxed = inside
             with store._transaction() as inside:
                 plain = mode_of(inside)
-            seen.append((during, plain, mode_of(conn)))
+                fresh = inside not in mine and relaxed not in mine and inside is not relaxed
+            seen.append((during, plain, fresh))
 
         thread = threading.Thread(target=work)
         thread.start()
         thread.join()
-        assert seen == [(NORMAL, FULL, FULL)]
+        assert seen == [(NORMAL, FULL, True)]
 
-    def test_a_failing_body_still_restores_the_mode(self, store: SQLiteStorage) -> None:
+    def test_a_failing_body_rolls_back(self, store: SQLiteStorage) -> None:
         """
-        An exception inside a relaxed transaction rolls it back and puts FULL back.
+        An exception inside a relaxed transaction rolls it back; the connection stays usable.
         """
-        conn = store._connection()
+        conn = store._connection(relaxed=True)
 
         def fail() -> None:
             with store._transaction(relaxed=True) as inside:
@@ -196,23 +204,33 @@ class TestDurabilityPerTransaction:
 
         with pytest.raises(UnknownWebhook):
             fail()
-        assert mode_of(conn) == FULL
+        assert store._connection(relaxed=True) is conn
+        assert mode_of(conn) == NORMAL
         assert conn.execute(
             "SELECT count(*) FROM sqlite_master WHERE name = 'scratch'"
         ).fetchone()[0] == (0)
 
-    def test_a_connection_that_cannot_be_restored_is_replaced(self, store: SQLiteStorage) -> None:
+    @pytest.mark.parametrize("relaxed", [False, True])
+    def test_a_connection_closed_under_us_is_replaced(
+        self, store: SQLiteStorage, relaxed: bool
+    ) -> None:
         """
-        If FULL cannot be put back, that connection is closed and the thread gets a new one.
+        A transaction on a connection found closed fails; the thread gets a new one.
         """
-        old = store._connection()
+        old = store._connection(relaxed)
         with pytest.raises(StorageError, match="writing to"):
-            with store._transaction(relaxed=True) as inside:
-                inside.close()  # so COMMIT and the restoring PRAGMA both fail
-        new = store._connection()
+            with store._transaction(relaxed=relaxed) as inside:
+                inside.close()  # so COMMIT fails
+        new = store._connection(relaxed)
         assert new is not old
-        assert mode_of(new) == FULL
+        assert mode_of(new) == (NORMAL if relaxed else FULL)
         assert store.list_webhooks() == []
+        old = store._connection(relaxed)
+        old.close()
+        with pytest.raises(StorageError, match="cannot start a write transaction"):
+            with store._transaction(relaxed=relaxed):
+                pytest.fail("the body must not run")  # pragma: no cover
+        assert store._connection(relaxed) is not old
 
     def test_a_foreign_connection_is_closed_not_adopted(self, store: SQLiteStorage) -> None:
         """
@@ -227,9 +245,9 @@ class TestDurabilityPerTransaction:
         with pytest.raises(sqlite3.ProgrammingError):
             other.execute("SELECT 1")
 
-    def test_a_mode_that_cannot_be_set_raises_storage_error(self, store: SQLiteStorage) -> None:
+    def test_a_closed_foreign_connection_raises_storage_error(self, store: SQLiteStorage) -> None:
         """
-        A relaxed transaction on a closed connection fails before BEGIN, as StorageError.
+        A transaction on a closed connection fails before its body, as StorageError.
         """
         closed = sqlite3.connect(store.path, isolation_level=None)
         closed.close()

@@ -6,17 +6,21 @@ migrating its schema, one connection per thread, and write transactions that
 start with ``BEGIN IMMEDIATE`` (so a read-then-write cannot hit ``SQLITE_BUSY``
 half-way in WAL mode; RELIABILITY.md C10).
 
-Durability is chosen per transaction. Every connection runs at the store's
-``synchronous`` mode (``FULL`` by default: each commit is fsynced). A transaction
-may ask for another mode (the outbox asks ``outcome_synchronous``, ``NORMAL`` by
-default, for claims and outcomes): the mode is switched just before ``BEGIN`` and
-switched back right after the transaction ends, so any other statement always
-runs at the store's mode; a connection that could not be switched back is closed.
-In WAL mode a commit at ``NORMAL`` is written to the log but not fsynced, and the
-next ``FULL`` commit's fsync of the log (or a checkpoint, which always syncs)
-covers it, because the log is one file replayed in order: a power loss can only
-take a *suffix* of commits, all of them made at the weaker mode since the last
-sync. An application crash loses nothing in either mode.
+Durability is chosen per transaction. Every thread's connection runs at the store's
+``synchronous`` mode (``FULL`` by default: each commit is fsynced). Transactions that
+ask to be *relaxed* (the outbox's claims, releases and outcomes) run on a second
+connection of the thread that rests at ``outcome_synchronous`` (``NORMAL`` by
+default), so no connection ever switches modes (switching cost two statements per
+transaction). In WAL mode a commit at ``NORMAL`` is written to the log but not
+fsynced, and the next ``FULL`` commit's fsync of the log (or a checkpoint, which
+always syncs) covers it, because the log is one file replayed in order: a power loss
+can only take a *suffix* of commits, all of them made at the weaker mode since the
+last sync. An application crash loses nothing in either mode.
+
+A caller with other work to do while a commit's fsync runs (the dispatcher sends a
+new delivery's first attempt meanwhile) can have the ``COMMIT`` run on the store's
+committer thread (:meth:`SQLiteCore._commit_soon`); the connection is not used again
+until it is done.
 
 Connection settings for throughput (measured in ``benchmarks/RESULTS.md``): a WAL
 auto-checkpoint every :data:`AUTOCHECKPOINT_PAGES` pages instead of 1,000 (fewer,
@@ -35,6 +39,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
@@ -50,9 +55,11 @@ from ._schema import APPLICATION_ID, LATEST_VERSION, apply_migrations
 __all__ = [
     "AUTOCHECKPOINT_PAGES",
     "JOURNAL_SIZE_LIMIT",
+    "PendingCommit",
     "RowMemo",
     "SQLiteCore",
     "from_utc_iso",
+    "rollback",
     "utc_iso",
 ]
 
@@ -177,17 +184,66 @@ class _Slot:
     One thread's connection; closes it when the thread ends. Strictly private.
     """
 
-    __slots__ = ("__weakref__", "conn", "pid")
+    __slots__ = ("__weakref__", "conn", "pending", "pid")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.pid = os.getpid()
+        # A COMMIT of this connection running on the committer thread; nothing else may
+        # use the connection until it is done.
+        self.pending: Future[None] | None = None
+
+    def settle(self) -> None:
+        """
+        Wait for this connection's COMMIT in flight, if any; its outcome is its owner's.
+        """
+        pending = self.pending
+        if pending is not None:
+            self.pending = None
+            pending.exception()  # waits; a failure is reported by PendingCommit.wait()
 
     def __del__(self) -> None:
         if self.pid == os.getpid():
+            self.settle()
             self.conn.close()
         else:  # pragma: no cover - only in a forked child
             _FORK_ORPHANS.append(self.conn)
+
+
+class PendingCommit:
+    """
+    A write transaction whose ``COMMIT`` (and fsync) runs on the store's committer thread.
+
+    ``results`` is what the transaction's statements found (known before the commit);
+    :meth:`wait` blocks until the commit is done and raises ``StorageError`` if it
+    failed, in which case nothing of the transaction was kept. Strictly private.
+
+    >>> done: Future[None] = Future()
+    >>> done.set_result(None)
+    >>> PendingCommit(["found"], done).wait()
+    """
+
+    __slots__ = ("_future", "results")
+
+    def __init__(self, results: list[str | None], future: Future[None]) -> None:
+        self.results = results
+        self._future = future
+
+    def __repr__(self) -> str:
+        state = "committed" if self._future.done() else "committing"
+        return f"<PendingCommit {state}, {len(self.results)} rows>"
+
+    def wait(self) -> None:
+        """
+        Block until the commit is durable; raise ``StorageError`` if it failed.
+        """
+        self._future.result()
+
+    def succeeded(self) -> bool:
+        """
+        Block until the commit is done; say whether it succeeded (never raises).
+        """
+        return self._future.exception() is None
 
 
 class SQLiteCore:
@@ -229,10 +285,13 @@ class SQLiteCore:
         self._lock = threading.Lock()
         self._slots: weakref.WeakSet[_Slot] = weakref.WeakSet()
         self._closed = False
+        # Runs COMMITs that may overlap with the caller's own work (see _commit_soon).
+        self._committer: ThreadPoolExecutor | None = None
+        self._committer_pid = 0
         # Webhooks built from their rows (decoding secrets, validating every field costs
         # tens of microseconds), reused while the row is unchanged.
         self._webhook_memo: RowMemo[Webhook] = RowMemo()
-        slot = self._open()
+        slot = self._open(self._synchronous)
         try:
             self._prepare(slot.conn)
         except sqlite3.Error as exc:
@@ -277,13 +336,17 @@ class SQLiteCore:
             self._closed = True
             slots = list(self._slots)
             self._slots.clear()
+            committer, self._committer = self._committer, None
         for slot in slots:
+            slot.settle()
             slot.conn.close()
+        if committer is not None and self._committer_pid == os.getpid():
+            committer.shutdown(wait=True)
         self._webhook_memo.clear()
 
     # -- connections -----------------------------------------------------------------------
 
-    def _open(self) -> _Slot:
+    def _open(self, mode: str) -> _Slot:
         try:
             conn = sqlite3.connect(
                 self._path,
@@ -300,7 +363,7 @@ class SQLiteCore:
             # Per-connection settings: none of them writes to the file (some read it).
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000):d}")
             conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            conn.execute(f"PRAGMA synchronous = {mode}")
             conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES:d}")
             conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT:d}")
         except sqlite3.Error as exc:
@@ -309,28 +372,36 @@ class SQLiteCore:
             raise StorageError(msg) from exc
         return _Slot(conn)
 
-    def _connection(self) -> sqlite3.Connection:
-        slot: _Slot | None = getattr(self._local, "slot", None)
+    def _connection(self, relaxed: bool = False) -> sqlite3.Connection:
+        """
+        This thread's connection; with *relaxed*, the one at ``outcome_synchronous``.
+        """
+        name = "relaxed" if relaxed and self._outcome_synchronous != self._synchronous else "slot"
+        slot: _Slot | None = getattr(self._local, name, None)
         if slot is not None and slot.pid == os.getpid() and not self._closed:
+            if slot.pending is not None:
+                slot.settle()
             return slot.conn
         with self._lock:
             if self._closed:
                 msg = f"{self!r} is closed"
                 raise StorageError(msg)
-            slot = self._open()
+            mode = self._outcome_synchronous if name == "relaxed" else self._synchronous
+            slot = self._open(mode)
             self._slots.add(slot)
-        self._local.slot = slot
+        setattr(self._local, name, slot)
         return slot.conn
 
     def _discard(self, conn: sqlite3.Connection) -> None:
         """
-        Close *conn* and make its thread open a new connection next time.
+        Close *conn*; if it is one of this thread's, the thread opens a new one next time.
         """
-        slot: _Slot | None = getattr(self._local, "slot", None)
-        if slot is not None and slot.conn is conn:
-            self._local.slot = None
-            with self._lock:
-                self._slots.discard(slot)
+        for name in ("slot", "relaxed"):
+            slot: _Slot | None = getattr(self._local, name, None)
+            if slot is not None and slot.conn is conn:
+                setattr(self._local, name, None)
+                with self._lock:
+                    self._slots.discard(slot)
         with contextlib.suppress(sqlite3.Error):
             conn.close()
 
@@ -381,48 +452,81 @@ class SQLiteCore:
         """
         Run the body as one write transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT``, or ROLLBACK.
 
-        With *relaxed*, the commit is made at ``outcome_synchronous`` (see the module's
-        docstring) and the connection is put back to ``synchronous`` afterwards. sqlite3
-        errors come out as StorageError; the library's own errors pass unchanged.
+        With *relaxed*, on the thread's connection at ``outcome_synchronous`` (see the
+        module's docstring); a connection given as *conn* commits at its own mode.
+        sqlite3 errors come out as StorageError; the library's own errors pass
+        unchanged. A connection found closed is dropped, and its thread opens another.
         """
-        conn = self._connection() if conn is None else conn
-        switch = relaxed and self._outcome_synchronous != self._synchronous
-        if switch:
-            self._set_synchronous(conn, self._outcome_synchronous)
+        conn = self._connection(relaxed) if conn is None else conn
+        self._begin(conn)
         try:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                msg = f"cannot start a write transaction on {self._path}: {exc}"
-                raise StorageError(msg) from exc
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                _rollback(conn)
-                msg = f"writing to {self._path} failed: {exc}"
-                raise StorageError(msg) from exc
-            except BaseException:
-                _rollback(conn)
-                raise
-        finally:
-            if switch:
-                self._restore_synchronous(conn)
-
-    def _set_synchronous(self, conn: sqlite3.Connection, mode: str) -> None:
-        # Only between transactions: SQLite refuses to change it inside one.
-        try:
-            conn.execute(f"PRAGMA synchronous = {mode}")
+            yield conn
+            conn.execute("COMMIT")
         except sqlite3.Error as exc:
+            rollback(conn)
+            if isinstance(exc, sqlite3.ProgrammingError):
+                self._discard(conn)
+            msg = f"writing to {self._path} failed: {exc}"
+            raise StorageError(msg) from exc
+        except BaseException:
+            rollback(conn)
+            raise
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            if isinstance(exc, sqlite3.ProgrammingError):
+                self._discard(conn)
             msg = f"cannot start a write transaction on {self._path}: {exc}"
             raise StorageError(msg) from exc
 
-    def _restore_synchronous(self, conn: sqlite3.Connection) -> None:
+    def _commit_soon(self, results: list[str | None]) -> PendingCommit:
+        """
+        Commit the calling thread's open transaction on the committer thread.
+
+        For a caller with other work to do meanwhile (the dispatcher sends the first
+        attempt while the deliveries' fsync runs): the thread's connection is marked
+        busy, so its next use waits for the commit. At ``synchronous=NORMAL`` there is
+        no fsync to overlap, and the commit runs here and now.
+        """
+        slot: _Slot = self._local.slot  # the connection of the open transaction
+        conn = slot.conn
+        future: Future[None] = Future()
+        if self._synchronous == "NORMAL":
+            try:
+                self._commit(conn)
+            except StorageError as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(None)
+            return PendingCommit(results, future)
+        pid = os.getpid()
+        with self._lock:
+            if self._committer is None or self._committer_pid != pid:
+                self._committer = ThreadPoolExecutor(1, thread_name_prefix="pendo-webhooks-commit")
+                self._committer_pid = pid
+            committer = self._committer
+        started = threading.Event()
+
+        def commit() -> None:
+            started.set()
+            self._commit(conn)
+
+        future = slot.pending = committer.submit(commit)
+        # Hand the GIL over until the commit is under way (SQLite releases it while it
+        # writes and syncs): left to the interpreter's switching, the committer thread
+        # would wait for this one's next I/O, and the fsync would hardly overlap.
+        started.wait()
+        return PendingCommit(results, future)
+
+    def _commit(self, conn: sqlite3.Connection) -> None:
         try:
-            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-        except sqlite3.Error:
-            # Never leave a connection at the weaker mode: its thread opens a new one.
-            self._discard(conn)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            rollback(conn)
+            msg = f"writing to {self._path} failed: {exc}"
+            raise StorageError(msg) from exc
 
     def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         conn = self._connection()
@@ -433,7 +537,10 @@ class SQLiteCore:
             raise StorageError(msg) from exc
 
 
-def _rollback(conn: sqlite3.Connection) -> None:
+def rollback(conn: sqlite3.Connection) -> None:
+    """
+    Roll back *conn*'s transaction, if one is open; never raises.
+    """
     # The transaction's own error is the one worth reporting; a failed ROLLBACK (none active,
     # because SQLite already rolled back) adds nothing.
     with contextlib.suppress(sqlite3.Error):
