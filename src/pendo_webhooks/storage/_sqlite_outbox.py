@@ -57,16 +57,15 @@ _T = TypeVar("_T")
 
 # Stored only while the webhook exists and is enabled, in the same transaction; a second
 # delivery of one event to one webhook is skipped (the upsert needs the SELECT's WHERE).
+# Numbered parameters, in _delivery_row's order: binding by name costs about 8 us a row.
 _INSERT = """
 INSERT INTO deliveries (
     id, webhook_id, event_id, category, body, status, attempts, attempt_base,
     next_attempt_at, created_at, updated_at, last_status, last_error, lease_owner,
     lease_until, finished_at, redelivered_at, purged
 )
-SELECT :id, :webhook_id, :event_id, :category, :body, :status, :attempts, :attempt_base,
-       :next_attempt_at, :created_at, :updated_at, :last_status, :last_error, :lease_owner,
-       :lease_until, :finished_at, :redelivered_at, :purged
- WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = :webhook_id AND enabled = 1)
+SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18
+ WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = ?2 AND enabled = 1)
 ON CONFLICT (webhook_id, event_id) DO NOTHING
 """
 
@@ -181,27 +180,28 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else utc_iso(moment)
 
 
-def _delivery_row(delivery: Delivery) -> dict[str, Any]:
-    return {
-        "id": delivery.id,
-        "webhook_id": delivery.webhook_id,
-        "event_id": delivery.event_id,
-        "category": delivery.category.value,
-        "body": delivery.body,
-        "status": delivery.status.value,
-        "attempts": delivery.attempts,
-        "attempt_base": delivery.attempt_base,
-        "next_attempt_at": utc_iso(delivery.next_attempt_at),
-        "created_at": utc_iso(delivery.created_at),
-        "updated_at": utc_iso(delivery.updated_at),
-        "last_status": delivery.last_status,
-        "last_error": delivery.last_error,
-        "lease_owner": delivery.lease_owner,
-        "lease_until": _iso(delivery.lease_until),
-        "finished_at": _iso(delivery.finished_at),
-        "redelivered_at": _iso(delivery.redelivered_at),
-        "purged": int(delivery.purged),
-    }
+def _delivery_row(delivery: Delivery) -> tuple[Any, ...]:
+    # In the order of _INSERT's columns; the id first, the webhook id second.
+    return (
+        delivery.id,
+        delivery.webhook_id,
+        delivery.event_id,
+        delivery.category.value,
+        delivery.body,
+        delivery.status.value,
+        delivery.attempts,
+        delivery.attempt_base,
+        utc_iso(delivery.next_attempt_at),
+        utc_iso(delivery.created_at),
+        utc_iso(delivery.updated_at),
+        delivery.last_status,
+        delivery.last_error,
+        delivery.lease_owner,
+        _iso(delivery.lease_until),
+        _iso(delivery.finished_at),
+        _iso(delivery.redelivered_at),
+        int(delivery.purged),
+    )
 
 
 def _record_params(delivery: Delivery, owner: str, now: str) -> dict[str, Any]:
@@ -476,7 +476,7 @@ class SQLiteOutbox(SQLiteCore):
         return row[0], _optional_time(row[1])
 
 
-def _insert(conn: sqlite3.Connection, rows: Sequence[dict[str, Any]]) -> list[str | None]:
+def _insert(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> list[str | None]:
     # Each row: None if stored, else why it was skipped.
     results: list[str | None] = []
     for row in rows:
@@ -485,8 +485,8 @@ def _insert(conn: sqlite3.Connection, rows: Sequence[dict[str, Any]]) -> list[st
         except sqlite3.IntegrityError as exc:
             if "deliveries.id" not in str(exc):
                 raise
-            raise duplicate_delivery(row["id"]) from None
-        results.append(None if stored else _skip_reason(conn, row["webhook_id"]))
+            raise duplicate_delivery(row[0]) from None
+        results.append(None if stored else _skip_reason(conn, row[1]))
     return results
 
 
