@@ -205,6 +205,49 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        5,
+        "webhook change counter",
+        (
+            # Bumped by every change to a webhook or its categories, by any connection or
+            # process (triggers, so no writer can forget it): readers reuse what they built
+            # from the rows while it stays the same, one probe instead of a join.
+            """
+            CREATE TABLE webhooks_version (
+                id      INTEGER PRIMARY KEY CHECK (id = 1),
+                version INTEGER NOT NULL
+            )
+            """,
+            "INSERT INTO webhooks_version (id, version) VALUES (1, 0)",
+            """
+            CREATE TRIGGER webhooks_insert_bumps_version AFTER INSERT ON webhooks
+            BEGIN UPDATE webhooks_version SET version = version + 1 WHERE id = 1; END
+            """,
+            """
+            CREATE TRIGGER webhooks_update_bumps_version AFTER UPDATE ON webhooks
+            BEGIN UPDATE webhooks_version SET version = version + 1 WHERE id = 1; END
+            """,
+            """
+            CREATE TRIGGER webhooks_delete_bumps_version AFTER DELETE ON webhooks
+            BEGIN UPDATE webhooks_version SET version = version + 1 WHERE id = 1; END
+            """,
+            """
+            CREATE TRIGGER webhook_categories_insert_bumps_version
+            AFTER INSERT ON webhook_categories
+            BEGIN UPDATE webhooks_version SET version = version + 1 WHERE id = 1; END
+            """,
+            """
+            CREATE TRIGGER webhook_categories_update_bumps_version
+            AFTER UPDATE ON webhook_categories
+            BEGIN UPDATE webhooks_version SET version = version + 1 WHERE id = 1; END
+            """,
+            """
+            CREATE TRIGGER webhook_categories_delete_bumps_version
+            AFTER DELETE ON webhook_categories
+            BEGIN UPDATE webhooks_version SET version = version + 1 WHERE id = 1; END
+            """,
+        ),
+    ),
 )
 
 #: The schema version this code writes and understands.

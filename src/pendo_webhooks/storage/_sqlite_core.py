@@ -58,6 +58,7 @@ __all__ = [
     "PendingCommit",
     "RowMemo",
     "SQLiteCore",
+    "WebhookReads",
     "from_utc_iso",
     "rollback",
     "utc_iso",
@@ -179,6 +180,53 @@ class RowMemo(Generic[_V]):
             self._items.clear()
 
 
+class WebhookReads:
+    """
+    What the store's webhook reads found, at one ``webhooks_version``. Strictly private.
+
+    ``state`` is one ``(version, found)`` pair, replaced whole, so a reader never
+    pairs one version with another's findings. Entries of an older version are
+    dropped as soon as a newer one is kept: at most one per webhook id and one per
+    category.
+
+    >>> reads = WebhookReads()
+    >>> reads.keep(3, ("category", "npsSubmitted"), ())
+    >>> reads.state
+    (3, {('category', 'npsSubmitted'): ()})
+    >>> reads.keep(4, ("id", "wh_1"), ())
+    >>> reads.keep(3, ("id", "wh_2"), ())  # older than what is kept: ignored
+    >>> reads.state
+    (4, {('id', 'wh_1'): ()})
+    """
+
+    __slots__ = ("_lock", "state")
+
+    def __init__(self) -> None:
+        self.state: tuple[int, dict[tuple[str, str], tuple[Webhook, ...]]] = (-1, {})
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<WebhookReads at version {self.state[0]}, {len(self.state[1])} entries>"
+
+    def keep(self, version: int, key: tuple[str, str], found: tuple[Webhook, ...]) -> None:
+        """
+        Remember *found* for *key* at *version* (older versions are forgotten).
+        """
+        with self._lock:
+            known, entries = self.state
+            if version > known:
+                self.state = (version, {key: found})
+            elif version == known:
+                entries[key] = found
+
+    def clear(self) -> None:
+        """
+        Forget everything.
+        """
+        with self._lock:
+            self.state = (-1, {})
+
+
 class _Slot:
     """
     One thread's connection; closes it when the thread ends. Strictly private.
@@ -291,6 +339,8 @@ class SQLiteCore:
         # Webhooks built from their rows (decoding secrets, validating every field costs
         # tens of microseconds), reused while the row is unchanged.
         self._webhook_memo: RowMemo[Webhook] = RowMemo()
+        # What get_webhook and webhooks_for found, while no webhook changed.
+        self._webhook_reads = WebhookReads()
         slot = self._open(self._synchronous)
         try:
             self._prepare(slot.conn)
@@ -343,6 +393,7 @@ class SQLiteCore:
         if committer is not None and self._committer_pid == os.getpid():
             committer.shutdown(wait=True)
         self._webhook_memo.clear()
+        self._webhook_reads.clear()
 
     # -- connections -----------------------------------------------------------------------
 

@@ -16,14 +16,15 @@ survive a power loss, before any request is sent. ``Dispatcher.dispatch`` uses
 with the commit's fsync running while the first attempt is sent; the outcome is
 written, and ``dispatch()`` returns, only once the deliveries are durable (a
 power loss before that may lose a delivery whose event was never acknowledged to
-the host, and the receiver may have got it: at least once, as for any retry). Claims, releases and outcomes
-commit at ``outcome_synchronous`` (``NORMAL`` by default): written to the WAL, not
-fsynced. None of them can be lost to an application crash; a power loss can take
-only the last few of them (a WAL is replayed in order, so what is lost is a suffix
-of commits, and every enqueue's own fsync makes everything before it durable). A
-lost claim leaves the delivery due; a lost release or outcome leaves it pending and
-leased, so it is sent again once the lease lapses: at least once, as promised,
-never lost. That saves one fsync per attempt: 0.1 to 0.3 ms on the
+the host, and the receiver may have got it: at least once, as for any retry).
+Claims, releases and outcomes commit at ``outcome_synchronous`` (``NORMAL`` by
+default), on a second connection of the thread that rests at that mode: written to
+the WAL, not fsynced. None of them can be lost to an application crash; a power
+loss can take only the last few of them (a WAL is replayed in order, so what is
+lost is a suffix of commits, and every enqueue's own fsync makes everything before
+it durable). A lost claim leaves the delivery due; a lost release or outcome leaves
+it pending and leased, so it is sent again once the lease lapses: at least once, as
+promised, never lost. That saves one fsync per attempt: 0.1 to 0.3 ms on the
 benchmark machine, where a whole plain request to a fast receiver takes 0.6 ms
 (benchmarks/RESULTS.md). ``SQLiteStorage(outcome_synchronous="FULL")`` fsyncs them too.
 """

@@ -5,9 +5,14 @@ Secrets and write keys go through the store's :class:`SecretCodec` and are
 written to the ``webhooks`` row only; audit rows hold the registry's redacted
 diff and nothing else.
 
-Reads still read the row every time (the dispatcher's send-time re-read must see a
-webhook disabled, deleted or edited a moment ago, by any process), but the
-:class:`Webhook` built from a row is reused while the row reads back identical.
+Every read must see a webhook disabled, deleted or edited a moment ago, by any
+process (the dispatcher re-reads a webhook at send time). ``get_webhook`` and
+``webhooks_for``, the dispatcher's reads, first read ``webhooks_version``, which
+triggers bump with every change to ``webhooks`` or ``webhook_categories`` (schema
+migration 5): while it is unchanged they return what they found last time, read
+in one snapshot with the version it was found at; otherwise they read the rows
+again. Either way the :class:`Webhook` built from a row is reused while the row
+reads back identical.
 
 Strictly private.
 """
@@ -78,6 +83,18 @@ SELECT id, at, actor_id, action, webhook_id, changes
 """
 
 
+_WEBHOOKS_VERSION = "SELECT version FROM webhooks_version WHERE id = 1"
+
+_GET_WEBHOOK = "SELECT * FROM webhook_rows WHERE id = ?"
+
+_WEBHOOKS_FOR = """
+SELECT w.* FROM webhook_rows AS w
+  JOIN webhook_categories AS c ON c.webhook_id = w.id
+ WHERE c.category = ? AND w.enabled = 1
+ ORDER BY w.created_at, w.id
+"""
+
+
 class SQLiteWebhooks(SQLiteCore):
     """
     Webhook rows, their category index, and the audit log. Strictly private.
@@ -142,10 +159,10 @@ class SQLiteWebhooks(SQLiteCore):
         Raises:
             UnknownWebhook: If no webhook has this id.
         """
-        rows = self._query("SELECT * FROM webhook_rows WHERE id = ?", (webhook_id,))
-        if not rows:
+        found = self._current(("id", webhook_id), _GET_WEBHOOK, (webhook_id,))
+        if not found:
             raise unknown_webhook(webhook_id)
-        return self._from_row(rows[0])
+        return found[0]
 
     def list_webhooks(self) -> list[Webhook]:
         """
@@ -158,16 +175,36 @@ class SQLiteWebhooks(SQLiteCore):
         """
         Return the enabled webhooks subscribed to *category*, oldest first.
         """
-        rows = self._query(
-            """
-            SELECT w.* FROM webhook_rows AS w
-              JOIN webhook_categories AS c ON c.webhook_id = w.id
-             WHERE c.category = ? AND w.enabled = 1
-             ORDER BY w.created_at, w.id
-            """,
-            (EventCategory(category).value,),
-        )
-        return [self._from_row(row) for row in rows]
+        value = EventCategory(category).value
+        return list(self._current(("category", value), _WEBHOOKS_FOR, (value,)))
+
+    def _current(
+        self, key: tuple[str, str], sql: str, params: tuple[str, ...]
+    ) -> tuple[Webhook, ...]:
+        """
+        The webhooks *sql* finds: as found last time while ``webhooks_version`` is unchanged.
+        """
+        conn = self._connection()
+        try:
+            version = conn.execute(_WEBHOOKS_VERSION).fetchone()[0]
+            known, found_then = self._webhook_reads.state  # one version's, never mixed
+            if known == version:
+                hit = found_then.get(key)
+                if hit is not None:
+                    return hit
+            # The rows and the version they are at, from one snapshot.
+            conn.execute("BEGIN")
+            try:
+                version = conn.execute(_WEBHOOKS_VERSION).fetchone()[0]
+                rows = conn.execute(sql, params).fetchall()
+            finally:
+                conn.execute("COMMIT")  # a read transaction: nothing to keep or lose
+        except sqlite3.Error as exc:
+            msg = f"reading {self.path} failed: {exc}"
+            raise StorageError(msg) from exc
+        found = tuple(self._from_row(row) for row in rows)
+        self._webhook_reads.keep(version, key, found)
+        return found
 
     def audit_entries(self, query: AuditQuery) -> list[AuditEntry]:
         """
