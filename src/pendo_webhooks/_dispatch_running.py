@@ -42,6 +42,7 @@ class RunningMixin:
     storage: Storage
     clock: Clock
     _sleep: Callable[[float], object]
+    _chain: threading.local
 
     if TYPE_CHECKING:
 
@@ -55,12 +56,33 @@ class RunningMixin:
         def _release(self, deliveries: Sequence[Delivery]) -> None: ...
 
     def _runner(self, concurrency: int) -> Runner:
+        chained = hasattr(self.storage, "record_outcome_and_claim")
         return Runner(
             claim=self._claim,
             attempt=self._attempt_claimed,
             release=self._release,
             concurrency=count_arg("concurrency", concurrency, most=MAX_THREADS),
+            attempt_chained=self._attempt_chained if chained else None,
         )
+
+    def _attempt_chained(
+        self, delivery: Delivery
+    ) -> tuple[Sequence[DeliveryOutcome], list[Delivery] | None]:
+        """
+        Attempt *delivery*; have its outcome's transaction claim the next due one too.
+
+        Returns the outcomes, and what was claimed (``None`` if the outcome was
+        recorded otherwise: a cancellation, a Segment batch, a bug).
+        """
+        chain = self._chain
+        chain.want = True
+        chain.claimed = None
+        try:
+            found = self._attempt_claimed(delivery)
+        finally:
+            chain.want = False
+        claimed, chain.claimed = chain.claimed, None
+        return found, claimed
 
     def run_due(self, *, limit: int = 100, concurrency: int = 1) -> list[DeliveryOutcome]:
         """

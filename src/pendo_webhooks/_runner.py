@@ -5,6 +5,9 @@ A :class:`Runner` keeps up to *concurrency* attempts in flight on its own thread
 claims due deliveries only as threads free up. A claim is therefore never older than
 the moment its attempt starts, so a lease cannot lapse while a delivery waits its
 turn behind slow receivers, and a killed worker holds at most *concurrency* claims.
+With one thread, a store that can record an outcome and claim the next delivery in
+one transaction is asked to (*attempt_chained*): the same rule, one transaction less
+per delivery.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ def _never() -> bool:
     return False
 
 
+_Chained = Callable[[Delivery], tuple[Sequence[DeliveryOutcome], list[Delivery] | None]]
+
+
 class Runner:
     """
     Claims due deliveries as threads free up, attempts them, collects the outcomes.
@@ -42,6 +48,9 @@ class Runner:
             attempted along with it (a Segment batch).
         release: Gives claims back unattempted.
         concurrency: Attempts in flight at most (1: in the calling thread).
+        attempt_chained: Like *attempt*, and also returns the next due delivery if
+            it claimed it while recording (``None``: it did not try; ``[]``:
+            nothing was due). Used with concurrency 1 only.
     """
 
     def __init__(
@@ -51,9 +60,11 @@ class Runner:
         attempt: Callable[[Delivery], Sequence[DeliveryOutcome]],
         release: Callable[[Sequence[Delivery]], object],
         concurrency: int,
+        attempt_chained: _Chained | None = None,
     ) -> None:
         self._claim = claim
         self._attempt = attempt
+        self._attempt_chained = attempt_chained
         self._release = release
         self._concurrency = concurrency
         self._pool = (
@@ -89,11 +100,22 @@ class Runner:
 
     def _run_inline(self, budget: int | None, stop: Callable[[], bool]) -> list[DeliveryOutcome]:
         outcomes: list[DeliveryOutcome] = []
-        while (budget is None or len(outcomes) < budget) and not stop():
-            claimed = self._claim(1)
-            if not claimed:
-                break
-            outcomes.extend(self._attempt(claimed[0]))
+        ahead: list[Delivery] | None = None  # claimed along with the last outcome
+        try:
+            while (budget is None or len(outcomes) < budget) and not stop():
+                claimed = self._claim(1) if ahead is None else ahead
+                ahead = None
+                if not claimed:
+                    break
+                last = budget is not None and len(outcomes) + 1 >= budget
+                if self._attempt_chained is None or last:
+                    outcomes.extend(self._attempt(claimed[0]))
+                else:
+                    found, ahead = self._attempt_chained(claimed[0])
+                    outcomes.extend(found)
+        finally:
+            if ahead:  # the loop ended first (stopped, or a batch filled the budget)
+                self._release(ahead)
         return outcomes
 
     def _run_pooled(

@@ -89,7 +89,12 @@ from .formatters import Formatter, SegmentFormatter, URLFormatter
 from .registry import WebhookRegistry
 from .retry import RetryPolicy, Verdict
 from .storage import InMemoryStorage, Storage
-from .storage._outbox_protocol import CommitInFlight, OverlappedOutbox, SkipReason
+from .storage._outbox_protocol import (
+    ChainingOutbox,
+    CommitInFlight,
+    OverlappedOutbox,
+    SkipReason,
+)
 from .storage._postgres_host import enqueue_through
 from .transports import OutgoingRequest, RequestsTransport, Transport
 
@@ -219,6 +224,8 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
         self._ids = ids
         self._token = secrets.token_hex(6)
         self._lock = threading.Lock()
+        # Per thread: a one-thread runner asking _record to claim its next delivery too.
+        self._chain = threading.local()
         self._pool: ThreadPoolExecutor | None = None
         self._signers = SignerCache()
         self._formatters: dict[WebhookKind, Formatter] = {
@@ -719,7 +726,19 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
             rng=self._rng.uniform,
         )
         updated, attempt = settle(delivery, sent, decision, now=now)
-        written = self.storage.record_outcome(updated, attempt, owner=self.owner, now=now)
+        chain = self._chain
+        if getattr(chain, "want", False):
+            # A one-thread runner: claim its next delivery in the same transaction.
+            chain.want = False
+            written, chain.claimed = cast(ChainingOutbox, self.storage).record_outcome_and_claim(
+                updated,
+                attempt,
+                owner=self.owner,
+                now=now,
+                lease_until=now + self.lease_duration,
+            )
+        else:
+            written = self.storage.record_outcome(updated, attempt, owner=self.owner, now=now)
         if decision.disable_webhook:
             self._disable_gone(webhook)
         if not written:

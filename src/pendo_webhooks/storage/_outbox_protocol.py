@@ -13,7 +13,7 @@ from typing import Protocol
 from .._delivery import Attempt, Delivery, DeliveryStatus
 
 
-__all__ = ["CommitInFlight", "OutboxStore", "OverlappedOutbox", "SkipReason"]
+__all__ = ["ChainingOutbox", "CommitInFlight", "OutboxStore", "OverlappedOutbox", "SkipReason"]
 
 
 class SkipReason:
@@ -217,4 +217,26 @@ class OverlappedOutbox(Protocol):
     def enqueue_deliveries_overlapped(self, deliveries: Sequence[Delivery]) -> CommitInFlight:
         """
         Store new deliveries as :meth:`OutboxStore.enqueue_deliveries`, committing meanwhile.
+        """
+
+
+class ChainingOutbox(Protocol):
+    """
+    **Protocol**: An outbox that records an outcome and claims the next delivery at once.
+
+    Optional: a one-thread worker uses it when a store has it (``SQLiteStorage`` does).
+    Strictly private.
+    """
+
+    def record_outcome_and_claim(
+        self,
+        delivery: Delivery,
+        attempt: Attempt | None,
+        *,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+    ) -> tuple[bool, list[Delivery]]:
+        """
+        :meth:`OutboxStore.record_outcome`, then claim up to one due delivery, in one go.
         """

@@ -352,6 +352,33 @@ class SQLiteOutbox(SQLiteCore):
                     conn.execute(_INSERT_ATTEMPT, _attempt_row(attempt))
         return written
 
+    def record_outcome_and_claim(
+        self,
+        delivery: Delivery,
+        attempt: Attempt | None,
+        *,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+    ) -> tuple[bool, list[Delivery]]:
+        """
+        Record one outcome as :meth:`record_outcome`, and claim the next due delivery.
+
+        One transaction instead of two, for a worker that attempts one delivery at a
+        time: it claims the next one only as it finishes this one, so the claim is no
+        older than its attempt and it never holds more than one. Optional (the
+        dispatcher uses it when a store has it). Returns whether the outcome was
+        written, and the claimed delivery (none if nothing is due).
+        """
+        stamp = utc_iso(now)
+        claim = {"owner": owner, "until": utc_iso(lease_until), "now": stamp, "limit": 1}
+        with self._transaction(relaxed=True) as conn:
+            written = bool(conn.execute(_RECORD, _record_params(delivery, owner, stamp)).rowcount)
+            if written and attempt is not None:
+                conn.execute(_INSERT_ATTEMPT, _attempt_row(attempt))
+            rows = conn.execute(_CLAIM, claim).fetchall()
+        return written, load_rows(rows, _delivery_from_row)
+
     def record_shared_outcomes(
         self, groups: Sequence[SharedOutcome], *, owner: str, now: datetime
     ) -> set[str]:
