@@ -183,6 +183,7 @@ class TestIdMatching:
             ("a*b*c", "aXbYc", True),
             ("a*b*c", "acb", False),
             ("a*b*c", "abcb", False),
+            ("a*b*c", "axxc", False),  # the ends fit, the middle is missing
             ("ab*ba", "aba", False),
             ("ab*ba", "abba", True),
             ("a?c", "abc", False),

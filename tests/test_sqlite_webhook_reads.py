@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pendo_webhooks.events import EventCategory
-from pendo_webhooks.exceptions import UnknownWebhook
+from pendo_webhooks.exceptions import StorageError, UnknownWebhook
 from pendo_webhooks.registry import Actor, WebhookRegistry
 from pendo_webhooks.storage import SQLiteStorage
 from pendo_webhooks.storage._schema import LATEST_VERSION
@@ -218,3 +218,13 @@ def test_a_version_4_file_is_migrated_and_keeps_its_webhooks(path: Path) -> None
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION == 5
     conn.close()
+
+
+def test_a_broken_counter_is_a_storage_error(store: SQLiteStorage, path: Path) -> None:
+    """
+    A file whose counter table was dropped (by hand, say) fails reads with StorageError.
+    """
+    hook_id = enabled_hook(WebhookRegistry(store))
+    raw(path, "DROP TABLE webhooks_version")
+    with pytest.raises(StorageError, match=r"reading .* failed: no such table"):
+        store.get_webhook(hook_id)

@@ -195,8 +195,8 @@ class WebhookReads:
     (3, {('category', 'npsSubmitted'): ()})
     >>> reads.keep(4, ("id", "wh_1"), ())
     >>> reads.keep(3, ("id", "wh_2"), ())  # older than what is kept: ignored
-    >>> reads.state
-    (4, {('id', 'wh_1'): ()})
+    >>> reads
+    <WebhookReads at version 4, 1 entries>
     """
 
     __slots__ = ("_lock", "state")
