@@ -249,12 +249,29 @@ class SegmentMixin:
             owner=self.owner,
             now=now,
         )
-        return [
-            _outcome(d, *settled[d.attempts, d.attempt_base], sent)
-            if d.id in written
-            else self._lost(d)
-            for d in batch
-        ]
+        # What a group's outcomes have in common, worked out once per group.
+        shared = {
+            key: _outcome(members[0], *settled[key], sent) for key, members in groups.items()
+        }
+        outcomes: list[DeliveryOutcome] = []
+        for d in batch:
+            if d.id not in written:
+                outcomes.append(self._lost(d))
+                continue
+            common = shared[d.attempts, d.attempt_base]
+            outcomes.append(
+                DeliveryOutcome(
+                    webhook_id=d.webhook_id,
+                    delivery_id=d.id,
+                    outcome=common.outcome,
+                    reason=common.reason,
+                    attempt=common.attempt,
+                    status_code=common.status_code,
+                    error_kind=common.error_kind,
+                    next_attempt_at=common.next_attempt_at,
+                )
+            )
+        return outcomes
 
     def _close(self, closed: Sequence[tuple[Delivery, Outcome, str]]) -> list[DeliveryOutcome]:
         """

@@ -70,14 +70,23 @@ def iso_millis(moment: datetime) -> str:
     >>> iso_millis(datetime(2021, 7, 20, 17, 57, 56, 999_999, tzinfo=timezone.utc))
     '2021-07-20T17:57:56.999Z'
     """
-    if not isinstance(moment, datetime) or moment.utcoffset() is None:
-        msg = "must be a timezone-aware datetime"
-        raise ValidationError("timestamp", msg)
-    t = moment.astimezone(timezone.utc)
-    # Written out: strftime("%Y") does not pad years before 1000 on every platform.
-    return (
-        f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
-        f".{t.microsecond // 1000:03d}Z"
+    t = moment
+    # Every event's timestamp is a UTC datetime already: one identity check, no conversion.
+    if type(t) is not datetime or t.tzinfo is not timezone.utc:
+        if not isinstance(t, datetime) or t.utcoffset() is None:
+            msg = "must be a timezone-aware datetime"
+            raise ValidationError("timestamp", msg)
+        t = t.astimezone(timezone.utc)
+    # Written out: strftime("%Y") does not pad years before 1000 on every platform. (The %
+    # operator: half the time of an f-string with seven format specs, on the hot path.)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031
+        t.year,
+        t.month,
+        t.day,
+        t.hour,
+        t.minute,
+        t.second,
+        t.microsecond // 1000,
     )
 
 

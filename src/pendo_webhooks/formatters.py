@@ -22,6 +22,7 @@ b'{"type":"track","event":"accountCreated","userId":"Webhook Visitor","propertie
 
 from __future__ import annotations
 
+import json
 from typing import Any, Protocol
 
 import attrs
@@ -35,7 +36,7 @@ from ._segment import (
     MAX_MESSAGE_BYTES,
     iso_millis,
 )
-from ._serialize import _ENCODE, _ESCAPES, to_wire, to_wire_dict
+from ._serialize import _ESCAPES, to_wire, to_wire_dict
 from ._version import __version__
 from .exceptions import PayloadError, ValidationError
 
@@ -162,10 +163,18 @@ class SegmentFormatter:
             raise PayloadError(msg) from None
 
 
+# The events module's encoder settings, without the check for circular containers: a
+# message is built here from an event's own values, and a cycle (which no event can hold)
+# would still fail, as a RecursionError.
+_ENCODE_ACYCLIC = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
+).encode
+
+
 def _encode(value: Any) -> bytes:
-    # The events module's encoder and escapes, so Segment messages spell strings exactly
-    # as Pendo's bodies do.
-    text = _ENCODE(value)
+    # The events module's escapes, so Segment messages spell strings exactly as Pendo's
+    # bodies do.
+    text = _ENCODE_ACYCLIC(value)
     for char, escaped in _ESCAPES:
         if char in text:
             text = text.replace(char, escaped)

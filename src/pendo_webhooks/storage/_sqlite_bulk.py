@@ -50,12 +50,30 @@ UPDATE deliveries
 RETURNING id
 """
 
+# The same UPDATE without RETURNING: its row count says whether every lease was held.
+_RECORD_COUNTED = _RECORD.replace("RETURNING id", "")
+
 _INSERT_ATTEMPT = """
 INSERT INTO delivery_attempts (
     delivery_id, number, started_at, duration, status_code, error_kind, detail,
     response_excerpt, verdict, reason
 ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
+
+
+# One attempt row per delivery named, all alike but for the delivery id: used only once
+# the UPDATE wrote every one of them (so each exists and is this outcome's).
+_COPY_ATTEMPT = """
+INSERT INTO delivery_attempts (
+    delivery_id, number, started_at, duration, status_code, error_kind, detail,
+    response_excerpt, verdict, reason
+)
+SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM deliveries WHERE id IN ({marks})
+"""
+
+# Ids per shared-outcome statement: a power of two, with room under SQLite's smallest
+# default limit on host parameters (999) for the outcome's own values.
+_SHARED_CHUNK = 512
 
 
 class _Times:
@@ -106,29 +124,47 @@ def enqueue_bulk(
     if len(enabled) != len(webhook_ids):
         return None
     iso = _Times()
-    rows = [
-        (
-            d.id,
-            d.webhook_id,
-            d.event_id,
-            d.category.value,
-            d.body,
-            d.status.value,
-            d.attempts,
-            d.attempt_base,
-            iso(d.next_attempt_at),
-            iso(d.created_at),
-            iso(d.updated_at),
-            d.last_status,
-            d.last_error,
-            d.lease_owner,
-            iso(d.lease_until),
-            iso(d.finished_at),
-            iso(d.redelivered_at),
-            int(d.purged),
+    # A batch's deliveries share their times (and the enums' values): each distinct
+    # combination is spelled once, and a row is one look-up plus a tuple.
+    spelled: dict[tuple[object, ...], tuple[object, ...]] = {}
+    rows = []
+    for d in deliveries:
+        key = (
+            d.category,
+            d.status,
+            d.next_attempt_at,
+            d.created_at,
+            d.updated_at,
+            d.lease_until,
+            d.finished_at,
+            d.redelivered_at,
         )
-        for d in deliveries
-    ]
+        shared = spelled.get(key)
+        if shared is None:
+            shared = spelled[key] = (d.category.value, d.status.value, *map(iso, key[2:]))
+        category, status, next_at, created, updated, lease_until, finished, redelivered = shared
+        rows.append(
+            (
+                d.id,
+                d.webhook_id,
+                d.event_id,
+                category,
+                d.body,
+                status,
+                d.attempts,
+                d.attempt_base,
+                next_at,
+                created,
+                updated,
+                d.last_status,
+                d.last_error,
+                d.lease_owner,
+                lease_until,
+                finished,
+                redelivered,
+                int(d.purged),
+            )
+        )
     conn.execute("SAVEPOINT enqueue_bulk")
     before = conn.total_changes
     try:
@@ -209,10 +245,14 @@ def record_shared(
     """
     Write one outcome per group to each of its deliveries, fenced on each lease; return the ids.
 
-    The set-based form of :func:`record_bulk` for a Segment batch: per group, one
-    ``UPDATE ... WHERE id IN (...)`` (every 900 ids) and one ``executemany`` of the
-    attempt rows (each a copy of the group's attempt, under its delivery's id), with no
-    record built per delivery. Each id appears once in all *groups*.
+    The set-based form of :func:`record_bulk` for a Segment batch. Per group, every
+    :data:`_SHARED_CHUNK` ids: one ``UPDATE ... WHERE id IN (...)``; when it wrote every
+    row (the usual case: every lease still held), the attempt rows are one ``INSERT ...
+    SELECT`` of the same ids, so no row is built in Python. Otherwise the ``UPDATE`` is
+    undone and redone with ``RETURNING`` (a savepoint), and only the rows written get an
+    attempt row. ``IN`` lists are padded (with their last id, which matches nothing more)
+    to a power of two, so a handful of statements serve every batch from the cache. Each
+    id appears once in all *groups*.
     """
     iso = _Times()
     stamp = utc_iso(now)
@@ -226,24 +266,57 @@ def record_shared(
             after.last_status,
             after.last_error,
             iso(after.finished_at),
+            owner,
+            stamp,
         )
-        written: list[str] = []
-        for chunk in _chunks(ids):
-            sql = _RECORD.format(marks=", ".join("?" * len(chunk)))
-            written.extend(row[0] for row in conn.execute(sql, (*values, owner, stamp, *chunk)))
-        held.update(written)
-        if attempt is None or not written:
-            continue
         shared = (
-            attempt.number,
-            iso(attempt.started_at),
-            attempt.duration,
-            attempt.status_code,
-            attempt.error_kind,
-            attempt.detail,
-            attempt.response_excerpt,
-            attempt.verdict.value,
-            attempt.reason,
+            None
+            if attempt is None
+            else (
+                attempt.number,
+                iso(attempt.started_at),
+                attempt.duration,
+                attempt.status_code,
+                attempt.error_kind,
+                attempt.detail,
+                attempt.response_excerpt,
+                attempt.verdict.value,
+                attempt.reason,
+            )
         )
-        conn.executemany(_INSERT_ATTEMPT, [(i, *shared) for i in written])
+        for start in range(0, len(ids), _SHARED_CHUNK):
+            chunk = ids[start : start + _SHARED_CHUNK]
+            held.update(_record_chunk(conn, chunk, values, shared))
     return held
+
+
+def _padded(chunk: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+    # The placeholders and the ids, padded to a power of two with the last id.
+    size = 1 << (len(chunk) - 1).bit_length()
+    return ", ".join("?" * size), (*chunk, *[chunk[-1]] * (size - len(chunk)))
+
+
+def _record_chunk(
+    conn: sqlite3.Connection,
+    chunk: Sequence[str],
+    values: tuple[object, ...],
+    attempt: tuple[object, ...] | None,
+) -> Sequence[str]:
+    # One chunk of a shared outcome: the fenced UPDATE, then the attempt rows of the ids
+    # written. Returns those ids.
+    marks, keys = _padded(chunk)
+    conn.execute("SAVEPOINT record_shared")
+    written: Sequence[str] = chunk
+    if conn.execute(_RECORD_COUNTED.format(marks=marks), (*values, *keys)).rowcount != len(chunk):
+        # Some lease was lost: find out which rows are ours the slow way.
+        conn.execute("ROLLBACK TO record_shared")
+        rows = conn.execute(_RECORD.format(marks=marks), (*values, *keys))
+        written = [row[0] for row in rows]
+    conn.execute("RELEASE record_shared")
+    if attempt is None or not written:
+        return written
+    if written is chunk:
+        conn.execute(_COPY_ATTEMPT.format(marks=marks), (*attempt, *keys))
+    else:
+        conn.executemany(_INSERT_ATTEMPT, [(i, *attempt) for i in written])
+    return written

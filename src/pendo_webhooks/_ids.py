@@ -1,0 +1,50 @@
+"""
+Time-ordered ids: what :class:`~pendo_webhooks.dispatcher.Dispatcher` names deliveries with.
+
+Strictly private.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import threading
+import time
+
+
+__all__ = ["sorted_id"]
+
+_URLSAFE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# The same 64 characters in ASCII order, so that encoded times compare as the times do.
+_SORTED = b"-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+_TO_SORTED = bytes.maketrans(_URLSAFE, _SORTED)
+
+_last = threading.local()
+_now_ns = time.time_ns
+
+
+def _time_part(millis: int) -> str:
+    # 48 bits of milliseconds since the epoch as 8 characters of _SORTED.
+    return base64.urlsafe_b64encode(millis.to_bytes(6, "big")).translate(_TO_SORTED).decode()
+
+
+def sorted_id(prefix: str) -> str:
+    """
+    Return *prefix*, an underscore and 24 URL-safe characters, in creation order.
+
+    The first 8 characters are the time in milliseconds, spelled so that ids made later
+    sort after (as text, byte by byte) ids made in an earlier millisecond; the other 16
+    are random (96 bits). The shape is that of
+    :func:`~pendo_webhooks.registry.new_id`, but a store's indexes on these ids grow at
+    one end instead of everywhere: a batch of new deliveries, their outcomes and their
+    attempt rows touch a few pages instead of one page per row.
+
+    >>> first, second = sorted_id("dlv"), sorted_id("dlv")
+    >>> first.startswith("dlv_"), len(first), first != second
+    (True, 28, True)
+    """
+    millis = _now_ns() // 1_000_000
+    cached = getattr(_last, "pair", None)
+    if cached is None or cached[0] != millis:
+        cached = _last.pair = (millis, _time_part(millis))
+    return f"{prefix}_{cached[1]}{secrets.token_urlsafe(12)}"
