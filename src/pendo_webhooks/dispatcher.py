@@ -89,12 +89,7 @@ from .formatters import Formatter, SegmentFormatter, URLFormatter
 from .registry import WebhookRegistry
 from .retry import RetryPolicy, Verdict
 from .storage import InMemoryStorage, Storage
-from .storage._outbox_protocol import (
-    ChainingOutbox,
-    CommitInFlight,
-    OverlappedOutbox,
-    SkipReason,
-)
+from .storage._outbox_protocol import ChainingOutbox, SkipReason
 from .storage._postgres_host import enqueue_through
 from .transports import OutgoingRequest, RequestsTransport, Transport
 
@@ -283,17 +278,10 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
         Returns:
             One :class:`DeliveryOutcome` per subscribed, enabled webhook.
 
-        On ``SQLiteStorage`` the deliveries' commit (its fsync) runs on another thread
-        while their first attempt is sent; ``dispatch()`` records the outcome, and
-        returns, only once they are durable.
-
         Raises:
             ValidationError: If *event* is not an event.
             PayloadError: If the event cannot be serialized (nothing is stored).
-            StorageError: If the store fails. Nothing was attempted, except if the
-                store failed to commit while the first attempt was under way: the
-                receiver may then have the event, and calling again sends it with
-                the same ``webhook-id``, which receivers deduplicate on.
+            StorageError: If the store fails (nothing was attempted).
         """
         return self._enqueue([event], attempt=True)[0]
 
@@ -398,21 +386,13 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
         exclusions: list[ExclusionMatcher] = []
         plans = [self._plan(event, now, lease_until, subscribed, exclusions) for event in events]
         planned = [pair for plan in plans for pair in plan.planned]
-        overlapped = self._store(plans, planned, attempt=attempt, connection=connection)
+        self._store(plans, planned, connection=connection)
         if attempt and len(plans) > 1:
             stored = [pair for plan in plans for pair in plan.stored]
             by_delivery = {o.delivery_id: o for o in self._attempt_stored(stored)}
             for plan in plans:
                 for webhook, delivery in plan.stored:
                     plan.outcomes[webhook.id] = by_delivery[delivery.id]
-        elif overlapped is not None:
-            plan = plans[0]
-            try:
-                outcomes = self._attempt_all(plan.stored, durable=overlapped.succeeded)
-            finally:
-                overlapped.wait()  # a failed commit is the caller's StorageError
-            for outcome in outcomes:
-                plan.outcomes[outcome.webhook_id] = outcome
         else:
             for plan in plans:
                 settled = self._attempt_all(plan.stored) if attempt else _pending(plan.stored)
@@ -425,28 +405,19 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
         plans: list[_Plan],
         planned: list[tuple[Webhook, Delivery]],
         *,
-        attempt: bool,
         connection: object | None,
-    ) -> CommitInFlight | None:
+    ) -> None:
         """
         Store the planned deliveries; sort each into stored, skipped or too large.
-
-        Returns the commit still in flight when the first attempt may overlap it.
         """
         if not planned:
-            return None
+            return
         batch = [d for _, d in planned]
-        overlapped = None
-        if connection is not None:
-            found = enqueue_through(self.storage, batch, connection)
-        elif attempt and len(plans) == 1 and self._can_overlap(planned):
-            # Send the first attempt while the store's commit (its fsync) runs; the
-            # outcome is written, and dispatch() returns, only once it is durable.
-            overlapped = cast(OverlappedOutbox, self.storage).enqueue_deliveries_overlapped(batch)
-            found = overlapped.results
-        else:
-            found = self.storage.enqueue_deliveries(batch)
-        skipped = iter(found)
+        skipped = iter(
+            self.storage.enqueue_deliveries(batch)
+            if connection is None
+            else enqueue_through(self.storage, batch, connection)
+        )
         for plan in plans:
             for webhook, delivery in plan.planned:
                 why = next(skipped)
@@ -456,14 +427,6 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
                     plan.outcomes[webhook.id] = _too_large(delivery)
                 else:
                     plan.stored.append((webhook, delivery))
-        return overlapped
-
-    def _can_overlap(self, planned: list[tuple[Webhook, Delivery]]) -> bool:
-        # Only URL deliveries: a Segment attempt claims the webhook's other due
-        # deliveries first, which needs the store.
-        return hasattr(self.storage, "enqueue_deliveries_overlapped") and all(
-            webhook.kind is WebhookKind.URL for webhook, _ in planned
-        )
 
     def _plan(
         self,
@@ -525,19 +488,9 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
         return plan
 
     def _attempt_all(
-        self,
-        stored: list[tuple[Webhook, Delivery]],
-        *,
-        guard_lease: bool = False,
-        durable: Callable[[], bool] | None = None,
+        self, stored: list[tuple[Webhook, Delivery]], *, guard_lease: bool = False
     ) -> list[DeliveryOutcome]:
-        if durable is not None:
-
-            def attempt(delivery: Delivery, webhook: Webhook) -> DeliveryOutcome:
-                return self._attempt(delivery, webhook, durable=durable)
-
-        else:
-            attempt = self._attempt_guarded if guard_lease else self._attempt_now
+        attempt = self._attempt_guarded if guard_lease else self._attempt_now
         if len(stored) <= 1:
             return [attempt(delivery, webhook) for webhook, delivery in stored]
         with self._lock:
@@ -674,32 +627,18 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
         except Exception as exc:  # noqa: BLE001 - C4: one delivery never blocks the others
             return [self._unexpected(delivery, exc) for delivery in deliveries]
 
-    def _attempt(
-        self,
-        delivery: Delivery,
-        webhook: Webhook | None,
-        *,
-        durable: Callable[[], bool] | None = None,
-    ) -> DeliveryOutcome:
+    def _attempt(self, delivery: Delivery, webhook: Webhook | None) -> DeliveryOutcome:
         """
         Attempt a claimed delivery once and record the outcome; never raise.
-
-        With *durable*, the delivery's commit may still be running: it is awaited
-        before the outcome is written, and if it failed nothing is written (the
-        caller raises the store's error).
 
         An exception here is a bug (sending errors are outcomes): the delivery stays
         pending and leased, and comes back when the lease lapses.
         """
         try:
             why = unwanted(delivery, webhook)
-            sent = None
-            if webhook is not None and why is None:
-                sent = self._send_url(webhook, delivery.body, delivery.event_id)
-            if durable is not None and not durable():
-                return _not_stored(delivery)
-            if webhook is None or sent is None:
+            if webhook is None or why is not None:
                 return self._cancel(delivery, why or "webhook deleted")
+            sent = self._send_url(webhook, delivery.body, delivery.event_id)
             return self._record(delivery, webhook, sent)
         except Exception as exc:  # noqa: BLE001 - C4: one delivery never blocks the others
             return self._unexpected(delivery, exc)
@@ -860,16 +799,6 @@ def _pending(stored: list[tuple[Webhook, Delivery]]) -> list[DeliveryOutcome]:
         DeliveryOutcome(webhook_id=w.id, delivery_id=d.id, outcome=Outcome.PENDING)
         for w, d in stored
     ]
-
-
-def _not_stored(delivery: Delivery) -> DeliveryOutcome:
-    # Its commit failed after the attempt was sent: dispatch() raises the StorageError.
-    return DeliveryOutcome(
-        webhook_id=delivery.webhook_id,
-        delivery_id=delivery.id,
-        outcome=Outcome.PENDING,
-        reason="not stored: the store failed to commit it",
-    )
 
 
 def _too_large(delivery: Delivery) -> DeliveryOutcome:

@@ -13,7 +13,7 @@ from typing import Protocol
 from .._delivery import Attempt, Delivery, DeliveryStatus
 
 
-__all__ = ["ChainingOutbox", "CommitInFlight", "OutboxStore", "OverlappedOutbox", "SkipReason"]
+__all__ = ["ChainingOutbox", "OutboxStore", "SkipReason"]
 
 
 class SkipReason:
@@ -184,39 +184,6 @@ class OutboxStore(Protocol):
     def pending_summary(self) -> tuple[int, datetime | None]:
         """
         Return how many deliveries are pending and the earliest ``next_attempt_at`` among them.
-        """
-
-
-class CommitInFlight(Protocol):
-    """
-    **Protocol**: Deliveries written, their commit still running. Strictly private.
-    """
-
-    #: Per delivery: ``None`` if stored, else the :class:`SkipReason`.
-    results: list[str | None]
-
-    def wait(self) -> None:
-        """
-        Block until the commit is durable; raise ``StorageError`` if it failed.
-        """
-
-    def succeeded(self) -> bool:
-        """
-        Block until the commit is done; say whether it succeeded.
-        """
-
-
-class OverlappedOutbox(Protocol):
-    """
-    **Protocol**: An outbox that can commit new deliveries while the caller sends them.
-
-    Optional: the dispatcher uses it when a store has it (``SQLiteStorage`` does).
-    Strictly private.
-    """
-
-    def enqueue_deliveries_overlapped(self, deliveries: Sequence[Delivery]) -> CommitInFlight:
-        """
-        Store new deliveries as :meth:`OutboxStore.enqueue_deliveries`, committing meanwhile.
         """
 
 

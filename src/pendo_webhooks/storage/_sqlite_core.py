@@ -17,11 +17,6 @@ always syncs) covers it, because the log is one file replayed in order: a power 
 can only take a *suffix* of commits, all of them made at the weaker mode since the
 last sync. An application crash loses nothing in either mode.
 
-A caller with other work to do while a commit's fsync runs (the dispatcher sends a
-new delivery's first attempt meanwhile) can have the ``COMMIT`` run on the store's
-committer thread (:meth:`SQLiteCore._commit_soon`); the connection is not used again
-until it is done.
-
 Connection settings for throughput (measured in ``benchmarks/RESULTS.md``): a WAL
 auto-checkpoint every :data:`AUTOCHECKPOINT_PAGES` pages instead of 1,000 (fewer,
 larger checkpoints, out of most commits' way), the log truncated back to
@@ -39,7 +34,6 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
@@ -55,7 +49,6 @@ from ._schema import APPLICATION_ID, LATEST_VERSION, apply_migrations
 __all__ = [
     "AUTOCHECKPOINT_PAGES",
     "JOURNAL_SIZE_LIMIT",
-    "PendingCommit",
     "RowMemo",
     "SQLiteCore",
     "WebhookReads",
@@ -232,66 +225,17 @@ class _Slot:
     One thread's connection; closes it when the thread ends. Strictly private.
     """
 
-    __slots__ = ("__weakref__", "conn", "pending", "pid")
+    __slots__ = ("__weakref__", "conn", "pid")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.pid = os.getpid()
-        # A COMMIT of this connection running on the committer thread; nothing else may
-        # use the connection until it is done.
-        self.pending: Future[None] | None = None
-
-    def settle(self) -> None:
-        """
-        Wait for this connection's COMMIT in flight, if any; its outcome is its owner's.
-        """
-        pending = self.pending
-        if pending is not None:
-            self.pending = None
-            pending.exception()  # waits; a failure is reported by PendingCommit.wait()
 
     def __del__(self) -> None:
         if self.pid == os.getpid():
-            self.settle()
             self.conn.close()
         else:  # pragma: no cover - only in a forked child
             _FORK_ORPHANS.append(self.conn)
-
-
-class PendingCommit:
-    """
-    A write transaction whose ``COMMIT`` (and fsync) runs on the store's committer thread.
-
-    ``results`` is what the transaction's statements found (known before the commit);
-    :meth:`wait` blocks until the commit is done and raises ``StorageError`` if it
-    failed, in which case nothing of the transaction was kept. Strictly private.
-
-    >>> done: Future[None] = Future()
-    >>> done.set_result(None)
-    >>> PendingCommit(["found"], done).wait()
-    """
-
-    __slots__ = ("_future", "results")
-
-    def __init__(self, results: list[str | None], future: Future[None]) -> None:
-        self.results = results
-        self._future = future
-
-    def __repr__(self) -> str:
-        state = "committed" if self._future.done() else "committing"
-        return f"<PendingCommit {state}, {len(self.results)} rows>"
-
-    def wait(self) -> None:
-        """
-        Block until the commit is durable; raise ``StorageError`` if it failed.
-        """
-        self._future.result()
-
-    def succeeded(self) -> bool:
-        """
-        Block until the commit is done; say whether it succeeded (never raises).
-        """
-        return self._future.exception() is None
 
 
 class SQLiteCore:
@@ -333,9 +277,6 @@ class SQLiteCore:
         self._lock = threading.Lock()
         self._slots: weakref.WeakSet[_Slot] = weakref.WeakSet()
         self._closed = False
-        # Runs COMMITs that may overlap with the caller's own work (see _commit_soon).
-        self._committer: ThreadPoolExecutor | None = None
-        self._committer_pid = 0
         # Webhooks built from their rows (decoding secrets, validating every field costs
         # tens of microseconds), reused while the row is unchanged.
         self._webhook_memo: RowMemo[Webhook] = RowMemo()
@@ -386,12 +327,8 @@ class SQLiteCore:
             self._closed = True
             slots = list(self._slots)
             self._slots.clear()
-            committer, self._committer = self._committer, None
         for slot in slots:
-            slot.settle()
             slot.conn.close()
-        if committer is not None and self._committer_pid == os.getpid():
-            committer.shutdown(wait=True)
         self._webhook_memo.clear()
         self._webhook_reads.clear()
 
@@ -430,8 +367,6 @@ class SQLiteCore:
         name = "relaxed" if relaxed and self._outcome_synchronous != self._synchronous else "slot"
         slot: _Slot | None = getattr(self._local, name, None)
         if slot is not None and slot.pid == os.getpid() and not self._closed:
-            if slot.pending is not None:
-                slot.settle()
             return slot.conn
         with self._lock:
             if self._closed:
@@ -530,53 +465,6 @@ class SQLiteCore:
             if isinstance(exc, sqlite3.ProgrammingError):
                 self._discard(conn)
             msg = f"cannot start a write transaction on {self._path}: {exc}"
-            raise StorageError(msg) from exc
-
-    def _commit_soon(self, results: list[str | None]) -> PendingCommit:
-        """
-        Commit the calling thread's open transaction on the committer thread.
-
-        For a caller with other work to do meanwhile (the dispatcher sends the first
-        attempt while the deliveries' fsync runs): the thread's connection is marked
-        busy, so its next use waits for the commit. At ``synchronous=NORMAL`` there is
-        no fsync to overlap, and the commit runs here and now.
-        """
-        slot: _Slot = self._local.slot  # the connection of the open transaction
-        conn = slot.conn
-        future: Future[None] = Future()
-        if self._synchronous == "NORMAL":
-            try:
-                self._commit(conn)
-            except StorageError as exc:
-                future.set_exception(exc)
-            else:
-                future.set_result(None)
-            return PendingCommit(results, future)
-        pid = os.getpid()
-        with self._lock:
-            if self._committer is None or self._committer_pid != pid:
-                self._committer = ThreadPoolExecutor(1, thread_name_prefix="pendo-webhooks-commit")
-                self._committer_pid = pid
-            committer = self._committer
-        started = threading.Event()
-
-        def commit() -> None:
-            started.set()
-            self._commit(conn)
-
-        future = slot.pending = committer.submit(commit)
-        # Hand the GIL over until the commit is under way (SQLite releases it while it
-        # writes and syncs): left to the interpreter's switching, the committer thread
-        # would wait for this one's next I/O, and the fsync would hardly overlap.
-        started.wait()
-        return PendingCommit(results, future)
-
-    def _commit(self, conn: sqlite3.Connection) -> None:
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            rollback(conn)
-            msg = f"writing to {self._path} failed: {exc}"
             raise StorageError(msg) from exc
 
     def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:

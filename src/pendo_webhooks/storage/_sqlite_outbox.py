@@ -11,22 +11,17 @@ without any sweeper. An outcome is written by an ``UPDATE`` fenced on the lease
 Durability where it matters (RELIABILITY.md C2, C3, C10). Enqueueing, like every
 change an admin makes, commits at the store's ``synchronous`` mode (``FULL`` by
 default): once :meth:`SQLiteOutbox.enqueue_deliveries` returns, the deliveries
-survive a power loss, before any request is sent. ``Dispatcher.dispatch`` uses
-:meth:`SQLiteOutbox.enqueue_deliveries_overlapped` instead: the same statements,
-with the commit's fsync running while the first attempt is sent; the outcome is
-written, and ``dispatch()`` returns, only once the deliveries are durable (a
-power loss before that may lose a delivery whose event was never acknowledged to
-the host, and the receiver may have got it: at least once, as for any retry).
-Claims, releases and outcomes commit at ``outcome_synchronous`` (``NORMAL`` by
-default), on a second connection of the thread that rests at that mode: written to
-the WAL, not fsynced. None of them can be lost to an application crash; a power
-loss can take only the last few of them (a WAL is replayed in order, so what is
-lost is a suffix of commits, and every enqueue's own fsync makes everything before
-it durable). A lost claim leaves the delivery due; a lost release or outcome leaves
-it pending and leased, so it is sent again once the lease lapses: at least once, as
-promised, never lost. That saves one fsync per attempt: 0.1 to 0.3 ms on the
-benchmark machine, where a whole plain request to a fast receiver takes 0.6 ms
-(benchmarks/RESULTS.md). ``SQLiteStorage(outcome_synchronous="FULL")`` fsyncs them too.
+survive a power loss, before any request is sent. Claims, releases and outcomes
+commit at ``outcome_synchronous`` (``NORMAL`` by default), on a second connection of
+the thread that rests at that mode: written to the WAL, not fsynced. None of them
+can be lost to an application crash; a power loss can take only the last few of them
+(a WAL is replayed in order, so what is lost is a suffix of commits, and every
+enqueue's own fsync makes everything before it durable). A lost claim leaves the
+delivery due; a lost release or outcome leaves it pending and leased, so it is sent
+again once the lease lapses: at least once, as promised, never lost. That saves one
+fsync per attempt: 0.1 to 0.3 ms on the benchmark machine, where a whole plain
+request to a fast receiver takes 0.6 ms (benchmarks/RESULTS.md).
+``SQLiteStorage(outcome_synchronous="FULL")`` fsyncs them too.
 """
 
 from __future__ import annotations
@@ -37,7 +32,6 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from .._delivery import Attempt, Delivery, DeliveryStatus
-from ..exceptions import StorageError
 from ._outbox_common import (
     attempt_from_row,
     delivery_from_row,
@@ -49,7 +43,7 @@ from ._outbox_common import (
 )
 from ._outbox_protocol import SkipReason
 from ._sqlite_bulk import SharedOutcome, enqueue_bulk, record_bulk, record_shared
-from ._sqlite_core import PendingCommit, SQLiteCore, from_utc_iso, rollback, utc_iso
+from ._sqlite_core import SQLiteCore, from_utc_iso, utc_iso
 
 
 __all__ = ["SQLiteOutbox"]
@@ -265,35 +259,6 @@ class SQLiteOutbox(SQLiteCore):
         rows = [_delivery_row(d) for d in deliveries]
         with self._transaction() as conn:
             return _insert(conn, rows)
-
-    def enqueue_deliveries_overlapped(self, deliveries: Sequence[Delivery]) -> PendingCommit:
-        """
-        Store new deliveries like :meth:`enqueue_deliveries`, committing on another thread.
-
-        The statements run here, so what was stored and what was skipped (and why) is
-        known when this returns, in ``results``; the ``COMMIT``, with its fsync, runs on
-        the store's committer thread, so the caller can send the first attempt
-        meanwhile. The deliveries are durable once ``wait()`` returns; if the commit
-        fails, ``wait()`` raises ``StorageError`` and none of them was stored. Until the
-        commit is done, this thread's next use of the store waits for it.
-
-        Raises:
-            StorageError: If the statements fail (nothing is stored).
-            ConflictError: If a delivery id is taken (nothing is stored).
-        """
-        rows = [_delivery_row(d) for d in deliveries]
-        conn = self._connection()
-        self._begin(conn)
-        try:
-            results = _insert(conn, rows)
-        except sqlite3.Error as exc:
-            rollback(conn)
-            msg = f"writing to {self.path} failed: {exc}"
-            raise StorageError(msg) from exc
-        except BaseException:
-            rollback(conn)
-            raise
-        return self._commit_soon(results)
 
     def claim_due(
         self,
