@@ -382,9 +382,20 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
     ) -> list[DispatchResult]:
         now = self.clock()
         lease_until = now + self.lease_duration if attempt else None
+        owner = self.owner if attempt else None  # once per call: it asks for the process id
         subscribed: dict[EventCategory, list[Webhook]] = {}
         exclusions: list[ExclusionMatcher] = []
-        plans = [self._plan(event, now, lease_until, subscribed, exclusions) for event in events]
+        plans = [
+            self._plan(
+                event,
+                now,
+                lease_until=lease_until,
+                owner=owner,
+                subscribed=subscribed,
+                exclusions=exclusions,
+            )
+            for event in events
+        ]
         planned = [pair for plan in plans for pair in plan.planned]
         self._store(plans, planned, connection=connection)
         if attempt and len(plans) > 1:
@@ -432,7 +443,9 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
         self,
         event: Event,
         now: datetime,
+        *,
         lease_until: datetime | None,
+        owner: str | None,
         subscribed: dict[EventCategory, list[Webhook]],
         exclusions: list[ExclusionMatcher],
     ) -> _Plan:
@@ -470,7 +483,7 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
                 next_attempt_at=lease_until or now,
                 created_at=now,
                 updated_at=now,
-                lease_owner=self.owner if lease_until else None,
+                lease_owner=owner,
                 lease_until=lease_until,
             )
             if len(body) > limit:
