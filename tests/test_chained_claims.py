@@ -1,7 +1,7 @@
 """
 A one-thread worker records an outcome and claims its next delivery in one transaction.
 
-``SQLiteStorage.record_outcome_and_claim`` saves a transaction per delivery; what the
+``record_outcome_and_claim`` (SQLite and PostgreSQL) saves a transaction per delivery; what the
 runner promises must not change: a claim is never older than its attempt, a worker
 never holds more than one claim, and whatever it claimed but did not start (it was
 stopped, or its budget was spent) is released at once.
@@ -18,16 +18,20 @@ from typing import Any
 import pytest
 
 from pendo_webhooks.dispatcher import DeliveryStatus, Dispatcher, Outcome
-from pendo_webhooks.storage import InMemoryStorage, SQLiteStorage
+from pendo_webhooks.storage import InMemoryStorage
 from pendo_webhooks.testing import RecordingTransport
 
+from .conftest import STORAGE_BACKENDS
 from .test_dispatcher import ADMIN, World, event, make_world
 from .test_outbox_contract import LEASE, T0, attempt_for, claim, delivery, finished, hook
 
 
-@pytest.fixture(name="store")
-def _store(tmp_path: Path) -> Iterator[SQLiteStorage]:
-    with SQLiteStorage(tmp_path / "chain.sqlite3") as storage:
+@pytest.fixture(name="store", params=["sqlite", "postgres"])
+def _store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """
+    The backends that can record an outcome and claim the next delivery in one go.
+    """
+    with STORAGE_BACKENDS[request.param](tmp_path) as storage:
         yield storage
 
 
@@ -61,7 +65,7 @@ def queued(world: World, n: int) -> tuple[Dispatcher, list[str]]:
 
 
 class TestStore:
-    def test_records_then_claims_the_next_due(self, store: SQLiteStorage) -> None:
+    def test_records_then_claims_the_next_due(self, store: Any) -> None:
         """
         One call: the outcome and its attempt row are written, the next one is leased.
         """
@@ -92,7 +96,7 @@ class TestStore:
         )
         assert (written, following) == (True, [])
 
-    def test_a_lost_lease_writes_nothing_but_still_claims(self, store: SQLiteStorage) -> None:
+    def test_a_lost_lease_writes_nothing_but_still_claims(self, store: Any) -> None:
         """
         Fenced like record_outcome: another owner's delivery is not touched.
         """
@@ -115,7 +119,7 @@ class TestStore:
 
 
 class TestRunner:
-    def test_drain_claims_once_then_chains(self, store: SQLiteStorage) -> None:
+    def test_drain_claims_once_then_chains(self, store: Any) -> None:
         """
         Five deliveries: one claim of its own, then each outcome claims the next.
         """
@@ -130,7 +134,7 @@ class TestRunner:
             assert [a.number for a in store.list_attempts(delivery_id)] == [1]
         assert len(world.transport.requests) == 5
 
-    def test_retries_chain_too_and_are_not_claimed_early(self, store: SQLiteStorage) -> None:
+    def test_retries_chain_too_and_are_not_claimed_early(self, store: Any) -> None:
         """
         A 503 is recorded as a retry (due later), and the next delivery is still claimed.
         """
@@ -149,7 +153,7 @@ class TestRunner:
         assert retried.next_attempt_at > world.clock()
         assert sorted(o.delivery_id or "" for o in outcomes) == sorted(ids)
 
-    def test_a_budget_leaves_the_rest_unclaimed(self, store: SQLiteStorage) -> None:
+    def test_a_budget_leaves_the_rest_unclaimed(self, store: Any) -> None:
         """
         run_due(limit=2) with five due: two attempted, three pending and not leased.
         """
@@ -164,7 +168,7 @@ class TestRunner:
         assert len(rest) == 3
         assert all(d.status is DeliveryStatus.PENDING and d.lease_owner is None for d in rest)
 
-    def test_a_stopped_worker_releases_what_it_claimed_ahead(self, store: SQLiteStorage) -> None:
+    def test_a_stopped_worker_releases_what_it_claimed_ahead(self, store: Any) -> None:
         """
         Stopped during an attempt: that one is recorded, the one claimed with it given back.
         """
@@ -181,7 +185,7 @@ class TestRunner:
         assert sorted(d.status.value for d in states) == ["delivered", "pending", "pending"]
         assert all(d.lease_owner is None for d in states)
 
-    def test_several_threads_do_not_chain(self, store: SQLiteStorage) -> None:
+    def test_several_threads_do_not_chain(self, store: Any) -> None:
         """
         With concurrency above 1 each thread claims as it frees up, as before.
         """
@@ -191,7 +195,7 @@ class TestRunner:
         assert dispatcher.drain(timeout=10, concurrency=2).delivered == 4
         assert calls.counts == {"record_outcome_and_claim": 0}
 
-    def test_a_cancelled_delivery_falls_back_to_a_plain_claim(self, store: SQLiteStorage) -> None:
+    def test_a_cancelled_delivery_falls_back_to_a_plain_claim(self, store: Any) -> None:
         """
         An outcome recorded another way (a cancellation) claims nothing; the loop claims.
         """

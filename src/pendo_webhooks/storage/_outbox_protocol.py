@@ -191,7 +191,8 @@ class ChainingOutbox(Protocol):
     """
     **Protocol**: An outbox that records an outcome and claims the next delivery at once.
 
-    Optional: a one-thread worker uses it when a store has it (``SQLiteStorage`` does).
+    Optional: a one-thread worker uses it when a store has it (``SQLiteStorage`` and
+    ``PostgresStorage`` do).
     Strictly private.
     """
 

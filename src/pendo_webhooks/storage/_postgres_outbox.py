@@ -253,6 +253,34 @@ class PostgresOutbox(PostgresCore):
         rows, _ = self._execute("recording outcomes", self._q(RECORD), params)
         return [bool(row["written"]) for row in rows]
 
+    def record_outcome_and_claim(
+        self,
+        delivery: Delivery,
+        attempt: Attempt | None,
+        *,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+    ) -> tuple[bool, list[Delivery]]:
+        """
+        Record one outcome as :meth:`record_outcome`, and claim the next due delivery.
+
+        One transaction (one commit, one WAL flush) instead of two, for a worker that
+        attempts one delivery at a time; see ``SQLiteStorage.record_outcome_and_claim``.
+        """
+        record: dict[str, Any] = {"owner": owner, "now": now}
+        record.update(_outcome_columns([(delivery, attempt)]))
+        claim = {"owner": owner, "until": lease_until, "now": now, "limit": 1}
+
+        def both(cur: Any) -> tuple[bool, list[Any]]:
+            cur.execute(self._q(RECORD), record)
+            written = bool(cur.fetchall()[0]["written"])
+            cur.execute(self._q(CLAIM), claim)
+            return written, cur.fetchall()
+
+        written, rows = self._write("recording an outcome and claiming", both)
+        return written, load_rows(rows, _delivery_from_row)
+
     def release_claims(self, delivery_ids: Sequence[str], *, owner: str, now: datetime) -> int:
         """
         Give back claims *owner* holds: due again at *now*; see OutboxStore.
