@@ -23,7 +23,8 @@ a fixed delay. (a)-(e) run against it, and again against a stdlib ``http.server`
 (g) slow receivers (50 ms per request): N' deliveries enqueued, then ``drain(concurrency=c)``
     for c = 1, 4, 16, against the ideal ``c / 0.05 s``.
 
-Each of (a)-(f) is the best of R timed loops; deliveries/s, and the ratio to (a).
+Each of (a)-(f) is the best of R timed loops (deliveries/s, and the ratio to (a)'s best),
+then the ratio of the medians: on a shared machine the best of a few rounds swings.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import http.server
 import os
 import platform
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -247,19 +249,21 @@ def main() -> None:
         ("Stdlib receiver (http.server.ThreadingHTTPServer, HTTP/1.1)", True),
     ):
         plain_label = "(a) requests.Session().post loop"
-        best: dict[str, float] = dict.fromkeys([plain_label, *stores, drain_label], 0.0)
+        rates: dict[str, list[float]] = {k: [] for k in [plain_label, *stores, drain_label]}
         with receiver(stdlib=stdlib) as url:
             # Interleaved rounds, so a busy moment on the machine hits every variant alike.
             for _ in range(r):
-                best[plain_label] = max(best[plain_label], plain_rate(url, bodies))
+                rates[plain_label].append(plain_rate(url, bodies))
                 for label, make in stores.items():
-                    best[label] = max(best[label], dispatch_rate(make(), url, n))
-                best[drain_label] = max(best[drain_label], drain_rate(sqlite("FULL")(), url, n))
-        plain = best[plain_label]
-        print(title)
-        for label, rate in best.items():
+                    rates[label].append(dispatch_rate(make(), url, n))
+                rates[drain_label].append(drain_rate(sqlite("FULL")(), url, n))
+        plain, plain_median = max(rates[plain_label]), statistics.median(rates[plain_label])
+        print(f"{title}: best of {r}, then the median's ratio")
+        for label, found in rates.items():
+            rate = max(found)
             print(
                 f"  {label:<58} {rate:>9,.0f} /s {1e3 / rate:>7.3f} ms  {rate / plain:>5.2f}x (a)"
+                f"  median {statistics.median(found) / plain_median:>5.2f}x"
             )
         print()
     print(f"(g) Slow receiver ({SLOW_DELAY * 1e3:.0f} ms per request), drain(concurrency=c)")
