@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from pendo_webhooks.dispatcher import DeliveryStatus, Dispatcher, Outcome
+from pendo_webhooks.dispatcher import Attempt, Delivery, DeliveryStatus, Dispatcher, Outcome
 from pendo_webhooks.storage import InMemoryStorage
 from pendo_webhooks.testing import RecordingTransport
 
@@ -64,53 +64,55 @@ def queued(world: World, n: int) -> tuple[Dispatcher, list[str]]:
     return dispatcher, ids
 
 
+NOW = T0 + timedelta(seconds=1)
+
+
+def first_claimed(store: Any) -> tuple[Delivery, Delivery]:
+    """
+    Two deliveries queued, the first claimed by "w1": (claimed, the other).
+    """
+    webhook = hook(store)
+    first, second = delivery(webhook.id), delivery(webhook.id)
+    store.enqueue_deliveries([first, second])
+    (claimed,) = claim(store, limit=1)
+    return claimed, second
+
+
+def delivered_and_next(
+    store: Any, claimed: Delivery, attempt: Attempt | None, owner: str
+) -> tuple[bool, list[Delivery]]:
+    found: tuple[bool, list[Delivery]] = store.record_outcome_and_claim(
+        finished(claimed, DeliveryStatus.DELIVERED, NOW),
+        attempt,
+        owner=owner,
+        now=NOW,
+        lease_until=NOW + LEASE,
+    )
+    return found
+
+
 class TestStore:
     def test_records_then_claims_the_next_due(self, store: Any) -> None:
         """
         One call: the outcome and its attempt row are written, the next one is leased.
         """
-        webhook = hook(store)
-        first, second = delivery(webhook.id), delivery(webhook.id)
-        store.enqueue_deliveries([first, second])
-        (claimed,) = claim(store, limit=1)
-        now = T0 + timedelta(seconds=1)
-        written, following = store.record_outcome_and_claim(
-            finished(claimed, DeliveryStatus.DELIVERED, now),
-            attempt_for(claimed),
-            owner="w1",
-            now=now,
-            lease_until=now + LEASE,
-        )
+        claimed, second = first_claimed(store)
+        written, following = delivered_and_next(store, claimed, attempt_for(claimed), "w1")
         assert written
         assert [d.id for d in following] == [second.id]
         assert following[0].lease_owner == "w1"
-        assert following[0].lease_until == now + LEASE
+        assert following[0].lease_until == NOW + LEASE
         assert store.get_delivery(claimed.id).status is DeliveryStatus.DELIVERED
         assert [a.number for a in store.list_attempts(claimed.id)] == [1]
-        written, following = store.record_outcome_and_claim(
-            finished(following[0], DeliveryStatus.DELIVERED, now),
-            None,
-            owner="w1",
-            now=now,
-            lease_until=now + LEASE,
-        )
-        assert (written, following) == (True, [])
+        assert delivered_and_next(store, following[0], None, "w1") == (True, [])
 
     def test_a_lost_lease_writes_nothing_but_still_claims(self, store: Any) -> None:
         """
         Fenced like record_outcome: another owner's delivery is not touched.
         """
-        webhook = hook(store)
-        first, second = delivery(webhook.id), delivery(webhook.id)
-        store.enqueue_deliveries([first, second])
-        (claimed,) = claim(store, limit=1)
-        now = T0 + timedelta(seconds=1)
-        written, following = store.record_outcome_and_claim(
-            finished(claimed, DeliveryStatus.DELIVERED, now),
-            attempt_for(claimed),
-            owner="someone-else",
-            now=now,
-            lease_until=now + LEASE,
+        claimed, second = first_claimed(store)
+        written, following = delivered_and_next(
+            store, claimed, attempt_for(claimed), "someone-else"
         )
         assert not written
         assert store.get_delivery(claimed.id).status is DeliveryStatus.PENDING
