@@ -130,6 +130,28 @@ def _outcome_columns(outcomes: Sequence[tuple[Delivery, Attempt | None]]) -> dic
     return columns
 
 
+def _recording(
+    outcomes: Sequence[tuple[Delivery, Attempt | None]], owner: str, now: datetime
+) -> dict[str, Any]:
+    # RECORD's parameters.
+    params: dict[str, Any] = {"owner": owner, "now": now}
+    params.update(_outcome_columns(outcomes))
+    return params
+
+
+def _claiming(
+    owner: str, now: datetime, lease_until: datetime, limit: int, webhook_id: str | None = None
+) -> dict[str, Any]:
+    # CLAIM's (and CLAIM_FOR_WEBHOOK's) parameters.
+    return {
+        "owner": owner,
+        "until": lease_until,
+        "now": now,
+        "limit": limit,
+        "webhook_id": webhook_id,
+    }
+
+
 def _columns(deliveries: Sequence[Delivery]) -> dict[str, list[Any]]:
     """
     The deliveries as one array per column, for ``unnest``.
@@ -216,13 +238,7 @@ class PostgresOutbox(PostgresCore):
 
         Rows other workers are claiming at this moment are skipped, not waited for.
         """
-        params: dict[str, Any] = {
-            "owner": owner,
-            "until": lease_until,
-            "now": now,
-            "limit": limit,
-            "webhook_id": webhook_id,
-        }
+        params = _claiming(owner, now, lease_until, limit, webhook_id)
         query = CLAIM if webhook_id is None else CLAIM_FOR_WEBHOOK
         rows, _ = self._execute("claiming deliveries", self._q(query), params)
         # RETURNING gives rows in no particular order.
@@ -248,8 +264,7 @@ class PostgresOutbox(PostgresCore):
         """
         if not outcomes:
             return []
-        params: dict[str, Any] = {"owner": owner, "now": now}
-        params.update(_outcome_columns(outcomes))
+        params = _recording(outcomes, owner, now)
         rows, _ = self._execute("recording outcomes", self._q(RECORD), params)
         return [bool(row["written"]) for row in rows]
 
@@ -268,9 +283,8 @@ class PostgresOutbox(PostgresCore):
         One transaction (one commit, one WAL flush) instead of two, for a worker that
         attempts one delivery at a time; see ``SQLiteStorage.record_outcome_and_claim``.
         """
-        record: dict[str, Any] = {"owner": owner, "now": now}
-        record.update(_outcome_columns([(delivery, attempt)]))
-        claim = {"owner": owner, "until": lease_until, "now": now, "limit": 1}
+        record = _recording([(delivery, attempt)], owner, now)
+        claim = _claiming(owner, now, lease_until, 1)
 
         def both(cur: Any) -> tuple[bool, list[Any]]:
             cur.execute(self._q(RECORD), record)

@@ -53,7 +53,6 @@ __all__ = [
     "SQLiteCore",
     "WebhookReads",
     "from_utc_iso",
-    "rollback",
     "utc_iso",
 ]
 
@@ -444,21 +443,6 @@ class SQLiteCore:
         unchanged. A connection found closed is dropped, and its thread opens another.
         """
         conn = self._connection(relaxed) if conn is None else conn
-        self._begin(conn)
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            rollback(conn)
-            if isinstance(exc, sqlite3.ProgrammingError):
-                self._discard(conn)
-            msg = f"writing to {self._path} failed: {exc}"
-            raise StorageError(msg) from exc
-        except BaseException:
-            rollback(conn)
-            raise
-
-    def _begin(self, conn: sqlite3.Connection) -> None:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -466,6 +450,18 @@ class SQLiteCore:
                 self._discard(conn)
             msg = f"cannot start a write transaction on {self._path}: {exc}"
             raise StorageError(msg) from exc
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            _rollback(conn)
+            if isinstance(exc, sqlite3.ProgrammingError):
+                self._discard(conn)
+            msg = f"writing to {self._path} failed: {exc}"
+            raise StorageError(msg) from exc
+        except BaseException:
+            _rollback(conn)
+            raise
 
     def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         conn = self._connection()
@@ -476,10 +472,7 @@ class SQLiteCore:
             raise StorageError(msg) from exc
 
 
-def rollback(conn: sqlite3.Connection) -> None:
-    """
-    Roll back *conn*'s transaction, if one is open; never raises.
-    """
+def _rollback(conn: sqlite3.Connection) -> None:
     # The transaction's own error is the one worth reporting; a failed ROLLBACK (none active,
     # because SQLite already rolled back) adds nothing.
     with contextlib.suppress(sqlite3.Error):

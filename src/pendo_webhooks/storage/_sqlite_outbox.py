@@ -214,6 +214,20 @@ def _record_params(delivery: Delivery, owner: str, now: str) -> dict[str, Any]:
     }
 
 
+def _claim_params(owner: str, now: datetime, lease_until: datetime, limit: int) -> dict[str, Any]:
+    return {"owner": owner, "until": utc_iso(lease_until), "now": utc_iso(now), "limit": limit}
+
+
+def _record_one(
+    conn: sqlite3.Connection, delivery: Delivery, attempt: Attempt | None, owner: str, now: str
+) -> bool:
+    # The fenced UPDATE, and the attempt row if it wrote; whether it wrote.
+    done = bool(conn.execute(_RECORD, _record_params(delivery, owner, now)).rowcount)
+    if done and attempt is not None:
+        conn.execute(_INSERT_ATTEMPT, _attempt_row(attempt))
+    return done
+
+
 def _attempt_row(attempt: Attempt) -> dict[str, Any]:
     return {
         "delivery_id": attempt.delivery_id,
@@ -272,12 +286,7 @@ class SQLiteOutbox(SQLiteCore):
         """
         Lease up to *limit* due deliveries to *owner*; see OutboxStore.
         """
-        params: dict[str, Any] = {
-            "owner": owner,
-            "until": utc_iso(lease_until),
-            "now": utc_iso(now),
-            "limit": limit,
-        }
+        params = _claim_params(owner, now, lease_until, limit)
         sql = _CLAIM
         if webhook_id is not None:
             sql = _CLAIM_FOR_WEBHOOK
@@ -311,10 +320,7 @@ class SQLiteOutbox(SQLiteCore):
             if len(outcomes) > 1:
                 return record_bulk(conn, outcomes, owner=owner, now=now)
             for delivery, attempt in outcomes:
-                done = bool(conn.execute(_RECORD, _record_params(delivery, owner, stamp)).rowcount)
-                written.append(done)
-                if done and attempt is not None:
-                    conn.execute(_INSERT_ATTEMPT, _attempt_row(attempt))
+                written.append(_record_one(conn, delivery, attempt, owner, stamp))
         return written
 
     def record_outcome_and_claim(
@@ -335,13 +341,9 @@ class SQLiteOutbox(SQLiteCore):
         dispatcher uses it when a store has it). Returns whether the outcome was
         written, and the claimed delivery (none if nothing is due).
         """
-        stamp = utc_iso(now)
-        claim = {"owner": owner, "until": utc_iso(lease_until), "now": stamp, "limit": 1}
         with self._transaction(relaxed=True) as conn:
-            written = bool(conn.execute(_RECORD, _record_params(delivery, owner, stamp)).rowcount)
-            if written and attempt is not None:
-                conn.execute(_INSERT_ATTEMPT, _attempt_row(attempt))
-            rows = conn.execute(_CLAIM, claim).fetchall()
+            written = _record_one(conn, delivery, attempt, owner, utc_iso(now))
+            rows = conn.execute(_CLAIM, _claim_params(owner, now, lease_until, 1)).fetchall()
         return written, load_rows(rows, _delivery_from_row)
 
     def record_shared_outcomes(
