@@ -16,13 +16,24 @@ This module is not imported by :mod:`pendo_webhooks` itself.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal, overload
 
 import attrs
 
 from ._category import EventCategory
 from ._fakes import FrozenClock, RecordingTransport
-from ._models import Event
+from ._models import (
+    AccountCreated,
+    Event,
+    GuideDisplayed,
+    NpsDisplayed,
+    NpsSubmitted,
+    ParentChildAccountCreated,
+    PollDisplayed,
+    PollSubmitted,
+    TrackEventReceived,
+    VisitorCreated,
+)
 from ._receiver import LocalReceiver, ReceivedRequest, Reply, SignedRequest, signed_request
 from ._values import (
     App,
@@ -136,6 +147,48 @@ _PROPERTIES: dict[EventCategory, dict[str, Any]] = {
         "child_account_id": "Webhook Account",
     },
 }
+
+
+# One overload per category, so that ``sample_event("npsSubmitted").nps`` type-checks.
+@overload
+def sample_event(
+    category: Literal[EventCategory.GUIDE_DISPLAYED, "guideDisplayed"], **overrides: Any
+) -> GuideDisplayed: ...
+@overload
+def sample_event(
+    category: Literal[EventCategory.TRACK_EVENT_RECEIVED, "trackEventReceived"], **overrides: Any
+) -> TrackEventReceived: ...
+@overload
+def sample_event(
+    category: Literal[EventCategory.NPS_DISPLAYED, "npsDisplayed"], **overrides: Any
+) -> NpsDisplayed: ...
+@overload
+def sample_event(
+    category: Literal[EventCategory.NPS_SUBMITTED, "npsSubmitted"], **overrides: Any
+) -> NpsSubmitted: ...
+@overload
+def sample_event(
+    category: Literal[EventCategory.POLL_DISPLAYED, "pollDisplayed"], **overrides: Any
+) -> PollDisplayed: ...
+@overload
+def sample_event(
+    category: Literal[EventCategory.POLL_SUBMITTED, "pollSubmitted"], **overrides: Any
+) -> PollSubmitted: ...
+@overload
+def sample_event(
+    category: Literal[EventCategory.VISITOR_CREATED, "visitorCreated"], **overrides: Any
+) -> VisitorCreated: ...
+@overload
+def sample_event(
+    category: Literal[EventCategory.ACCOUNT_CREATED, "accountCreated"], **overrides: Any
+) -> AccountCreated: ...
+@overload
+def sample_event(
+    category: Literal[EventCategory.PARENT_CHILD_ACCOUNT_CREATED, "parentChildAccountCreated"],
+    **overrides: Any,
+) -> ParentChildAccountCreated: ...
+@overload
+def sample_event(category: EventCategory | str, **overrides: Any) -> Event: ...
 
 
 def sample_event(category: EventCategory | str, **overrides: Any) -> Event:
