@@ -82,7 +82,7 @@ def _ms(milliseconds: int) -> datetime:
     )
 
 
-# The values of Pendo's published guideDisplayed sample (WIRE.md section 2).
+# The values of Pendo's published guideDisplayed sample (docs/reference/wire-format.md).
 _ENVELOPE: dict[str, Any] = {
     "app": App(id=-323232, name="test_application", platform="web"),
     "account_id": "Webhook Account",
@@ -195,7 +195,8 @@ def sample_event(category: EventCategory | str, **overrides: Any) -> Event:
     """
     A realistic, always identical event of *category*, with *overrides* applied.
 
-    The values are those of Pendo's published samples (WIRE.md section 2): the
+    The values are those of Pendo's published samples (the
+    [wire format](../reference/wire-format.md) page shows each one's body): the
     ``guideDisplayed`` sample serializes to Pendo's 917 bytes exactly. Each category has its
     own fixed ``unique_id``; host metadata is ``None``. This is what the admin's "Test"
     button sends, and what receivers can use in their unit tests.
