@@ -312,17 +312,21 @@ def _load(data: object) -> Mapping[str, Any]:
     return loaded
 
 
-_E = TypeVar("_E", bound=Event)
-_Body = bytes | bytearray | memoryview | str | Mapping[str, Any]
+EventT = TypeVar("EventT", bound=Event)
 
 
 @overload
-def parse_event(data: _Body) -> Event: ...
+def parse_event(data: bytes | bytearray | memoryview | str | Mapping[str, Any]) -> Event: ...
 @overload
-def parse_event(data: _Body, expected: type[_E]) -> _E: ...
+def parse_event(
+    data: bytes | bytearray | memoryview | str | Mapping[str, Any], expected: type[EventT]
+) -> EventT: ...
 
 
-def parse_event(data: _Body, expected: type[_E] | None = None) -> Event:
+def parse_event(
+    data: bytes | bytearray | memoryview | str | Mapping[str, Any],
+    expected: type[EventT] | None = None,
+) -> Event:
     """
     Read a Pendo webhook body (or its already-decoded JSON object) into its event class.
 
