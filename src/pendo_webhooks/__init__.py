@@ -76,7 +76,7 @@ __all__ = [
 
 # Hidden from type checkers: a module ``__getattr__`` would make every name, misspelt ones
 # included, type-check as Any. They read the imports under TYPE_CHECKING above instead.
-if not TYPE_CHECKING:
+if not TYPE_CHECKING:  # pragma: no branch - always true at run time
 
     def __getattr__(name: str) -> Any:
         module = _LAZY.get(name)

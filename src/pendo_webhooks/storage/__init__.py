@@ -51,7 +51,7 @@ __all__ = [
 
 # Hidden from type checkers, which read the import under TYPE_CHECKING above: a module
 # __getattr__ would let a misspelt name type-check.
-if not TYPE_CHECKING:
+if not TYPE_CHECKING:  # pragma: no branch - always true at run time
 
     def __getattr__(name: str) -> object:
         # PostgresStorage is imported on first use: only it needs psycopg.
