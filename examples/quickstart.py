@@ -40,7 +40,8 @@ from pendo_webhooks.testing import LocalReceiver, sample_event
 
 
 SECRET = "s3cr3t-with-special-chars!&?<>"
-#: The attempt time the step-1 signatures carry (fixed, so they match WIRE.md's known answers).
+#: The attempt time the step-1 signatures carry (fixed, so they match the known answers in
+#: docs/reference/wire-format.md).
 SIGNED_AT = datetime(2021, 7, 20, 17, 58, tzinfo=timezone.utc)
 #: Short waits so the outage in step 4 takes a second, not the real schedule's 5 s and 30 s.
 DEMO_RETRY = RetryPolicy(schedule=[0.3, 0.6, 1.0, 1.0, 1.0])

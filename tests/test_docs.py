@@ -17,9 +17,13 @@ from __future__ import annotations
 
 import doctest
 import hashlib
+import html
+import importlib
 import importlib.metadata
 import importlib.util
+import inspect
 import os
+import pkgutil
 import re
 import subprocess
 import sys
@@ -29,6 +33,7 @@ from typing import Any
 import attrs
 import pytest
 
+import pendo_webhooks
 from pendo_webhooks.events import EventCategory, to_wire
 from pendo_webhooks.testing import sample_event
 
@@ -222,6 +227,123 @@ def test_the_site_builds_strictly(tmp_path: Path) -> None:
     api = (tmp_path / "api" / "events" / "index.html").read_text(encoding="utf-8")
     assert ":class:`" not in api  # Sphinx roles became links
     assert 'class="language-pycon' in api or "highlight" in api
+    pages = {p.parent.name: p.read_text(encoding="utf-8") for p in tmp_path.glob("api/*/*.html")}
+    assert {"dispatcher", "events", "registry", "storage", "testing"} <= pages.keys()
+    assert private_names_shown(pages) == {}
+    # Long signatures are formatted (by ruff, in the docs extra), one parameter a line.
+    registry = _text(pages["registry"])
+    assert "create(\n    actor: Actor,\n    *,\n    name: str,\n" in registry
+
+
+# A code example in a docstring (not a signature) may use private names of its own.
+_EXAMPLE = re.compile(r'<div class="highlight"><pre>.*?</pre></div>', re.DOTALL)
+# Where an API page shows names of the library itself: headings, signatures, "Bases:".
+_API_PARTS = re.compile(
+    r'<h\d[^>]*class="doc doc-heading"[^>]*>.*?</h\d>'
+    r'|<div class="doc-signature highlight">.*?</pre>'
+    r'|<p class="doc doc-class-bases">.*?</p>',
+    re.DOTALL,
+)
+_UNDERSCORED = re.compile(r"(?<![\w.])_[A-Za-z]\w*")
+
+
+def _text(page: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", page))
+
+
+def hidden_classes() -> set[str]:
+    """
+    The names of the classes defined in a private module of the package (``_models``,
+    ``storage._sqlite_outbox``) that no public module exports, in ``__all__`` or lazily.
+    """
+    public, private = [], []
+    for info in pkgutil.walk_packages(pendo_webhooks.__path__, "pendo_webhooks."):
+        if info.name.endswith("__main__"):
+            continue  # runs the CLI
+        try:
+            module = importlib.import_module(info.name)
+        except ImportError:  # pragma: no cover - PostgreSQL's driver is not installed
+            continue
+        is_private = any(part.startswith("_") for part in info.name.split("."))
+        (private if is_private else public).append(module)
+    public.append(pendo_webhooks)
+
+    def exported(name: str, cls: type) -> bool:
+        for module in public:
+            if name in getattr(module, "__all__", ()):
+                return True
+            if name not in vars(module) and getattr(module, name, None) is cls:
+                return True  # imported on first use, like storage.PostgresStorage
+        return False
+
+    return {
+        name
+        for module in private
+        for name, cls in vars(module).items()
+        if inspect.isclass(cls) and cls.__module__ == module.__name__ and not exported(name, cls)
+    }
+
+
+def private_names_shown(pages: dict[str, str]) -> dict[str, list[str]]:
+    """
+    By API page: the private classes it shows anywhere but in a code example, and the names
+    starting with ``_`` in its headings, signatures and "Bases:" lines.
+    """
+    hidden = hidden_classes()
+    assert "_Envelope" in hidden
+    assert "AdminMixin" in hidden  # a private module's class without an underscore
+    shown = {}
+    for name, page in pages.items():
+        words = set(re.findall(r"\b\w+\b", _text(_EXAMPLE.sub("", page))))
+        parts = _text("\n".join(_API_PARTS.findall(page)))
+        found = sorted((words & hidden) | set(_UNDERSCORED.findall(parts)))
+        if found:
+            shown[name] = found
+    return shown
+
+
+def test_private_names_are_found_where_the_api_pages_show_them() -> None:
+    """
+    private_names_shown() finds a private base, a private type in a signature and a hidden
+    class in prose, and passes over the private names of a code example.
+    """
+    page = (
+        '<h2 class="doc doc-heading" id="x">NpsSubmitted</h2>'
+        '<p class="doc doc-class-bases">Bases: <code>_GuideEvent</code></p>'
+        '<div class="doc-signature highlight"><pre><code>f(x: <span>_Body</span>)</code></pre>'
+        "</div><p>Built on SQLiteOutbox.</p>"
+        '<div class="highlight"><pre><code>self._fernet = AdminMixin()</code></pre></div>'
+    )
+    assert private_names_shown({"p": page}) == {"p": ["SQLiteOutbox", "_Body", "_GuideEvent"]}
+    assert private_names_shown({"p": "<p>Dispatcher and <code>_prod</code></p>"}) == {}
+
+
+#: Notes kept outside this repository (in the team's shared folder): never cite them.
+_OUTSIDE_FILES = ("WIRE.md", "RELIABILITY.md", "DESIGN.md", "STYLE.md", "ANCHORS.md")
+
+
+def _published_files() -> list[Path]:
+    found = [README, *sorted((ROOT / "examples").rglob("*.py"))]
+    found += sorted(p for p in (ROOT / "src").rglob("*.py"))
+    found += sorted(p for p in DOCS.rglob("*") if p.is_file() and p.suffix != ".pyc")
+    return found
+
+
+def test_no_docstring_or_page_cites_a_file_outside_the_repository() -> None:
+    """
+    src/, docs/, examples/ and README.md cite only files in this repository: a NAME.md they
+    mention exists here, and the team's notes (WIRE.md, RELIABILITY.md, ...) are not cited.
+    """
+    folders = (ROOT / "benchmarks", DOCS, ROOT / "examples", ROOT / "tests")
+    in_repo = {p.name for p in ROOT.glob("*.md")}
+    in_repo |= {p.name for folder in folders for p in folder.rglob("*.md")}
+    cited = {}
+    for path in _published_files():
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for name in re.findall(r"\b[A-Z][A-Z0-9_-]*\.md\b", text):
+            if name in _OUTSIDE_FILES or name not in in_repo:
+                cited.setdefault(str(path.relative_to(ROOT)), set()).add(name)
+    assert cited == {}
 
 
 class TestDocstringsAsMarkdown:

@@ -18,8 +18,10 @@ from pendo_webhooks import events as ev
 from pendo_webhooks._wire import _CONVERTER
 from pendo_webhooks.events import EventCategory, parse_event, to_wire, to_wire_dict
 from pendo_webhooks.exceptions import (
+    ConfigurationError,
     InvalidEventPayload,
     PayloadError,
+    UnexpectedEventType,
     UnknownEventType,
     ValidationError,
 )
@@ -411,6 +413,54 @@ def test_unknown_event_names(name: str) -> None:
         parse_event({**wire_dict(), "event": name})
     assert info.value.event == name
     str(info.value).encode("utf-8")
+
+
+@pytest.mark.parametrize("event", sample_events(), ids=lambda e: str(e.category))
+def test_parse_with_the_expected_class_returns_it(event: ev.Event) -> None:
+    """
+    Given the event class the body has, parse_event returns the same event as without it.
+    """
+    parsed = parse_event(to_wire(event), type(event))
+    assert type(parsed) is type(event)
+    assert parsed == event
+
+
+def test_parse_with_another_class_names_both_types() -> None:
+    """
+    A body of another known type raises UnexpectedEventType (an InvalidEventPayload) naming
+    the type asked for and the one found, even when the rest of the body is broken.
+    """
+    body = to_wire(sample_event("guideDisplayed"))
+    with pytest.raises(UnexpectedEventType) as info:
+        parse_event(body, ev.NpsSubmitted)
+    assert (info.value.expected, info.value.actual) == ("npsSubmitted", "guideDisplayed")
+    assert str(info.value) == "event: expected 'npsSubmitted', got 'guideDisplayed'"
+    assert isinstance(info.value, InvalidEventPayload)
+    with pytest.raises(UnexpectedEventType, match="'pollSubmitted'"):
+        parse_event({"event": "npsSubmitted"}, ev.PollSubmitted)
+
+
+def test_parse_with_the_expected_class_still_reports_problems() -> None:
+    """
+    The expected class changes nothing else: unknown names and bad fields raise as before.
+    """
+    with pytest.raises(UnknownEventType):
+        parse_event({**wire_dict(), "event": "pageViewed"}, ev.NpsSubmitted)
+    with pytest.raises(InvalidEventPayload, match="event: required"):
+        parse_event({}, ev.NpsSubmitted)
+    with pytest.raises(InvalidEventPayload) as info:
+        parse_event({"event": "npsSubmitted"}, ev.NpsSubmitted)
+    assert type(info.value) is InvalidEventPayload
+    assert "visitorId: required" in info.value.errors
+
+
+@pytest.mark.parametrize("expected", [dict, ev.NpsResponse, "npsSubmitted", ev.EventCategory, []])
+def test_parse_refuses_an_expected_that_is_not_an_event_class(expected: Any) -> None:
+    """
+    Anything but one of the nine event classes as *expected* is a ConfigurationError.
+    """
+    with pytest.raises(ConfigurationError, match="expected: must be an event class"):
+        parse_event(to_wire(sample_event("npsSubmitted")), expected)
 
 
 # ---------------------------------------------------------------------------------------

@@ -11,6 +11,11 @@ mkdocstrings renders Markdown. Before griffe parses each docstring, this rewrite
   directives;
 * a paragraph ending in ``::`` and the indented block after it into a ``text`` fence.
 
+It also lists, for each class, the bases a reader can look up (``extra["pendo_webhooks"]
+["public_bases"]``): not ``_Envelope``, nor a mixin of a private module that no public
+module exports. ``docs/_templates/python/material/class.html.jinja`` shows only those in
+"Bases:", while inherited members still come from every base.
+
 mkdocs.yml loads it with ``extensions: [docs/_ext/griffe_markdown.py]``.
 """
 
@@ -28,6 +33,7 @@ _ROLE = re.compile(r":(?:py:)?(?:class|func|meth|attr|data|exc|mod|obj|const):`(
 _TITLED = re.compile(r"(?P<title>.+?)\s*<(?P<target>[^<>]+)>")
 _DIRECTIVE = re.compile(r"\s*# doctest:.*$")
 _PACKAGE = "pendo_webhooks"
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 
 
 def _identifier(target: str, module: str) -> str:
@@ -139,6 +145,16 @@ class MarkdownDocstrings(griffe.Extension):
     Rewrite every docstring with :func:`to_markdown` once the object tree is complete.
     """
 
+    def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
+        """
+        Record, on each class of the package, the bases that "Bases:" may show.
+        """
+        del kwargs
+        public = _public_names(pkg)
+        for cls in _classes(pkg):
+            shown = [base for base in cls.bases if is_public_base(base, public)]
+            cls.extra["pendo_webhooks"]["public_bases"] = shown
+
     def on_object(self, *, obj: griffe.Object, **kwargs: Any) -> None:
         """
         Rewrite *obj*'s docstring, if it has one.
@@ -146,3 +162,49 @@ class MarkdownDocstrings(griffe.Extension):
         del kwargs
         if obj.docstring is not None:
             obj.docstring.value = to_markdown(obj.docstring.value, obj.module.path)
+
+
+def _is_private_path(path: str) -> bool:
+    return any(part.startswith("_") for part in path.split("."))
+
+
+def _public_names(module: griffe.Module) -> set[str]:
+    """
+    The names in the ``__all__`` of *module* and of every public module below it.
+    """
+    names: set[str] = set()
+    if not _is_private_path(module.path):
+        names.update(str(name) for name in module.exports or ())
+    for submodule in module.modules.values():
+        names |= _public_names(submodule)
+    return names
+
+
+def _classes(module: griffe.Module) -> list[griffe.Class]:
+    found = [m for m in module.members.values() if not m.is_alias and m.is_class]
+    for cls in list(found):
+        found.extend(_nested_classes(cls))
+    for submodule in module.modules.values():
+        found.extend(_classes(submodule))
+    return found
+
+
+def _nested_classes(cls: Any) -> list[Any]:
+    nested = [m for m in cls.members.values() if not m.is_alias and m.is_class]
+    for inner in list(nested):
+        nested.extend(_nested_classes(inner))
+    return nested
+
+
+def is_public_base(base: object, public: set[str]) -> bool:
+    """
+    Whether a class base is worth showing: no private name in it, and if it lives in a
+    private module of this package, a name that a public module exports.
+    """
+    text = str(base)
+    if any(name.startswith("_") for name in _IDENTIFIER.findall(text)):
+        return False
+    path = str(getattr(base, "canonical_path", text))
+    if path.split(".", 1)[0] != _PACKAGE or not _is_private_path(path):
+        return True
+    return path.rsplit(".", 1)[-1] in public

@@ -2,7 +2,8 @@
 Send Pendo-style webhooks: register destinations, format events, sign, deliver.
 
 The names below are imported on first use, so ``import pendo_webhooks`` stays cheap
-(the pytest plugin entry point imports it in every test session of every user).
+(the pytest plugin entry point imports it in every test session of every user). Type
+checkers see plain imports instead, so a misspelt name is an error there too.
 
 >>> import pendo_webhooks
 >>> pendo_webhooks.EventCategory.NPS_SUBMITTED.value
@@ -73,14 +74,18 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        msg = f"module {__name__!r} has no attribute {name!r}"
-        raise AttributeError(msg)
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+# Hidden from type checkers: a module ``__getattr__`` would make every name, misspelt ones
+# included, type-check as Any. They read the imports under TYPE_CHECKING above instead.
+if not TYPE_CHECKING:  # pragma: no branch - always true at run time
+
+    def __getattr__(name: str) -> Any:
+        module = _LAZY.get(name)
+        if module is None:
+            msg = f"module {__name__!r} has no attribute {name!r}"
+            raise AttributeError(msg)
+        value = getattr(importlib.import_module(module, __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
 
 
 def __dir__() -> list[str]:

@@ -6,7 +6,7 @@ Strictly private; used by :mod:`pendo_webhooks._guarded_http` and
 
 Socket timeouts bound the gap *between* bytes, not the whole exchange: a receiver
 that trickles one header line every second keeps a ``timeout=(5, 5)`` request alive
-for as long as it likes (RELIABILITY.md D2). So every attempt gets an
+for as long as it likes. So every attempt gets an
 :class:`Attempt` with an absolute deadline, registered with its transport's
 :class:`Watchdog`. When the deadline passes the watchdog marks the attempt
 *expired* and shuts down the socket the attempt is using, which wakes any blocked

@@ -284,7 +284,9 @@ class ExclusionMatcher:
         """
         return self._accounts.match(account_id)
 
-    def ip(self, address: _IPAddress | str) -> ExclusionRule | None:
+    def ip(
+        self, address: ipaddress.IPv4Address | ipaddress.IPv6Address | str
+    ) -> ExclusionRule | None:
         """
         Return the rule that excludes the source *address*, or ``None``.
 

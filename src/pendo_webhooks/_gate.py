@@ -153,7 +153,7 @@ def describe(reason: SkipReason | None, detail: str = "") -> str:
 
 def is_agent_too_old(category: EventCategory, agent_version: AgentVersion | None) -> bool:
     """
-    Whether an event of *category* from *agent_version* is held back (WIRE.md section 1).
+    Whether an event of *category* from *agent_version* is held back.
 
     Only NPS and poll events are gated, and only when they carry a version: one below
     2.33.0 (a pre-release of 2.33.0 included) is held back; no version means delivered.

@@ -3,7 +3,7 @@ The address guard inside the connection: resolve once, vet every address, connec
 
 Strictly private; :class:`pendo_webhooks.transports.RequestsTransport` is the way in.
 
-Checking a URL's host string is not enough (RELIABILITY.md A2, A3): glibc reads
+Checking a URL's host string is not enough (docs/security.md, "The address guard"): glibc reads
 ``2130706433`` as 127.0.0.1, and a name can resolve to a public address when it is
 checked and to 169.254.169.254 when requests resolves it again. So the check lives
 where the socket is made. :class:`GuardedHTTPConnection` and
@@ -322,7 +322,7 @@ class GuardedAdapter(requests.adapters.HTTPAdapter):
         }
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:  # noqa: ARG002
-        # A proxy resolves names itself and would bypass the guard (RELIABILITY.md A6).
+        # A proxy resolves names itself and would bypass the guard.
         raise DestinationBlocked("blocked", "sending through a proxy is not supported")
 
 

@@ -99,7 +99,8 @@ def _freeze_event_properties(value: Mapping[str, Any]) -> dict[str, Any]:
 
 @attrs.frozen(kw_only=True)
 class _Envelope:
-    # The keys every event has (WIRE.md section 2), plus host metadata that is never sent.
+    # The keys every event has (docs/reference/wire-format.md, "The envelope"), plus host
+    # metadata that is never sent.
 
     category: ClassVar[EventCategory]
 

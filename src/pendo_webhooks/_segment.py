@@ -4,7 +4,7 @@ Segment batches: from stored ``track`` messages to ``POST <endpoint>/v1/batch`` 
 Everything here is pure: no clock, no network, no storage. The dispatcher claims a Segment
 webhook's due deliveries, asks :func:`plan_batches` how to cut them into batches within
 Segment's limits, and sends each :func:`batch_request`; the stored message bytes are
-concatenated into the body, never parsed or re-serialized (WIRE.md section 4).
+concatenated into the body, never parsed or re-serialized.
 
 Strictly private; the public constants are re-exported from :mod:`pendo_webhooks.formatters`.
 """

@@ -4,7 +4,8 @@ Serializing events exactly as Pendo does: :func:`to_wire` and :func:`to_wire_dic
 Strictly private; import the names from :mod:`pendo_webhooks.events`.
 
 This is the hot path (every delivery serializes once), so the layout is written out by hand,
-one function per event class, in WIRE.md's key order; :mod:`._wire` registers these
+one function per event class, in Pendo's key order (docs/reference/wire-format.md);
+:mod:`._wire` registers these
 functions as the unstructure hooks of the library's converter.
 """
 
@@ -186,7 +187,8 @@ def to_wire(event: Event) -> bytes:
     """
     Serialize *event* exactly as Pendo does: the bytes to store, sign and send.
 
-    Compact JSON (no spaces, no trailing newline), keys in WIRE.md's order, non-ASCII as
+    Compact JSON (no spaces, no trailing newline), keys in Pendo's order (see the
+    [wire format](../reference/wire-format.md#the-envelope)), non-ASCII as
     UTF-8, and ``<``, ``>``, ``&``, U+2028 and U+2029 escaped as ``\\u003c`` and so on.
 
     Raises:

@@ -45,6 +45,7 @@ from .storage._protocol_pipeline import FirstSeenStore
 __all__ = [
     "DEFAULT_CACHE_SIZE",
     "NO_ACCOUNT_ID",
+    "EventSink",
     "FirstSeenTracker",
     "Observation",
     "TrackerStore",
@@ -61,8 +62,8 @@ NO_ACCOUNT_ID = "(none)"
 _OPTIONAL_ID = attrs.validators.optional(ID)
 _OPTIONAL_INT64 = attrs.validators.optional(INT64)
 
-_R = TypeVar("_R")
-_R_co = TypeVar("_R_co", covariant=True)
+ResultT = TypeVar("ResultT")
+ResultT_co = TypeVar("ResultT_co", covariant=True)
 
 
 def sample_group_for(visitor_id: str) -> int:
@@ -159,8 +160,22 @@ class TrackerStore(FirstSeenStore, ExclusionSource, Protocol):
     """
 
 
-class _EventSink(Protocol[_R_co]):
-    def dispatch(self, event: Event) -> _R_co: ...
+class EventSink(Protocol[ResultT_co]):
+    """
+    **Protocol**: Where :meth:`FirstSeenTracker.observe_and_dispatch` sends each event: a
+    :class:`~pendo_webhooks.dispatcher.Dispatcher`, or anything with its ``dispatch``.
+
+    >>> class Names:
+    ...     def dispatch(self, event: Event) -> str:
+    ...         return str(event.category)
+    >>> sink: EventSink[str] = Names()
+    """
+
+    def dispatch(self, event: Event) -> ResultT_co:
+        """
+        Send or queue *event*; what it returns is collected for the caller.
+        """
+        ...
 
 
 class _Cache:
@@ -347,8 +362,8 @@ class FirstSeenTracker:
         return events
 
     def observe_and_dispatch(
-        self, observation: Observation, dispatcher: _EventSink[_R]
-    ) -> list[_R]:
+        self, observation: Observation, dispatcher: EventSink[ResultT]
+    ) -> list[ResultT]:
         """
         :meth:`observe`, then ``dispatcher.dispatch`` each event; return the results.
         """

@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import attrs
 import cattrs
@@ -39,7 +39,13 @@ from ._values import (
     PollResponse,
     Subscription,
 )
-from .exceptions import InvalidEventPayload, UnknownEventType, ValidationError
+from .exceptions import (
+    ConfigurationError,
+    InvalidEventPayload,
+    UnexpectedEventType,
+    UnknownEventType,
+    ValidationError,
+)
 
 
 __all__ = ["EVENT_CLASSES", "make_converter", "parse_event"]
@@ -306,17 +312,44 @@ def _load(data: object) -> Mapping[str, Any]:
     return loaded
 
 
-def parse_event(data: bytes | bytearray | memoryview | str | Mapping[str, Any]) -> Event:
+EventT = TypeVar("EventT", bound=Event)
+
+
+@overload
+def parse_event(data: bytes | bytearray | memoryview | str | Mapping[str, Any]) -> Event: ...
+@overload
+def parse_event(
+    data: bytes | bytearray | memoryview | str | Mapping[str, Any], expected: type[EventT]
+) -> EventT: ...
+
+
+def parse_event(
+    data: bytes | bytearray | memoryview | str | Mapping[str, Any],
+    expected: type[EventT] | None = None,
+) -> Event:
     """
     Read a Pendo webhook body (or its already-decoded JSON object) into its event class.
+
+    Without *expected*, the result is typed as the union :data:`Event`: narrow it with
+    ``isinstance`` or ``match`` before reading a type's own attributes. With the event class
+    a handler expects, the result is typed as that class, and a body of another type is
+    refused.
 
     Bytes must be UTF-8. Unknown keys, at the top level or in ``properties``, are ignored,
     so newer senders stay readable; known keys must have exactly the wire type (no ``"5"``
     for ``5``, no ``true`` for ``1``). Host metadata (``agent_version``, ``source_ip``) is
     never on the wire, so it is ``None`` on the result.
 
+    Args:
+        data: The request body, or its decoded JSON object.
+        expected: The event class the caller expects, such as
+            :class:`~pendo_webhooks.events.NpsSubmitted`.
+
     Raises:
         UnknownEventType: If ``event`` is a string naming no :class:`EventCategory`.
+        UnexpectedEventType: If *expected* is given and ``event`` names another type
+            (also an :class:`~pendo_webhooks.exceptions.InvalidEventPayload`).
+        ConfigurationError: If *expected* is not an event class.
         InvalidEventPayload: Listing every problem, each as ``"<wire path>: <reason>"``
             (``"properties.nps.rating: must be between 0 and 10"``; ``$`` is the whole body):
             bytes that are not UTF-8, invalid JSON (NaN and duplicate keys included), a
@@ -331,7 +364,18 @@ def parse_event(data: bytes | bytearray | memoryview | str | Mapping[str, Any]) 
     Traceback (most recent call last):
       ...
     pendo_webhooks.exceptions.InvalidEventPayload: app: required; accountId: required; ...
+    >>> from pendo_webhooks.events import NpsSubmitted
+    >>> parse_event(to_wire(e), NpsSubmitted).nps.rating
+    9
+    >>> from pendo_webhooks.exceptions import UnexpectedEventType
+    >>> try:
+    ...     parse_event(to_wire(sample_event("guideDisplayed")), NpsSubmitted)
+    ... except UnexpectedEventType as exc:
+    ...     print(exc)
+    event: expected 'npsSubmitted', got 'guideDisplayed'
     """
+    if expected is not None and expected not in EVENT_TYPES:
+        raise ConfigurationError(f"expected: must be an event class, not {expected!r}")
     raw = _load(data)
     name = raw.get("event", _MISSING)
     if name is _MISSING:
@@ -341,6 +385,8 @@ def parse_event(data: bytes | bytearray | memoryview | str | Mapping[str, Any]) 
     cls = _BY_NAME.get(name)
     if cls is None:
         raise UnknownEventType(name)
+    if expected is not None and cls is not expected:
+        raise UnexpectedEventType(expected.category.value, name)
     problems: list[str] = []
     flat = _flatten(raw, cls, problems)
     try:

@@ -487,7 +487,8 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
                 lease_until=lease_until,
             )
             if len(body) > limit:
-                # Never sent: stored finished, so the reason stays on record (WIRE.md §4).
+                # Never sent (over Segment's 32 KB message limit): stored finished, so the
+                # reason stays on record.
                 delivery = attrs.evolve(
                     delivery,
                     status=DeliveryStatus.FAILED,

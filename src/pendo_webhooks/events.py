@@ -118,7 +118,7 @@ __all__ = [
 ]
 
 #: The NPS and poll categories, which need an agent of at least
-#: :data:`MIN_SURVEY_AGENT_VERSION` (WIRE.md section 1).
+#: :data:`MIN_SURVEY_AGENT_VERSION` (see [Event types](../reference/wire-format.md#event-types)).
 SURVEY_CATEGORIES: frozenset[EventCategory] = frozenset(
     {
         EventCategory.NPS_DISPLAYED,

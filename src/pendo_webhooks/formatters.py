@@ -3,7 +3,8 @@ Formatters: the exact bytes a webhook stores for an event, serialized once at en
 
 * :class:`URLFormatter`: Pendo's own body (:func:`~pendo_webhooks.events.to_wire`),
   signed and POSTed to a URL webhook as it is.
-* :class:`SegmentFormatter`: one Segment ``track`` message (WIRE.md section 4); the
+* :class:`SegmentFormatter`: one Segment ``track`` message (see
+  [Receive events in Segment](../howto/segment.md#what-segment-receives)); the
   dispatcher joins the stored messages of a Segment webhook into
   ``POST <endpoint>/v1/batch`` requests without re-serializing them.
 
@@ -76,7 +77,8 @@ class Formatter(Protocol):
 @attrs.frozen
 class URLFormatter:
     """
-    Formats URL webhook bodies: Pendo's JSON, byte for byte (WIRE.md section 2).
+    Formats URL webhook bodies: Pendo's JSON, byte for byte (see the
+    [wire format](../reference/wire-format.md)).
 
     >>> from pendo_webhooks.testing import sample_event
     >>> len(URLFormatter().format(sample_event("guideDisplayed")))
@@ -105,7 +107,8 @@ def _check_library_text(_instance: object, attribute: attrs.Attribute[str], valu
 @attrs.frozen(kw_only=True)
 class SegmentFormatter:
     """
-    Formats Segment ``track`` messages: one per event, as WIRE.md section 4 lays it out.
+    Formats Segment ``track`` messages: one per event (see
+    [Receive events in Segment](../howto/segment.md#what-segment-receives)).
 
     ``event`` is the Pendo event name, ``userId`` the visitor, ``properties`` Pendo's
     ``properties`` unchanged; ``context`` carries ``groupId`` (the account), the

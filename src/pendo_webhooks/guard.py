@@ -9,7 +9,8 @@ attempt:
 * :meth:`DestinationPolicy.is_allowed_address` vets each address a hostname
   resolved to. The transport calls it on **every** ``getaddrinfo`` answer and
   connects only to an address it approved; this is the security boundary
-  (RELIABILITY.md A3, A7). A hostname's verdict can only be known there.
+  (see [Security notes](../security.md#the-address-guard)). A hostname's verdict can
+  only be known there.
 
 Address policy (:func:`is_public_address`), deny by default:
 

@@ -63,6 +63,7 @@ from ._gate import (
 from ._tracker import (
     DEFAULT_CACHE_SIZE,
     NO_ACCOUNT_ID,
+    EventSink,
     FirstSeenTracker,
     Observation,
     TrackerStore,
@@ -77,6 +78,7 @@ __all__ = [
     "NO_ACCOUNT_ID",
     "Decision",
     "DestinationResolver",
+    "EventSink",
     "Exclusion",
     "ExclusionKind",
     "ExclusionMatcher",

@@ -6,7 +6,8 @@ The policy reads the outcome of one attempt -- an HTTP status, or the ``kind`` o
 It never sleeps and never reads the clock or a random source of its own: *now* and
 *rng* are arguments, so the dispatcher stores ``next_attempt_at`` and tests are exact.
 
-The rules (WIRE.md section 5):
+The rules (the wire format's [Responses](../reference/wire-format.md#responses) has
+them too, with the default waits):
 
 ========================================================  ==============================
 outcome                                                   verdict
@@ -39,7 +40,6 @@ from .exceptions import ConfigurationError, ValidationError
 __all__ = ["NO_RETRIES", "Decision", "RetryPolicy", "Verdict", "parse_retry_after"]
 
 # A random source with the signature of random.uniform.
-_Uniform = Callable[[float, float], float]
 
 _RETRYABLE_KINDS = frozenset({"timeout", "connect", "dns", "tls", "error"})
 _FINAL_KINDS = frozenset({"blocked", "too-large"})
@@ -313,7 +313,9 @@ class RetryPolicy:
             return Verdict.RETRY
         return Verdict.FAILED
 
-    def wait(self, retry_number: int, *, rng: _Uniform = random.uniform) -> timedelta:
+    def wait(
+        self, retry_number: int, *, rng: Callable[[float, float], float] = random.uniform
+    ) -> timedelta:
         """
         Return the jittered wait before retry number *retry_number* (1-based).
 
@@ -344,7 +346,7 @@ class RetryPolicy:
         error_kind: str | None = None,
         retry_after: str | None = None,
         now: datetime,
-        rng: _Uniform = random.uniform,
+        rng: Callable[[float, float], float] = random.uniform,
     ) -> Decision:
         """
         Decide what follows attempt number *attempt* (1-based), which just ended.

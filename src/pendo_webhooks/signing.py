@@ -1,5 +1,8 @@
 """
-Signing webhook bodies, and verifying them on the receiving side (WIRE.md §3).
+Signing webhook bodies, and verifying them on the receiving side.
+
+The headers and what they cover are described in
+[Security notes](../security.md#signatures).
 
 Two schemes, chosen per webhook with :class:`SignatureScheme`:
 
@@ -344,7 +347,7 @@ def signer_for(
         secrets: The webhook's valid secrets, current first. Pendo's header is
             signed with the first only; ``webhook-signature`` with all of them.
             With none, no signature header is sent, only ``webhook-id`` and
-            ``webhook-timestamp`` (WIRE.md §3), whatever the scheme.
+            ``webhook-timestamp``, whatever the scheme.
         header: The Pendo signature header name.
 
     Raises:

@@ -16,13 +16,24 @@ This module is not imported by :mod:`pendo_webhooks` itself.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal, overload
 
 import attrs
 
 from ._category import EventCategory
 from ._fakes import FrozenClock, RecordingTransport
-from ._models import Event
+from ._models import (
+    AccountCreated,
+    Event,
+    GuideDisplayed,
+    NpsDisplayed,
+    NpsSubmitted,
+    ParentChildAccountCreated,
+    PollDisplayed,
+    PollSubmitted,
+    TrackEventReceived,
+    VisitorCreated,
+)
 from ._receiver import LocalReceiver, ReceivedRequest, Reply, SignedRequest, signed_request
 from ._values import (
     App,
@@ -71,7 +82,7 @@ def _ms(milliseconds: int) -> datetime:
     )
 
 
-# The values of Pendo's published guideDisplayed sample (WIRE.md section 2).
+# The values of Pendo's published guideDisplayed sample (docs/reference/wire-format.md).
 _ENVELOPE: dict[str, Any] = {
     "app": App(id=-323232, name="test_application", platform="web"),
     "account_id": "Webhook Account",
@@ -138,11 +149,54 @@ _PROPERTIES: dict[EventCategory, dict[str, Any]] = {
 }
 
 
+# One overload per category, so that ``sample_event("npsSubmitted").nps`` type-checks.
+@overload
+def sample_event(
+    category: Literal[EventCategory.GUIDE_DISPLAYED, "guideDisplayed"], **overrides: Any
+) -> GuideDisplayed: ...
+@overload
+def sample_event(
+    category: Literal[EventCategory.TRACK_EVENT_RECEIVED, "trackEventReceived"], **overrides: Any
+) -> TrackEventReceived: ...
+@overload
+def sample_event(
+    category: Literal[EventCategory.NPS_DISPLAYED, "npsDisplayed"], **overrides: Any
+) -> NpsDisplayed: ...
+@overload
+def sample_event(
+    category: Literal[EventCategory.NPS_SUBMITTED, "npsSubmitted"], **overrides: Any
+) -> NpsSubmitted: ...
+@overload
+def sample_event(
+    category: Literal[EventCategory.POLL_DISPLAYED, "pollDisplayed"], **overrides: Any
+) -> PollDisplayed: ...
+@overload
+def sample_event(
+    category: Literal[EventCategory.POLL_SUBMITTED, "pollSubmitted"], **overrides: Any
+) -> PollSubmitted: ...
+@overload
+def sample_event(
+    category: Literal[EventCategory.VISITOR_CREATED, "visitorCreated"], **overrides: Any
+) -> VisitorCreated: ...
+@overload
+def sample_event(
+    category: Literal[EventCategory.ACCOUNT_CREATED, "accountCreated"], **overrides: Any
+) -> AccountCreated: ...
+@overload
+def sample_event(
+    category: Literal[EventCategory.PARENT_CHILD_ACCOUNT_CREATED, "parentChildAccountCreated"],
+    **overrides: Any,
+) -> ParentChildAccountCreated: ...
+@overload
+def sample_event(category: EventCategory | str, **overrides: Any) -> Event: ...
+
+
 def sample_event(category: EventCategory | str, **overrides: Any) -> Event:
     """
     A realistic, always identical event of *category*, with *overrides* applied.
 
-    The values are those of Pendo's published samples (WIRE.md section 2): the
+    The values are those of Pendo's published samples (the
+    [wire format](../reference/wire-format.md) page shows each one's body): the
     ``guideDisplayed`` sample serializes to Pendo's 917 bytes exactly. Each category has its
     own fixed ``unique_id``; host metadata is ``None``. This is what the admin's "Test"
     button sends, and what receivers can use in their unit tests.

@@ -5,10 +5,11 @@ A :class:`Transport` makes exactly one HTTP exchange per :meth:`~Transport.send`
 it returns every response it gets (any status) as a :class:`TransportResponse`
 and raises :class:`~pendo_webhooks.exceptions.TransportError` only when no
 response arrived. It never retries and never follows a redirect; deciding what
-a status means is the dispatcher's job (WIRE.md §5).
+a status means is the dispatcher's job (see
+[Responses](../reference/wire-format.md#responses)).
 
 :class:`RequestsTransport` is the one to use. It cannot be turned inward
-(RELIABILITY.md §1, §4):
+(see [Security notes](../security.md#the-address-guard)):
 
 * the URL passes :meth:`DestinationPolicy.check_url
   <pendo_webhooks.guard.DestinationPolicy.check_url>` before any socket exists;
@@ -79,7 +80,7 @@ __all__ = [
 #: Sent when the request's headers name no ``User-Agent``.
 DEFAULT_USER_AGENT = f"pendo-webhooks/{__version__}"
 
-#: The most a deadline may be, in seconds (RELIABILITY.md D1: 15 s default, up to 30 s).
+#: The most a deadline may be, in seconds (the default is 15 s).
 MAX_DEADLINE = 30.0
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")

@@ -49,17 +49,21 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    # PostgresStorage is imported on first use: only it needs psycopg.
-    if name != "PostgresStorage":
-        msg = f"module {__name__!r} has no attribute {name!r}"
-        raise AttributeError(msg)
-    try:
-        from ._postgres import PostgresStorage  # noqa: PLC0415 - psycopg only when asked
-    except ImportError as exc:
-        msg = (
-            "PostgresStorage needs psycopg 3 and psycopg_pool: "
-            'pip install "pendo-webhooks[postgres]"'
-        )
-        raise ImportError(msg, name=exc.name) from exc
-    return PostgresStorage
+# Hidden from type checkers, which read the import under TYPE_CHECKING above: a module
+# __getattr__ would let a misspelt name type-check.
+if not TYPE_CHECKING:  # pragma: no branch - always true at run time
+
+    def __getattr__(name: str) -> object:
+        # PostgresStorage is imported on first use: only it needs psycopg.
+        if name != "PostgresStorage":
+            msg = f"module {__name__!r} has no attribute {name!r}"
+            raise AttributeError(msg)
+        try:
+            from ._postgres import PostgresStorage  # noqa: PLC0415 - psycopg only when asked
+        except ImportError as exc:
+            msg = (
+                "PostgresStorage needs psycopg 3 and psycopg_pool: "
+                'pip install "pendo-webhooks[postgres]"'
+            )
+            raise ImportError(msg, name=exc.name) from exc
+        return PostgresStorage

@@ -4,7 +4,7 @@ The SQLite machinery every part of :class:`~pendo_webhooks.storage.SQLiteStorage
 Opening a file, checking that it is ours *before* changing a byte of it,
 migrating its schema, one connection per thread, and write transactions that
 start with ``BEGIN IMMEDIATE`` (so a read-then-write cannot hit ``SQLITE_BUSY``
-half-way in WAL mode; RELIABILITY.md C10).
+half-way in WAL mode).
 
 Durability is chosen per transaction. Every thread's connection runs at the store's
 ``synchronous`` mode (``FULL`` by default: each commit is fsynced). Transactions that

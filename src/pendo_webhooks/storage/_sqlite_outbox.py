@@ -8,7 +8,7 @@ index of pending deliveries by ``next_attempt_at``; while leased, a delivery's
 without any sweeper. An outcome is written by an ``UPDATE`` fenced on the lease
 (owner, and expiry not passed), together with its attempt row.
 
-Durability where it matters (RELIABILITY.md C2, C3, C10). Enqueueing, like every
+Durability where it matters. Enqueueing, like every
 change an admin makes, commits at the store's ``synchronous`` mode (``FULL`` by
 default): once :meth:`SQLiteOutbox.enqueue_deliveries` returns, the deliveries
 survive a power loss, before any request is sent. Claims, releases and outcomes
@@ -355,7 +355,7 @@ class SQLiteOutbox(SQLiteCore):
         An optional fast path beside :meth:`record_outcomes` (the dispatcher uses it for
         Segment batches when a store has it): each group is ``(delivery_ids, outcome,
         attempt)``, and every delivery in it gets *outcome*'s state and a copy of *attempt*,
-        each fenced on its own lease. See ``_sqlite_bulk.record_shared``.
+        each fenced on its own lease.
         """
         with self._transaction(relaxed=True) as conn:
             return record_shared(conn, groups, owner=owner, now=now)
