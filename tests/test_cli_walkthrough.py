@@ -120,6 +120,13 @@ def run_terminal_2(block: Block, port: str, cwd: Path) -> list[tuple[str, list[s
     ]
 
 
+@pytest.fixture(autouse=True)
+def _no_cli_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The page sets the variables it uses; the developer's own must not leak in.
+    monkeypatch.delenv("PENDO_WEBHOOKS_DB", raising=False)
+    monkeypatch.delenv("PENDO_WEBHOOKS_ACTOR", raising=False)
+
+
 def test_the_page_has_both_terminals() -> None:
     """
     The walkthrough starts the receiver in terminal 1 and sends from terminal 2.
