@@ -397,6 +397,14 @@ def test_a_moment_too_long_ago() -> None:
         common.parse_moment("99999999999d ago", "--since", now=NOW)
 
 
+def test_a_duration_too_long() -> None:
+    """
+    --grace's durations (a count of seconds or of a unit) say a huge one is too long.
+    """
+    with pytest.raises(ValidationError, match="is too long"):
+        common.parse_duration("99999999999999d", "--grace")
+
+
 def test_redeliver_since_seven_days_ago(invoke: Invoke) -> None:
     """
     The form the help shows, "7d ago", works on the command line; a bad one is bad input
