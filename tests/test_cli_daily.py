@@ -175,6 +175,22 @@ def test_a_change_needs_an_actor(invoke: Invoke, args: list[str]) -> None:
     assert not Path("hooks.db").exists()
 
 
+@pytest.mark.parametrize("option", ["--db", "--actor"])
+def test_an_empty_option_is_bad_input(invoke: Invoke, option: str) -> None:
+    """
+    --db '' or --actor '' (a script's unset variable) is refused in the CLI's words.
+    """
+    args = {"--db": "hooks.db", "--actor": "ann", option: " "}
+    code, _, err = invoke(
+        "webhooks", "create", "--db", args["--db"], "--actor", args["--actor"], "--name", "x",
+        "--url", "https://x.example.com/", "--event", "npsSubmitted",
+    )  # fmt: skip
+
+    assert code == 3
+    assert one_error(err) == f"{option}: must not be empty"
+    assert not Path("hooks.db").exists()
+
+
 def test_the_help_names_the_variables(invoke: Invoke) -> None:
     """
     The top-level help and every store command's --db/--actor help name the variables.

@@ -134,7 +134,10 @@ def database(args: argparse.Namespace) -> str:
 
     Raises:
         UsageError: If neither is given.
+        ValidationError: If ``--db`` is empty.
     """
+    if args.db is not None and not args.db.strip():
+        raise ValidationError("--db", "must not be empty")
     path: str | None = args.db if args.db is not None else _environment(ENV_DB)
     if path is None:
         raise UsageError(f"no database given: use --db FILE, or set {ENV_DB}")
@@ -147,8 +150,11 @@ def actor_id(args: argparse.Namespace) -> str:
 
     Raises:
         UsageError: If a change has neither.
+        ValidationError: If ``--actor`` is empty.
     """
     given: str | None = getattr(args, "actor", None)
+    if given is not None and not given.strip():
+        raise ValidationError("--actor", "must not be empty")
     found = given if given is not None else _environment(ENV_ACTOR)
     if found is not None:
         return found
