@@ -132,6 +132,13 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> int:
         conn.close()
 
 
+@pytest.fixture(autouse=True)
+def _no_cli_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The developer's own PENDO_WEBHOOKS_DB/ACTOR must not change what these tests see.
+    monkeypatch.delenv(common.ENV_DB, raising=False)
+    monkeypatch.delenv(common.ENV_ACTOR, raising=False)
+
+
 @pytest.fixture(name="receiver")
 def _receiver() -> Iterator[LocalReceiver]:
     with LocalReceiver(secrets=[SECRET]) as receiver:
@@ -584,7 +591,7 @@ def test_send_blocked_url_is_bad_input() -> None:
     """
     proc = run("send", "https://10.0.0.1/hook", "--event", "npsSubmitted")
 
-    assert_one_line_error(proc, 3, "url: ")
+    assert_one_line_error(proc, 3, "URL: ")
     assert "--allow-private" in proc.stderr.decode()
     assert proc.stdout == b""
 
@@ -595,7 +602,7 @@ def test_send_plain_http_needs_allow_http() -> None:
     """
     proc = run("send", "http://hooks.example.com/in", "--event", "npsSubmitted")
 
-    assert_one_line_error(proc, 3, "url: scheme 'http' is not allowed")
+    assert_one_line_error(proc, 3, "URL: scheme 'http' is not allowed; use https (or --allow-")
 
 
 def test_send_unreachable_url_fails() -> None:
@@ -1218,8 +1225,8 @@ def test_webhooks_lifecycle(tmp_path: Path, receiver: LocalReceiver) -> None:
     create (with a generated secret in a new private file), list, show, update, enable,
     test, rotate-secret, disable and delete a webhook; secrets never appear in the output.
     """
-    # The address guard's policy is per process: the local receiver needs --allow-private
-    # on every command that checks the URL (create, update, enable, test).
+    # --allow-private is recorded in the store by the first command that gives it; giving
+    # it again changes nothing (test_allow_private_is_recorded_in_the_store goes without).
     db = ("--db", "hooks.db", *ADMIN, "--allow-private")
 
     def webhooks(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
@@ -1242,7 +1249,11 @@ def test_webhooks_lifecycle(tmp_path: Path, receiver: LocalReceiver) -> None:
     secret = secret_file.read_text().strip()
     assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
     assert secret.startswith("whsec_")
-    assert created.stderr == b"the new secret is in secret.txt\n"
+    assert created.stderr == (
+        b"pendo-webhooks: note: hooks.db now allows private destinations (loopback, plain "
+        b"http, any port) for every command on it, until --no-allow-private\n"
+        b"the new secret is in secret.txt\n"
+    )
 
     listed = webhooks("list")
     assert listed.returncode == 0
@@ -1500,7 +1511,7 @@ def test_webhooks_update_fields(invoke: Callable[..., Any]) -> None:
         (
             ["create", "--name", "x", "--url", "https://x.example.com/", "--event", "pageViewed"],
             3,
-            "categories",
+            "unknown event type: 'pageViewed' (one of: guideDisplayed,",
         ),
         (
             [
@@ -1963,7 +1974,7 @@ def test_exclusions_commands(tmp_path: Path, store: tuple[Path, str]) -> None:
         "visitor",
         "*@test.example",
     ]
-    assert_one_line_error(bad, 3, "pattern: ")
+    assert_one_line_error(bad, 3, "PATTERN: ")
     assert removed.stdout == f"removed {rule['id']}\n".encode()
     assert_one_line_error(gone, 3, rule["id"])
 
@@ -2088,7 +2099,7 @@ def test_in_process_blocked_url_hint(invoke: Callable[..., Any]) -> None:
     """
     A refused URL's message says how to loosen the guard for local tests.
     """
-    code, _, err = invoke("send", "http://127.0.0.1:9/", "--event", "npsSubmitted")
+    code, _, err = invoke("send", "https://127.0.0.1:9/", "--event", "npsSubmitted")
 
     assert code == 3
     assert err.endswith("(to try things locally: --allow-private, or --allow-http)\n")

@@ -9,6 +9,9 @@ event, unreadable file, invalid payload, blocked URL, a file that is not a pendo
 database); 4 permission denied; 130 interrupted. Errors are one line on stderr,
 ``pendo-webhooks: error: <message>``; ``--debug`` adds the traceback of an unexpected one.
 
+The store commands read ``PENDO_WEBHOOKS_DB`` and ``PENDO_WEBHOOKS_ACTOR`` when ``--db``
+and ``--actor`` are not given.
+
 >>> main(["sample", "accountCreated", "--set", "visitor_id=Ann"])  # doctest: +ELLIPSIS
 {"app":{"id":-323232,...,"event":"accountCreated",...,"visitorId":"Ann",...}0
 """
@@ -24,11 +27,15 @@ from .._version import __version__
 from ..exceptions import PendoWebhooksError
 from . import _deliveries, _exclusions, _listen, _sample, _send, _verify, _webhooks, _worker
 from ._common import (
+    ENV_ACTOR,
+    ENV_DB,
     EXIT_CODES_HELP,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    EXIT_USAGE,
     PROG,
     Console,
+    UsageError,
     describe,
     exit_code_for,
 )
@@ -39,6 +46,12 @@ __all__ = ["build_parser", "main"]
 _DESCRIPTION = """\
 Pendo-style webhooks from the shell: print sample payloads, send them with the real retry
 policy, verify signatures, run a local receiver, and manage a SQLite store."""
+
+_ENVIRONMENT_HELP = f"""\
+environment:
+  {ENV_DB}     the store's database file, when --db is not given
+  {ENV_ACTOR}  who is acting on a store (audited), when --actor is not given
+  (an option given on the command line wins over its variable)"""
 
 _COMMANDS = (_sample, _send, _verify, _listen, _webhooks, _deliveries, _exclusions, _worker)
 
@@ -53,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description=_DESCRIPTION,
-        epilog=EXIT_CODES_HELP,
+        epilog=f"{_ENVIRONMENT_HELP}\n\n{EXIT_CODES_HELP}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -85,6 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args, console)
     except SystemExit as exc:  # a usage error found by the command
         return _status(exc)
+    except UsageError as exc:  # one the command explains in a line
+        console.error(str(exc))
+        return EXIT_USAGE
     except KeyboardInterrupt:
         console.err(f"{PROG}: interrupted")
         return EXIT_INTERRUPTED

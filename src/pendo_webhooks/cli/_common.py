@@ -8,11 +8,14 @@ Strictly private. Nothing here imports more than the standard library at import 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import difflib
 import json
+import re
 import sys
 import textwrap
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -33,10 +36,13 @@ from ..exceptions import (
 
 
 if TYPE_CHECKING:
+    from .._category import EventCategory
     from ..guard import DestinationPolicy
 
 
 __all__ = [
+    "ENV_ACTOR",
+    "ENV_DB",
     "EXIT_BAD_INPUT",
     "EXIT_CODES_HELP",
     "EXIT_FAILED",
@@ -44,13 +50,20 @@ __all__ = [
     "EXIT_OK",
     "EXIT_PERMISSION",
     "EXIT_USAGE",
+    "LIBRARY_WORDS",
+    "MOMENT_FORMS",
     "PROG",
     "Console",
+    "UsageError",
     "add_command",
     "add_destination_options",
+    "cli_words",
+    "close_event",
     "describe",
     "destination_policy",
+    "event_category",
     "exit_code_for",
+    "flag_names",
     "format_duration",
     "header_lines",
     "iso",
@@ -69,6 +82,11 @@ __all__ = [
 
 #: The program name in usage lines and error messages.
 PROG = "pendo-webhooks"
+
+#: The environment variable read when ``--db`` is not given.
+ENV_DB = "PENDO_WEBHOOKS_DB"
+#: The environment variable read when ``--actor`` is not given.
+ENV_ACTOR = "PENDO_WEBHOOKS_ACTOR"
 
 #: The operation succeeded (delivered, signature valid, change made).
 EXIT_OK = 0
@@ -93,6 +111,15 @@ exit codes:
   4    permission denied
   130  interrupted (Ctrl-C); for listen and worker, Ctrl-C and SIGTERM are
        the normal way to stop them, and they exit as above"""
+
+
+class UsageError(Exception):
+    """
+    A command line that cannot work, reported as one error line with exit code 2.
+
+    For what argparse cannot check itself (an option an environment variable may stand
+    in for); :func:`usage_error` is for the rest, with the usage text.
+    """
 
 
 class Console:
@@ -167,21 +194,108 @@ def one_line(text: str) -> str:
     return " ".join(text.split("\n"))
 
 
+#: What the library's messages say in Python's words (they are written for callers of the
+#: API), and what the console script says instead: each phrase names a keyword argument
+#: that one of the CLI's options sets.
+LIBRARY_WORDS: tuple[tuple[str, str], ...] = (
+    ("(or set allow_http=True)", "(or --allow-http, or --allow-private to try things locally)"),
+)
+
+
+def cli_words(message: str) -> str:
+    """
+    *message* with the library's Python words (``allow_http=True``) put as the CLI's options.
+
+    >>> cli_words("use https (or set allow_http=True)")
+    'use https (or --allow-http, or --allow-private to try things locally)'
+    """
+    for python, shell in LIBRARY_WORDS:
+        message = message.replace(python, shell)
+    return message
+
+
 def describe(exc: PendoWebhooksError) -> str:
     """
-    The error line's message for *exc*; an unknown event type lists the known ones.
+    The error line's message for *exc*, in the CLI's words; for an unknown event type, the
+    closest known one, or the list of them.
 
     >>> from pendo_webhooks.exceptions import UnknownEventType
+    >>> describe(UnknownEventType("npsSubmited"))
+    "unknown event type: 'npsSubmited'; did you mean 'npsSubmitted'?"
     >>> describe(UnknownEventType("pageViewed"))[:68]
     "unknown event type: 'pageViewed' (one of: guideDisplayed, trackEvent"
     """
-    if isinstance(exc, InvalidDestination):
-        return f"{exc} (to try things locally: --allow-private, or --allow-http)"
+    message = cli_words(str(exc))
+    if isinstance(exc, InvalidDestination) and "--allow-" not in message:
+        return f"{message} (to try things locally: --allow-private, or --allow-http)"
     if isinstance(exc, UnknownEventType):
         from .._category import EventCategory  # noqa: PLC0415 - only on this path
 
-        return f"{exc} (one of: {', '.join(c.value for c in EventCategory)})"
-    return str(exc)
+        guess = close_event(str(exc.event))
+        if guess is not None:
+            return f"{message}; did you mean {guess!r}?"
+        return f"{message} (one of: {', '.join(c.value for c in EventCategory)})"
+    return message
+
+
+def close_event(name: str) -> str | None:
+    """
+    The event type *name* was probably meant to be, or ``None`` if none is close.
+
+    Case is ignored, and the enum's member names count too (``NPS_SUBMITTED``).
+
+    >>> close_event("npsSubmited"), close_event("VISITORCREATED"), close_event("NPS_SUBMITTED")
+    ('npsSubmitted', 'visitorCreated', 'npsSubmitted')
+    >>> close_event("pageViewed") is None
+    True
+    """
+    from .._category import EventCategory  # noqa: PLC0415 - only on this path
+
+    spellings: dict[str, str] = {}
+    for category in EventCategory:
+        spellings[category.value.lower()] = category.value
+        spellings[category.name.lower()] = category.value
+        spellings[category.name.replace("_", "").lower()] = category.value
+    found = difflib.get_close_matches(name.strip().lower(), spellings, n=1)
+    return spellings[found[0]] if found else None
+
+
+def event_category(name: str) -> EventCategory:
+    """
+    The event type named *name* (its wire name, as ``sample`` shows it).
+
+    Raises:
+        UnknownEventType: If *name* names none (the error line suggests the closest).
+
+    >>> event_category("pollSubmitted").name
+    'POLL_SUBMITTED'
+    """
+    from .._category import EventCategory  # noqa: PLC0415 - only on this path
+
+    try:
+        return EventCategory(name)
+    except ValueError:
+        raise UnknownEventType(name) from None
+
+
+@contextlib.contextmanager
+def flag_names(flags: Mapping[str, str]) -> Iterator[None]:
+    """
+    Within the block, a library ValidationError names the CLI's option instead of the
+    Python argument it checked (*flags* maps one to the other).
+
+    >>> with flag_names({"signature_header": "--signature-header"}):
+    ...     raise ValidationError("signature_header", "must be a header name")
+    Traceback (most recent call last):
+      ...
+    pendo_webhooks.exceptions.ValidationError: --signature-header: must be a header name
+    """
+    try:
+        yield
+    except ValidationError as exc:
+        if exc.field not in flags:
+            raise
+        raise type(exc)(flags[exc.field], exc.reason) from None
 
 
 def exit_code_for(exc: PendoWebhooksError) -> int:
@@ -289,10 +403,29 @@ def _check_range(value: float, least: float, most: float | None) -> None:
         raise argparse.ArgumentTypeError(f"must be from {least:g} to {most:g}, got {value:g}")
 
 
-def add_destination_options(parser: argparse.ArgumentParser) -> None:
+def add_destination_options(parser: argparse.ArgumentParser, *, stored: bool = False) -> None:
     """
     Add ``--allow-private`` and ``--allow-http``, which loosen the address guard.
+
+    With *stored*, for the commands on a store: the choice is recorded in the file (see
+    ``_db.destination_policy``), and ``--no-allow-private``/``--no-allow-http`` undo it.
     """
+    if stored:
+        group = parser.add_argument_group("address guard (recorded in the store)")
+        group.add_argument(
+            "--allow-private",
+            action=argparse.BooleanOptionalAction,
+            help="for local testing: allow loopback addresses, plain http and any port; "
+            "recorded in the store, so every later command on it (and its worker) allows "
+            "them too, until --no-allow-private",
+        )
+        group.add_argument(
+            "--allow-http",
+            action=argparse.BooleanOptionalAction,
+            help="allow plain http URLs to public addresses; recorded in the store like "
+            "--allow-private, until --no-allow-http",
+        )
+        return
     parser.add_argument(
         "--allow-private",
         action="store_true",
@@ -445,30 +578,53 @@ def parse_duration(text: str, field: str) -> timedelta:
         raise ValidationError(field, f"{text[:40]!r} is too long") from None
 
 
+#: What parse_moment reads as an age: a count, a unit (s, m, h, d or w, or its word), and
+#: an optional "ago": 7d, 7d ago, 12 h, 30 minutes ago, 2w.
+_AGE = re.compile(
+    r"(?P<count>\d+)\s*(?P<unit>s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?"
+    r"|w|weeks?)(?:\s+ago)?",
+    re.IGNORECASE,
+)
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+#: What the error for a moment that is none of them says is accepted.
+MOMENT_FORMS = (
+    "an ISO-8601 date or time (2026-01-02, 2026-01-02T09:30:00Z), "
+    "or an age like 7d, 12h, 30m or '7d ago'"
+)
+
+
 def parse_moment(text: str, field: str, *, now: datetime) -> datetime:
     """
-    Read a moment: an ISO-8601 date or time (UTC unless it says otherwise), or an age
-    like ``30d``, ``12h``, ``90m`` or ``45s`` before *now*.
+    Read a moment: an ISO-8601 date or time (UTC unless it says otherwise; a final ``Z``
+    is UTC), or an age before *now*: a count and a unit, ``s``, ``m``, ``h``, ``d`` or
+    ``w`` (or the word: ``minutes``, ``days``...), with or without a space and a final
+    ``ago``.
 
     Raises:
         ValidationError: Naming *field*, if *text* is neither.
 
     >>> now = datetime(2026, 1, 31, tzinfo=timezone.utc)
-    >>> parse_moment("30d", "--older-than", now=now).isoformat()
-    '2026-01-01T00:00:00+00:00'
+    >>> [parse_moment(t, "--since", now=now).day for t in ("30d", "7d ago", "2 weeks ago")]
+    [1, 24, 17]
     >>> parse_moment("2026-01-02", "--since", now=now).isoformat()
     '2026-01-02T00:00:00+00:00'
+    >>> parse_moment("2026-01-02T09:30:00Z", "--since", now=now).isoformat()
+    '2026-01-02T09:30:00+00:00'
     """
     value = text.strip()
-    if value[-1:].lower() in _UNITS and value[:-1].isdigit():
+    age = _AGE.fullmatch(value)
+    if age is not None:
+        seconds = int(age["count"]) * _AGE_UNITS[age["unit"][0].lower()]
         try:
-            return now - parse_duration(value, field)
+            return now - timedelta(seconds=seconds)
         except OverflowError:
             raise ValidationError(field, f"{text[:40]!r} is too long ago") from None
+    iso_text = value[:-1] + "+00:00" if value[-1:] in ("Z", "z") else value
     try:
-        moment = datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(iso_text)
     except ValueError:
-        msg = f"expected an ISO-8601 date or time, or an age like 30d, 12h, 90m; got {text!r}"
+        msg = f"expected {MOMENT_FORMS}; got {text[:60]!r}"
         raise ValidationError(field, msg) from None
     if moment.utcoffset() is None:
         moment = moment.replace(tzinfo=timezone.utc)

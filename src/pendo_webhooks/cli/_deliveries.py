@@ -94,9 +94,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument("id", metavar="ID", nargs="?", help="the delivery")
     parser.add_argument("--webhook", metavar="ID", help="all failed and dead ones of a webhook")
     parser.add_argument(
-        "--since", metavar="WHEN", help="with --webhook: created since (ISO time, or 7d ago)"
+        "--since",
+        metavar="WHEN",
+        help="with --webhook: created since WHEN, an ISO-8601 date or time (UTC unless it "
+        "says otherwise) or an age: 7d, 12h, 30m, 45s, 2w, '7d ago', '3 days ago'",
     )
-    parser.add_argument("--until", metavar="WHEN", help="with --webhook: created before")
+    parser.add_argument(
+        "--until", metavar="WHEN", help="with --webhook: created before WHEN (same forms)"
+    )
     parser.set_defaults(handler=_redeliver)
 
     parser = add_command(
@@ -109,7 +114,7 @@ def register(subparsers: Any) -> None:
         "--older-than",
         required=True,
         metavar="WHEN",
-        help="an ISO time, or an age like 30d (their metadata stays)",
+        help="an ISO-8601 date or time, or an age like 30d or '30d ago' (their metadata stays)",
     )
     parser.set_defaults(handler=_purge)
 
@@ -251,6 +256,8 @@ def _redeliver(args: argparse.Namespace, console: Console) -> int:
     if args.id is not None and (args.since or args.until):
         usage_error(args, "--since and --until go with --webhook")
     now = datetime.now(timezone.utc)
+    since = None if args.since is None else parse_moment(args.since, "--since", now=now)
+    until = None if args.until is None else parse_moment(args.until, "--until", now=now)
     with open_registry(args) as registry, _dispatcher(registry) as dispatcher:
         # The Dispatcher's redeliver and purge take no actor: ask the registry's policy here.
         if args.id is not None:
@@ -261,8 +268,7 @@ def _redeliver(args: argparse.Namespace, console: Console) -> int:
         else:
             registry.policy.check(actor(args), "update", args.webhook)
             dispatcher.storage.get_webhook(args.webhook)  # UnknownWebhook, not "0 redelivered"
-            since = parse_moment(args.since, "--since", now=now)
-            until = None if args.until is None else parse_moment(args.until, "--until", now=now)
+            assert since is not None  # noqa: S101 - checked above: --webhook needs --since
             count = dispatcher.redeliver_failed(args.webhook, since, until)
     if args.json:
         console.json({"redelivered": count})

@@ -35,7 +35,12 @@ def register(subparsers: Any) -> None:
     commands = group.add_subparsers(dest="action", metavar="ACTION", required=True)
     parent = db_options(actor_required=True)
 
-    parser = add_command(commands, "list", help="list the exclusions", parents=[parent])
+    parser = add_command(
+        commands,
+        "list",
+        help="list the exclusions",
+        parents=[db_options(actor_required=False)],  # reads need no --actor
+    )
     parser.set_defaults(handler=_list)
 
     parser = add_command(
@@ -51,7 +56,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("kind", choices=("visitor", "account", "ip"), metavar="KIND")
     parser.add_argument("pattern", metavar="PATTERN")
-    parser.set_defaults(handler=_add)
+    parser.set_defaults(handler=_add, flags={"kind": "KIND", "pattern": "PATTERN"})
 
     parser = add_command(commands, "remove", help="remove an exclusion", parents=[parent])
     parser.add_argument("id", metavar="ID", help="the exclusion's id (exc_...)")

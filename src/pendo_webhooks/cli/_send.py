@@ -24,6 +24,7 @@ from ._common import (
     add_command,
     add_destination_options,
     destination_policy,
+    flag_names,
     format_duration,
     iso,
     parse_header,
@@ -38,12 +39,22 @@ from ._sample import add_event_options, event_from_args
 if TYPE_CHECKING:
     from ..dispatcher import Delivery, DeliveryOutcome, Dispatcher
     from ..events import Event
+    from ..registry import Actor, Webhook, WebhookRegistry
     from ..retry import RetryPolicy
 
 
 __all__ = ["register", "retry_policy"]
 
 _ACTOR_ID = "cli"
+#: The CLI's words for the fields the registry checks, for its error messages.
+_FLAGS = {
+    "url": "URL",
+    "segment_endpoint": "URL",
+    "secret": "--secret",
+    "write_key": "--segment",
+    "signature_header": "--signature-header",
+    "headers": "--header",
+}
 # How long to wait before asking again when a retry was not due yet (clock granularity).
 _NUDGE = 0.01
 
@@ -198,25 +209,14 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     policy = destination_policy(args)
     registry = WebhookRegistry(InMemoryStorage(), destinations=policy)
     actor = Actor(_ACTOR_ID, is_admin=True)
-    if write_key is not None:
-        hook = registry.create(
-            actor,
-            name="pendo-webhooks send",
-            kind="segment",
-            write_key=write_key,
-            segment_endpoint=args.url,
-            categories={event.category},
-            headers=headers,
-        )
-    else:
-        hook = registry.create(
-            actor,
-            name="pendo-webhooks send",
-            url=args.url,
+    with flag_names(_FLAGS):
+        hook = _webhook(
+            args,
+            registry,
+            actor=actor,
+            event=event,
             secret=secret,
-            categories={event.category},
-            signature_scheme=args.scheme,
-            signature_header=args.signature_header,
+            write_key=write_key,
             headers=headers,
         )
     registry.enable(actor, hook.id)
@@ -237,6 +237,41 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             outcome = _next_outcome(dispatcher, outcome.delivery_id)
             report.attempt(dispatcher, outcome)
     return report.finish(event, outcome)
+
+
+def _webhook(
+    args: argparse.Namespace,
+    registry: WebhookRegistry,
+    *,
+    actor: Actor,
+    event: Event,
+    secret: str | None,
+    write_key: str | None,
+    headers: dict[str, str],
+) -> Webhook:
+    """
+    Register the throw-away webhook the event is sent to.
+    """
+    if write_key is not None:
+        return registry.create(
+            actor,
+            name="pendo-webhooks send",
+            kind="segment",
+            write_key=write_key,
+            segment_endpoint=args.url,
+            categories={event.category},
+            headers=headers,
+        )
+    return registry.create(
+        actor,
+        name="pendo-webhooks send",
+        url=args.url,
+        secret=secret,
+        categories={event.category},
+        signature_scheme=args.scheme,
+        signature_header=args.signature_header,
+        headers=headers,
+    )
 
 
 def _next_outcome(dispatcher: Dispatcher, delivery_id: str) -> DeliveryOutcome:

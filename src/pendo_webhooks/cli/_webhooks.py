@@ -23,6 +23,7 @@ from ._common import (
     EXIT_OK,
     Console,
     add_command,
+    event_category,
     format_duration,
     parse_duration,
     parse_header,
@@ -42,8 +43,27 @@ __all__ = ["register"]
 
 
 def _categories(values: list[str]) -> list[str]:
-    # --event npsSubmitted --event pollSubmitted, or --event npsSubmitted,pollSubmitted
-    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+    # --event npsSubmitted --event pollSubmitted, or --event npsSubmitted,pollSubmitted;
+    # a misspelled one is refused here, with the closest name, before the store is opened.
+    names = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    return [event_category(name).value for name in names]
+
+
+#: The CLI's option for each field the registry checks, for its error messages.
+_FLAGS = {
+    "name": "--name",
+    "url": "--url",
+    "categories": "--event",
+    "category": "--event",
+    "secret": "--secret",
+    "signature_scheme": "--scheme",
+    "signature_header": "--signature-header",
+    "headers": "--header",
+    "write_key": "--segment",
+    "segment_endpoint": "--segment-endpoint",
+    "reason": "--reason",
+    "grace": "--grace",
+}
 
 
 def register(subparsers: Any) -> None:
@@ -56,19 +76,21 @@ def register(subparsers: Any) -> None:
         description="Manage the webhooks of a SQLite store. Every change is audited.",
     )
     commands = group.add_subparsers(dest="action", metavar="ACTION", required=True)
-    parent = db_options(actor_required=True)
+    parent = db_options(actor_required=True, flags=_FLAGS)
 
-    def command(name: str, help: str) -> argparse.ArgumentParser:  # noqa: A002
-        return add_command(commands, name, help=help, parents=[parent])
+    def command(name: str, help: str, *, reads: bool = False) -> argparse.ArgumentParser:  # noqa: A002
+        # Reads (list, show) need no --actor.
+        options = db_options(actor_required=False, flags=_FLAGS) if reads else parent
+        return add_command(commands, name, help=help, parents=[options])
 
-    parser = command("list", "list the webhooks")
+    parser = command("list", "list the webhooks", reads=True)
     state = parser.add_mutually_exclusive_group()
     state.add_argument("--enabled", dest="enabled", action="store_true", default=None)
     state.add_argument("--disabled", dest="enabled", action="store_false")
     parser.add_argument("--event", metavar="EVENT", help="only those subscribed to EVENT")
     parser.set_defaults(handler=_list)
 
-    parser = command("show", "show one webhook (never its secrets)")
+    parser = command("show", "show one webhook (never its secrets)", reads=True)
     parser.add_argument("id", metavar="ID")
     parser.set_defaults(handler=_show)
 
@@ -80,7 +102,7 @@ def register(subparsers: Any) -> None:
     _add_signing_options(parser)
     _add_segment_options(parser)
     parser.add_argument("--enable", action="store_true", help="enable it at once")
-    parser.set_defaults(handler=_create)
+    parser.set_defaults(handler=_create, reaches=True)
 
     parser = command("update", "change some fields of a webhook")
     parser.add_argument("id", metavar="ID")
@@ -100,7 +122,7 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="refuse the change (exit 1) if someone changed the webhook since version N",
     )
-    parser.set_defaults(handler=_update)
+    parser.set_defaults(handler=_update, reaches=True)
 
     for name, help_text, handler in (
         ("enable", "start sending to a webhook", _enable),
@@ -111,7 +133,7 @@ def register(subparsers: Any) -> None:
         parser.add_argument("id", metavar="ID")
         if name == "disable":
             parser.add_argument("--reason", help="why, for the audit log and other admins")
-        parser.set_defaults(handler=handler)
+        parser.set_defaults(handler=handler, reaches=name == "enable")
 
     parser = command("rotate-secret", "replace a webhook's secret; the old one signs for a while")
     parser.add_argument("id", metavar="ID")
@@ -130,7 +152,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--event", metavar="EVENT", help="the sample's type (default: its first category)"
     )
-    parser.set_defaults(handler=_test)
+    parser.set_defaults(handler=_test, reaches=True)
 
 
 def _add_event_option(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -200,8 +222,9 @@ def _show_change(console: Console, args: argparse.Namespace, verb: str, hook: We
 
 
 def _list(args: argparse.Namespace, console: Console) -> int:
+    category = None if args.event is None else event_category(args.event)
     with open_registry(args) as registry:
-        hooks = registry.list(actor(args), enabled=args.enabled, category=args.event)
+        hooks = registry.list(actor(args), enabled=args.enabled, category=category)
     if args.json:
         console.json([webhook_dict(h) for h in hooks])
         return EXIT_OK
@@ -389,7 +412,8 @@ def _test(args: argparse.Namespace, console: Console) -> int:
     from ..dispatcher import Dispatcher  # noqa: PLC0415 - loaded when the command runs
 
     with open_registry(args) as registry, Dispatcher(registry) as dispatcher:
-        result = dispatcher.send_test(actor(args), args.id, args.event)
+        event = None if args.event is None else event_category(args.event)
+        result = dispatcher.send_test(actor(args), args.id, event)
         destination = safe_url(registry.storage.get_webhook(args.id).destination)
     if args.json:
         console.json(

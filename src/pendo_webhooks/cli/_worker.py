@@ -1,6 +1,11 @@
 """
 ``pendo-webhooks worker``: deliver a SQLite store's outbox until SIGTERM (or until idle).
 
+With ``--json`` it prints, to stdout, one JSON object per line where it would print a
+line of text to stderr: ``{"event": "started", ...}``, ``{"event": "progress", ...}``
+and ``{"event": "stopped", ...}`` (the fields are in ``--help``). Log lines
+(``--log-level``) stay text, on stderr.
+
 Strictly private.
 """
 
@@ -8,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import sys
 import threading
@@ -21,11 +27,10 @@ from ._common import (
     Console,
     add_command,
     add_destination_options,
-    destination_policy,
     seconds,
     whole_number,
 )
-from ._db import open_store
+from ._db import add_db_option, database, destination_policy, open_store
 
 
 if TYPE_CHECKING:
@@ -50,12 +55,12 @@ def register(subparsers: Any) -> None:
             "retries until SIGTERM or Ctrl-C, then finish the attempts in flight and exit 0. "
             "Several workers may share one file. While deliveries are pending, a progress "
             "line goes to stderr every few seconds. With --until-idle it exits once nothing "
-            "is pending: 0, or 1 if --max-time ran out first."
+            "is pending: 0, or 1 if --max-time ran out first. The address guard is the "
+            "one the store records (see --allow-private)."
         ),
     )
-    parser.add_argument(
-        "--db", required=True, metavar="FILE", help="the pendo-webhooks SQLite database"
-    )
+    parser.epilog = f"{_JSON_HELP}\n\n{parser.epilog}"
+    add_db_option(parser)
     parser.add_argument(
         "--concurrency",
         type=whole_number(1, 256),
@@ -103,8 +108,24 @@ def register(subparsers: Any) -> None:
         help="log the dispatcher's messages from this level on, to stderr (info: every "
         "attempt that did not deliver; debug: every attempt)",
     )
-    add_destination_options(parser)
-    parser.set_defaults(handler=_run)
+    add_destination_options(parser, stored=True)
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object per line to stdout instead of the lines of text on "
+        "stderr (fields below)",
+    )
+    parser.set_defaults(handler=_run, reaches=True)
+
+
+_JSON_HELP = """\
+--json prints one object per line, each with an "event" field:
+  started   worker (its owner id), db, concurrency, until ("idle" or "signal")
+  progress  delivered, retrying, failed (requests so far, as the transport saw
+            them), pending (deliveries waiting now); every --progress-every
+            seconds while deliveries are pending
+  stopped   delivered, retried, failed, dead, cancelled (deliveries this run),
+            pending (left), timed_out (true if --max-time ran out)"""
 
 
 class CountingTransport:
@@ -183,12 +204,24 @@ def _logging(level: str) -> Iterator[None]:
         logger.setLevel(previous)
 
 
+def _emit(console: Console, as_json: bool, text: str, fields: dict[str, Any]) -> None:
+    """
+    Print a line of text to stderr, or its *fields* as one line of JSON to stdout.
+    """
+    if as_json:
+        console.out(json.dumps(fields, separators=(",", ":")))
+    else:
+        console.err(text)
+
+
 @contextlib.contextmanager
 def _progress(
     console: Console,
     every: float,
     counts: Callable[[], dict[str, int]],
     pending: Callable[[], int],
+    *,
+    as_json: bool = False,
 ) -> Iterator[None]:
     """
     Print a progress line every *every* seconds while deliveries are pending.
@@ -203,9 +236,12 @@ def _progress(
                 waiting = 0
             if waiting:
                 done = counts()
-                console.err(
+                _emit(
+                    console,
+                    as_json,
                     f"delivered {done['delivered']}, retrying {done['retrying']}, "
-                    f"failed {done['failed']}, pending {waiting}"
+                    f"failed {done['failed']}, pending {waiting}",
+                    {"event": "progress", **done, "pending": waiting},
                 )
 
     thread = threading.Thread(target=loop, name="pendo-webhooks-progress", daemon=True)
@@ -224,19 +260,34 @@ def _summary(summary: DrainSummary) -> str:
     )
 
 
+def _summary_fields(summary: DrainSummary) -> dict[str, Any]:
+    return {
+        "event": "stopped",
+        "delivered": summary.delivered,
+        "retried": summary.retried,
+        "failed": summary.failed,
+        "dead": summary.dead,
+        "cancelled": summary.cancelled,
+        "pending": summary.pending,
+        "timed_out": summary.timed_out,
+    }
+
+
 def _run(args: argparse.Namespace, console: Console) -> int:
     from ..dispatcher import Dispatcher  # noqa: PLC0415 - loaded when the command runs
     from ..registry import WebhookRegistry  # noqa: PLC0415
     from ..retry import RetryPolicy  # noqa: PLC0415
     from ..transports import RequestsTransport  # noqa: PLC0415
 
-    policy = destination_policy(args)
+    path = database(args)
     retry = RetryPolicy()
-    with (
-        open_store(args.db) as storage,
-        RequestsTransport(destinations=policy, deadline=args.timeout) as transport,
-        _logging(args.log_level),
-    ):
+    with contextlib.ExitStack() as stack:
+        storage = stack.enter_context(open_store(path))
+        policy = destination_policy(args, storage)
+        transport = stack.enter_context(
+            RequestsTransport(destinations=policy, deadline=args.timeout)
+        )
+        stack.enter_context(_logging(args.log_level))
         counting = CountingTransport(transport, retry)
         registry = WebhookRegistry(storage, destinations=policy)
         with (
@@ -246,12 +297,22 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                 args.progress_every,
                 counting.counts,
                 lambda: storage.pending_summary()[0],
+                as_json=args.json,
             ),
         ):
             how = "until idle" if args.until_idle else "until SIGTERM or Ctrl-C"
-            console.err(
-                f"worker {dispatcher.owner} delivering {args.db} "
-                f"(concurrency {args.concurrency}) {how}"
+            _emit(
+                console,
+                args.json,
+                f"worker {dispatcher.owner} delivering {path} "
+                f"(concurrency {args.concurrency}) {how}",
+                {
+                    "event": "started",
+                    "worker": dispatcher.owner,
+                    "db": path,
+                    "concurrency": args.concurrency,
+                    "until": "idle" if args.until_idle else "signal",
+                },
             )
             if args.until_idle:
                 summary = dispatcher.drain(args.max_time, concurrency=args.concurrency)
@@ -259,5 +320,5 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                 summary = dispatcher.run_worker(
                     concurrency=args.concurrency, poll_interval=args.poll_interval
                 )
-    console.err(f"worker stopped: {_summary(summary)}")
+    _emit(console, args.json, f"worker stopped: {_summary(summary)}", _summary_fields(summary))
     return EXIT_FAILED if summary.timed_out else EXIT_OK

@@ -248,6 +248,23 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        6,
+        "store settings",
+        (
+            # Choices made for the file rather than for one command line, one row each (the
+            # console script keeps the address guard's loosening here: see cli/_db.py). The
+            # library's own API reads none of them.
+            """
+            CREATE TABLE settings (
+                key        TEXT PRIMARY KEY,
+                value      TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                updated_by TEXT NOT NULL
+            ) WITHOUT ROWID
+            """,
+        ),
+    ),
 )
 
 #: The schema version this code writes and understands.
