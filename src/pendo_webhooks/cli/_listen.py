@@ -61,8 +61,10 @@ def register(subparsers: Any) -> None:
             "Run a webhook receiver on this machine for trying things out: it prints each "
             "request and whether its signature verifies, and answers with the statuses "
             "you give (--status 503,503 rehearses two retries), then --default-status. "
-            "Runs until Ctrl-C or SIGTERM (or --exit-after N requests); exits 0 if no "
-            "request failed verification, 1 otherwise."
+            "With --secret (or --write-key), a request that fails verification is answered "
+            "401 (--invalid-status to choose another code, --accept-unverified to answer it "
+            "like any other). Runs until Ctrl-C or SIGTERM (or --exit-after N requests); "
+            "exits 0 if no request failed verification, 1 otherwise."
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -99,7 +101,13 @@ def register(subparsers: Any) -> None:
         "--invalid-status",
         type=_status,
         metavar="CODE",
-        help="answer this (say 401) to a request that fails verification",
+        help="answer this to a request that fails verification (default: 401)",
+    )
+    parser.add_argument(
+        "--accept-unverified",
+        action="store_true",
+        help="answer requests that fail verification like any other, from --status and "
+        "--default-status (they are still printed as NOT verified)",
     )
     parser.add_argument(
         "--retry-after",
@@ -227,6 +235,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             statuses=[_reply(s, args.retry_after) for s in statuses],
             default_status=_reply(args.default_status, args.retry_after),
             invalid_status=args.invalid_status,
+            accept_unverified=args.accept_unverified,
             on_request=printer,
             host=args.host,
             port=args.port,
@@ -240,6 +249,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             checking = f"{args.scheme} signatures"
         elif write_key is not None:
             checking = "the Segment write key"
+        if (secrets or write_key is not None) and args.accept_unverified:
+            checking += " (accepting unverified requests)"
         banner = f"listening on {receiver.url}; checking {checking}; answering {answers}"
         (console.err if args.json else console.out)(banner + "; Ctrl-C to stop")
         while not (stop.is_set() or printer.done.is_set()):
