@@ -669,6 +669,8 @@ def test_send_final_failure(invoke: Callable[..., Any]) -> None:
 
     assert code == 1
     assert out.splitlines()[0].endswith("(no signature)")
+    assert receiver.requests[0].header("webhook-signature") is None
+    assert receiver.requests[0].header("X-Pendo-Signature") is None
     assert out.splitlines()[1].endswith("; failed, not retried")
     assert err == f"{ERROR}not delivered: HTTP 404, not retried\n"
 
@@ -1172,6 +1174,50 @@ def test_listen_json_segment_and_retry_after(invoke: Callable[..., Any]) -> None
     assert "checking the Segment write key; answering 429, 503, then 200" in err
 
 
+def test_listen_accept_unverified_answers_forged_requests_from_the_script(
+    invoke: Callable[..., Any],
+) -> None:
+    """
+    With --accept-unverified a forged request gets the scripted answer, is printed as NOT
+    verified, and still makes the exit code 1; the banner says so.
+    """
+    url, thread, result = _listen_in_thread(
+        invoke, "--secret", SECRET, "--accept-unverified", "--status", "202", "--exit-after", "1"
+    )
+    forged = signed_request(sample_event("npsSubmitted"), "not-the-secret")
+
+    assert post(url, forged.body, forged.headers) == 202
+    thread.join(30)
+
+    code, out, err = result[0]
+    assert code == 1
+    assert "checking both signatures (accepting unverified requests); answering 202" in out
+    assert "-> 202; NOT verified: webhook-signature: no signature matches" in out
+    assert err == "stopped after 1 requests; 1 failed verification\n"
+
+
+def test_listen_answers_bad_chunked_framing_400_at_once(invoke: Callable[..., Any]) -> None:
+    """
+    A chunked body with a bad chunk size gets 400 at once from listen, on a raw socket that
+    sends nothing more (the timeout is only a safety net), and is printed with the reason.
+    """
+    url, thread, result = _listen_in_thread(invoke, "--secret", SECRET, "--exit-after", "1")
+    port = urllib.parse.urlsplit(url).port
+
+    with socket.create_connection(("127.0.0.1", port or 0), timeout=10) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+        answer = sock.recv(1024)
+    thread.join(30)
+
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    code, out, _ = result[0]
+    assert code == 0
+    assert out.splitlines()[1].endswith(
+        "POST / 0 bytes -> 400; not checked (unreadable body); "
+        "body: malformed framing (bad chunk size line)"
+    )
+
+
 def test_listen_without_secret_checks_nothing(invoke: Callable[..., Any]) -> None:
     """
     Without --secret nothing is verified; a body that is not an event is said so.
@@ -1196,6 +1242,10 @@ def test_listen_without_secret_checks_nothing(invoke: Callable[..., Any]) -> Non
         (["--save", "file"], "--save: cannot create file"),
         (["--retry-after", " "], "--retry-after: must not be empty"),
         (["--secret", "s", "--write-key", "k"], "write_key: a receiver checks secrets or"),
+        (
+            ["--secret", "s", "--accept-unverified", "--invalid-status", "403"],
+            "accept_unverified: not together with invalid_status",
+        ),
     ],
 )
 def test_listen_bad_input(invoke: Callable[..., Any], args: list[str], message: str) -> None:

@@ -142,8 +142,11 @@ class _Printer:
     Prints (and saves) each request; counts them, and those that failed verification.
     """
 
-    def __init__(self, console: Console, *, as_json: bool, save: Path | None) -> None:
+    def __init__(
+        self, console: Console, *, as_json: bool, save: Path | None, checks: bool = False
+    ) -> None:
         self._console = console
+        self._checks = checks
         self._json = as_json
         self._save = save
         self._lock = threading.Lock()
@@ -164,7 +167,7 @@ class _Printer:
         if self._json:
             self._console.out(json.dumps(_as_dict(request), ensure_ascii=False))
         else:
-            self._console.out(_as_line(request))
+            self._console.out(_as_line(request, checks=self._checks))
         if self.limit is not None and number >= self.limit:
             self.done.set()
 
@@ -185,13 +188,14 @@ def _as_dict(request: ReceivedRequest) -> dict[str, Any]:
     }
 
 
-def _as_line(request: ReceivedRequest) -> str:
+def _as_line(request: ReceivedRequest, *, checks: bool = False) -> str:
     event = request.event
     what = f"{len(request.body)} bytes"
     if event is not None:
         what = f"{event.category} {event.unique_id} ({what})"
     problems = request.error or ""
-    checked = "not verified (no --secret)"
+    # With --secret or --write-key, only a body that could not be read goes unchecked.
+    checked = "not checked (unreadable body)" if checks else "not verified (no --secret)"
     if request.verified is True:
         checked = "signature verified"
     elif request.verified is False:
@@ -221,7 +225,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             msg = f"cannot create {save}: {exc.strerror or exc}"
             raise ValidationError("--save", msg) from None
     statuses = [s for group in args.statuses for s in group]
-    printer = _Printer(console, as_json=args.json, save=save)
+    printer = _Printer(
+        console, as_json=args.json, save=save, checks=bool(secrets) or write_key is not None
+    )
     printer.limit = args.exit_after
     # Handlers first: a SIGTERM right after the banner must already stop us cleanly.
     with (

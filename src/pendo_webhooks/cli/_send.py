@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import ValidationError
+from ..exceptions import UnsignedWebhookWarning, ValidationError
 from ._common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -209,16 +210,20 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             headers=headers,
         )
     else:
-        hook = registry.create(
-            actor,
-            name="pendo-webhooks send",
-            url=args.url,
-            secret=secret,
-            categories={event.category},
-            signature_scheme=args.scheme,
-            signature_header=args.signature_header,
-            headers=headers,
-        )
+        # Without --secret this one-off sends unsigned on purpose, and says so below.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnsignedWebhookWarning)
+            hook = registry.create(
+                actor,
+                name="pendo-webhooks send",
+                url=args.url,
+                secret=secret,
+                unsigned=secret is None,
+                categories={event.category},
+                signature_scheme=args.scheme,
+                signature_header=args.signature_header,
+                headers=headers,
+            )
     registry.enable(actor, hook.id)
     retry = retry_policy(args.retries, args.max_wait)
     report = _Report(console, as_json=args.json, max_retries=retry.max_retries)
