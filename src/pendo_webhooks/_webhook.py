@@ -389,7 +389,9 @@ class Webhook:
             :data:`SEGMENT_US_ENDPOINT` unless given).
         segment_gzip: Send Segment batches gzip-compressed
             (``Content-Encoding: gzip``); Segment webhooks only, off by default.
-        secret: The current signing secret (URL webhooks only; optional).
+        secret: The current signing secret (URL webhooks only). The registry
+            generates one unless a webhook is made unsigned on purpose
+            (``unsigned=True``); then it is ``None``.
         previous_secrets: Secrets replaced by rotation that still sign until
             they expire, newest first; at most :data:`MAX_RETIRED_SECRETS`.
         categories: The event categories sent (at least one).
