@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import warnings
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -1412,6 +1413,26 @@ def test_webhooks_unsigned_is_an_explicit_choice_with_a_warning(
     code, out, err = invoke("webhooks", "update", signed_id, *db, "--unsigned", "--json")
     assert (code, json.loads(out)["has_secret"]) == (0, False)
     assert err == f"warning: webhook {signed_id} ('S') is unsigned: {UNSIGNED_TAIL}\n"
+
+
+def test_webhooks_pass_other_warnings_on(
+    invoke: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    Only UnsignedWebhookWarning becomes a stderr line; any other warning goes on as it came.
+    """
+    real_create = WebhookRegistry.create
+
+    def create(self: WebhookRegistry, *args: Any, **kwargs: Any) -> Any:
+        warnings.warn("something else", DeprecationWarning, stacklevel=1)
+        return real_create(self, *args, **kwargs)
+
+    monkeypatch.setattr(WebhookRegistry, "create", create)
+    url = ("--url", "https://hooks.example.com/in", "--event", "npsSubmitted")
+    with pytest.warns(DeprecationWarning, match="something else"):
+        code, _, err = invoke("webhooks", "create", "--db", "h.db", *ADMIN, "--name", "U", *url)
+    assert code == 0
+    assert "something else" not in err
 
 
 def test_webhooks_non_admin_is_refused(tmp_path: Path) -> None:

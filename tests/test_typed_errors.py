@@ -235,6 +235,14 @@ def test_actor_is_admin_from_the_issue() -> None:
     assert str(info.value) == "is_admin: must be True or False, not str"
 
 
+def test_allowed_ports_of_unhashable_items_are_a_configuration_error() -> None:
+    """
+    Ports given as lists (unhashable) are our error naming the argument, not a TypeError.
+    """
+    with pytest.raises(PendoWebhooksError, match="allowed_ports: must hold port numbers"):
+        DestinationPolicy(allowed_ports=[[443]])  # type: ignore[list-item]
+
+
 def test_roles_must_be_a_collection_of_names() -> None:
     """
     A single string is not a set of roles (it would become one role per letter).
