@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import warnings
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -77,6 +78,7 @@ ADMIN = ("--actor", "ann")
 #: Pendo's published guideDisplayed sample (WIRE.md section 2).
 GUIDE_SHA256 = "7bdd459447ab0e01e83bed0056d94c6f95528a1b1fe1d218b6ffddb1bb9870ff"
 ERROR = "pendo-webhooks: error: "
+UNSIGNED_TAIL = "its receiver cannot tell its requests from forged ones"
 
 
 def _cli_command() -> list[str]:
@@ -141,7 +143,9 @@ def _no_cli_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(name="receiver")
 def _receiver() -> Iterator[LocalReceiver]:
-    with LocalReceiver(secrets=[SECRET]) as receiver:
+    # These tests look at what was sent, signed with SECRET or not: answer it all from the
+    # script (a plain LocalReceiver with secrets answers 401 to what does not verify).
+    with LocalReceiver(secrets=[SECRET], accept_unverified=True) as receiver:
         yield receiver
 
 
@@ -673,6 +677,8 @@ def test_send_final_failure(invoke: Callable[..., Any]) -> None:
 
     assert code == 1
     assert out.splitlines()[0].endswith("(no signature)")
+    assert receiver.requests[0].header("webhook-signature") is None
+    assert receiver.requests[0].header("X-Pendo-Signature") is None
     assert out.splitlines()[1].endswith("; failed, not retried")
     assert err == f"{ERROR}not delivered: HTTP 404, not retried\n"
 
@@ -714,7 +720,9 @@ def test_send_sample_with_headers_and_scheme(invoke: Callable[..., Any]) -> None
     """
     secret_file = Path("secret.txt")
     secret_file.write_text(SECRET + "\n")
-    with LocalReceiver(secrets=[SECRET], scheme="pendo") as receiver:
+    with LocalReceiver(
+        secrets=[SECRET], scheme="pendo", signature_header="X-Signature"
+    ) as receiver:
         code, out, _ = invoke(
             "send",
             receiver.url,
@@ -738,6 +746,7 @@ def test_send_sample_with_headers_and_scheme(invoke: Callable[..., Any]) -> None
     assert "(signed: pendo)" in out
     assert request.header("X-Team") == "growth"
     assert request.header("X-Signature") is not None
+    assert request.verified is True
     assert request.header("webhook-signature") is None
     assert request.event.nps.rating == 0  # type: ignore[union-attr]
 
@@ -1161,16 +1170,60 @@ def test_listen_json_segment_and_retry_after(invoke: Callable[..., Any]) -> None
 
     code, out, err = result[0]
     seen = [json.loads(line) for line in out.splitlines()]
-    assert replies == [429, 503, 200]
+    assert replies == [429, 503, 401]
     assert code == 1
     assert [(s["path"], s["status"], s["verified"]) for s in seen] == [
         ("/v1/batch", 429, True),
         ("/v1/batch", 503, True),
-        ("/v1/batch", 200, False),
+        ("/v1/batch", 401, False),
     ]
     assert seen[0]["event"] is None
     assert err.startswith("listening on http://127.0.0.1:")
     assert "checking the Segment write key; answering 429, 503, then 200" in err
+
+
+def test_listen_accept_unverified_answers_forged_requests_from_the_script(
+    invoke: Callable[..., Any],
+) -> None:
+    """
+    With --accept-unverified a forged request gets the scripted answer, is printed as NOT
+    verified, and still makes the exit code 1; the banner says so.
+    """
+    url, thread, result = _listen_in_thread(
+        invoke, "--secret", SECRET, "--accept-unverified", "--status", "202", "--exit-after", "1"
+    )
+    forged = signed_request(sample_event("npsSubmitted"), "not-the-secret")
+
+    assert post(url, forged.body, forged.headers) == 202
+    thread.join(30)
+
+    code, out, err = result[0]
+    assert code == 1
+    assert "checking both signatures (accepting unverified requests); answering 202" in out
+    assert "-> 202; NOT verified: webhook-signature: no signature matches" in out
+    assert err == "stopped after 1 requests; 1 failed verification\n"
+
+
+def test_listen_answers_bad_chunked_framing_400_at_once(invoke: Callable[..., Any]) -> None:
+    """
+    A chunked body with a bad chunk size gets 400 at once from listen, on a raw socket that
+    sends nothing more (the timeout is only a safety net), and is printed with the reason.
+    """
+    url, thread, result = _listen_in_thread(invoke, "--secret", SECRET, "--exit-after", "1")
+    port = urllib.parse.urlsplit(url).port
+
+    with socket.create_connection(("127.0.0.1", port or 0), timeout=10) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+        answer = sock.recv(1024)
+    thread.join(30)
+
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    code, out, _ = result[0]
+    assert code == 0
+    assert out.splitlines()[1].endswith(
+        "POST / 0 bytes -> 400; not checked (unreadable body); "
+        "body: malformed framing (bad chunk size line)"
+    )
 
 
 def test_listen_without_secret_checks_nothing(invoke: Callable[..., Any]) -> None:
@@ -1197,6 +1250,10 @@ def test_listen_without_secret_checks_nothing(invoke: Callable[..., Any]) -> Non
         (["--save", "file"], "--save: cannot create file"),
         (["--retry-after", " "], "--retry-after: must not be empty"),
         (["--secret", "s", "--write-key", "k"], "write_key: a receiver checks secrets or"),
+        (
+            ["--secret", "s", "--accept-unverified", "--invalid-status", "403"],
+            "accept_unverified: not together with invalid_status",
+        ),
     ],
 )
 def test_listen_bad_input(invoke: Callable[..., Any], args: list[str], message: str) -> None:
@@ -1298,6 +1355,95 @@ def test_webhooks_lifecycle(tmp_path: Path, receiver: LocalReceiver) -> None:
     )
     assert secret.encode() not in everything
     assert b"rotated-s3cret-Q7" not in everything
+
+
+def test_webhooks_create_prints_a_generated_secret_once(tmp_path: Path) -> None:
+    """
+    The real script: create without a secret option prints the generated secret on stdout
+    (a second line, or "secret" with --json) with a note on stderr; it is the stored one, and
+    no later command shows it.
+    """
+    db = ("--db", "hooks.db", *ADMIN)
+    url = ("--url", "https://hooks.example.com/in", "--event", "npsSubmitted")
+
+    text = run("webhooks", "create", *db, "--name", "A", *url, cwd=tmp_path)
+    as_json = run("webhooks", "create", *db, "--name", "B", *url, "--json", cwd=tmp_path)
+
+    assert text.returncode == 0, text.stderr
+    first, second = text.stdout.decode().splitlines()
+    assert first.startswith("created wh_")
+    assert first.endswith("('A', disabled, version 1)")
+    assert second.startswith("secret: whsec_")
+    note = b"the generated secret is shown this once and never again: give it to the receiver"
+    assert text.stderr.startswith(note)
+    shown = json.loads(as_json.stdout)
+    assert shown["secret"].startswith("whsec_")
+    assert shown["has_secret"] is True
+    assert as_json.stderr.startswith(note)
+    storage = SQLiteStorage(tmp_path / "hooks.db")
+    try:
+        stored_a = storage.get_webhook(first.split()[1]).secret
+        stored_b = storage.get_webhook(shown["id"]).secret
+    finally:
+        storage.close()
+    assert stored_a is not None
+    assert stored_a.reveal() == second.removeprefix("secret: ")
+    assert stored_b is not None
+    assert stored_b.reveal() == shown["secret"]
+    later = [
+        run("webhooks", command, *db, *rest, cwd=tmp_path)
+        for command, *rest in (("list", "--json"), ("show", shown["id"], "--json"))
+    ]
+    for proc in later:
+        assert proc.returncode == 0
+        assert stored_a.reveal().encode() not in proc.stdout + proc.stderr
+        assert stored_b.reveal().encode() not in proc.stdout + proc.stderr
+
+
+def test_webhooks_unsigned_is_an_explicit_choice_with_a_warning(
+    invoke: Callable[..., Any],
+) -> None:
+    """
+    --unsigned makes a URL webhook without a secret, says so on stderr and prints no secret;
+    update --unsigned removes a secret the same way; a given secret is never printed.
+    """
+    db = ("--db", "hooks.db", *ADMIN)
+    url = ("--url", "https://hooks.example.com/in", "--event", "npsSubmitted")
+
+    code, out, err = invoke("webhooks", "create", *db, "--name", "U", *url, "--unsigned")
+    hook_id = out.split()[1]
+    assert (code, out) == (0, f"created {hook_id} ('U', disabled, version 1)\n")
+    assert err == f"warning: webhook {hook_id} ('U') is unsigned: {UNSIGNED_TAIL}\n"
+    assert json.loads(invoke("webhooks", "show", hook_id, *db, "--json")[1])["has_secret"] is False
+
+    code, out, err = invoke("webhooks", "create", *db, "--name", "S", *url, "--secret", SECRET)
+    signed_id = out.split()[1]
+    assert (code, err, SECRET in out) == (0, "", False)
+    assert len(out.splitlines()) == 1
+
+    code, out, err = invoke("webhooks", "update", signed_id, *db, "--unsigned", "--json")
+    assert (code, json.loads(out)["has_secret"]) == (0, False)
+    assert err == f"warning: webhook {signed_id} ('S') is unsigned: {UNSIGNED_TAIL}\n"
+
+
+def test_webhooks_pass_other_warnings_on(
+    invoke: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    Only UnsignedWebhookWarning becomes a stderr line; any other warning goes on as it came.
+    """
+    real_create = WebhookRegistry.create
+
+    def create(self: WebhookRegistry, *args: Any, **kwargs: Any) -> Any:
+        warnings.warn("something else", DeprecationWarning, stacklevel=1)
+        return real_create(self, *args, **kwargs)
+
+    monkeypatch.setattr(WebhookRegistry, "create", create)
+    url = ("--url", "https://hooks.example.com/in", "--event", "npsSubmitted")
+    with pytest.warns(DeprecationWarning, match="something else"):
+        code, _, err = invoke("webhooks", "create", "--db", "h.db", *ADMIN, "--name", "U", *url)
+    assert code == 0
+    assert "something else" not in err
 
 
 def test_webhooks_non_admin_is_refused(tmp_path: Path) -> None:
@@ -1467,12 +1613,13 @@ def test_webhooks_update_fields(invoke: Callable[..., Any]) -> None:
     )
     hook_id = json.loads(out)["id"]
 
-    code, out, _ = invoke(
+    code, out, err = invoke(
         "webhooks",
         "update",
         hook_id,
         *db,
         "--no-secret",
+        "--unsigned",
         "--no-headers",
         "--event",
         "pollSubmitted",
@@ -1489,6 +1636,7 @@ def test_webhooks_update_fields(invoke: Callable[..., Any]) -> None:
 
     shown = json.loads(out)
     assert code == 0
+    assert err == f"warning: webhook {hook_id} ('A') is unsigned: {UNSIGNED_TAIL}\n"
     assert (shown["has_secret"], shown["headers"]) == (False, [])
     assert shown["categories"] == ["pollDisplayed", "pollSubmitted"]
     assert (shown["signature_scheme"], shown["signature_header"]) == ("standard", "X-Sig")
@@ -1503,6 +1651,29 @@ def test_webhooks_update_fields(invoke: Callable[..., Any]) -> None:
     [
         (["create", "--name", "x", "--event", "npsSubmitted"], 2, "give either --url or"),
         (["update", "wh_1", "--no-secret", "--secret", "s"], 2, "--no-secret cannot go"),
+        (["update", "wh_1", "--no-secret"], 2, "add --unsigned to do that on purpose"),
+        (["update", "wh_1", "--unsigned", "--secret", "s"], 2, "not allowed with argument"),
+        (
+            [
+                "create",
+                "--name",
+                "x",
+                "--url",
+                "https://x.example.com/",
+                "--event",
+                "npsSubmitted",
+                "--unsigned",
+                "--secret-file",
+                "s.txt",
+            ],
+            2,
+            "not allowed with argument",
+        ),
+        (
+            ["create", "--name", "x", "--segment", "wk", "--event", "npsSubmitted", "--unsigned"],
+            2,
+            "--unsigned is for URL webhooks",
+        ),
         (["update", "wh_1", "--no-headers", "--header", "A: b"], 2, "--no-headers cannot go"),
         (["update", "wh_1"], 2, "nothing to change"),
         (["rotate-secret", "wh_1"], 2, "give the new secret"),
@@ -2387,7 +2558,7 @@ def test_listen_bad_signature_in_process(invoke: Callable[..., Any]) -> None:
     code, out, _ = result[0]
     assert code == 1
     assert out.splitlines()[1].endswith(
-        "-> 200; NOT verified: webhook-timestamp: too old; body: event: required"
+        "-> 401; NOT verified: webhook-timestamp: too old; body: event: required"
     )
 
 

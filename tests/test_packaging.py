@@ -27,11 +27,18 @@ def test_every_exported_name_resolves(name: str) -> None:
 
 
 def _error_classes() -> list[type[BaseException]]:
-    return [getattr(exceptions, n) for n in exceptions.__all__]
+    names = exceptions.__all__
+    return [c for c in (getattr(exceptions, n) for n in names) if not issubclass(c, Warning)]
+
+
+def _warning_classes() -> list[type[Warning]]:
+    names = exceptions.__all__
+    return [c for c in (getattr(exceptions, n) for n in names) if issubclass(c, Warning)]
 
 
 _SAMPLE_ARGS: dict[str, tuple[object, ...]] = {
     "ValidationError": ("name", "must not be empty"),
+    "InvalidType": ("is_admin", "must be True or False, not str"),
     "InvalidDestination": ("url", "scheme must be https"),
     "InvalidVersion": ("agent_version", "not a version"),
     "UnknownEventType": ("pageViewed",),
@@ -57,11 +64,27 @@ def test_every_error_derives_from_the_base_and_pickles(cls: type[BaseException])
     assert clone.args == err.args
 
 
+def test_the_warnings_share_a_base() -> None:
+    """
+    The module's other exports are warnings: all PendoWebhooksWarning, a UserWarning.
+    """
+    assert set(_warning_classes()) == {
+        exceptions.PendoWebhooksWarning,
+        exceptions.UnsignedWebhookWarning,
+    }
+    for cls in _warning_classes():
+        assert issubclass(cls, exceptions.PendoWebhooksWarning)
+        assert issubclass(cls, UserWarning)
+        assert not issubclass(cls, exceptions.PendoWebhooksError)
+
+
 def test_semantic_errors_also_match_builtins() -> None:
     """
     Callers that catch built-ins still catch ours where one fits.
     """
     assert issubclass(exceptions.ValidationError, ValueError)
+    assert issubclass(exceptions.InvalidType, exceptions.ValidationError)
+    assert issubclass(exceptions.InvalidType, TypeError)
     assert issubclass(exceptions.PermissionDenied, PermissionError)
     assert issubclass(exceptions.UnknownWebhook, LookupError)
     assert issubclass(exceptions.SignatureError, ValueError)

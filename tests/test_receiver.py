@@ -232,14 +232,15 @@ class TestVerification:
 
     def test_a_wrong_secret_is_recorded_not_verified(self) -> None:
         """
-        A signature made with another secret gives verified=False and the reason, no secret.
+        A signature made with another secret is answered 401 and recorded with
+        verified=False and the reason, no secret.
         """
         body, headers = signed_request(sample_event("guideDisplayed"), "other", timestamp=TS0)
         with LocalReceiver(secrets=[SECRET], clock=_at(T0)) as receiver:
             response = _post(receiver, body, headers)
-        assert response.status == 200
+        assert response.status == 401
         (request,) = receiver.requests
-        assert request.verified is False
+        assert (request.verified, request.status) == (False, 401)
         assert request.error == "webhook-signature: no signature matches"
         assert request.event is not None  # the body itself is fine
 
@@ -292,17 +293,69 @@ class TestVerification:
         assert receiver.requests[0].verified is False
         assert receiver.requests[0].error == "webhook-signature: missing"
 
+    def test_unverified_requests_get_401_by_default_without_using_the_script(self) -> None:
+        """
+        A receiver with secrets answers 401 to unsigned and forged requests; the script waits
+        for the good ones, and every request is recorded.
+        """
+        good = signed_request(sample_event("guideDisplayed"), SECRET)
+        forged = signed_request(sample_event("guideDisplayed"), "wrong")
+        unsigned = signed_request(sample_event("guideDisplayed"))
+        with LocalReceiver(secrets=[SECRET], statuses=[503]) as receiver:
+            assert _post(receiver, *forged).status == 401
+            assert _post(receiver, *unsigned).status == 401
+            assert _post(receiver, b"{}").status == 401
+            assert _post(receiver, *good).status == 503
+            assert _post(receiver, *good).status == 200
+        assert [(r.verified, r.status) for r in receiver.requests] == [
+            (False, 401),
+            (False, 401),
+            (False, 401),
+            (True, 503),
+            (True, 200),
+        ]
+
+    def test_accept_unverified_answers_them_from_the_script(self) -> None:
+        """
+        accept_unverified=True keeps the old accept-everything behaviour: a forged request
+        takes the next scripted answer, and is still recorded as not verified.
+        """
+        forged = signed_request(sample_event("npsSubmitted"), "wrong")
+        with LocalReceiver(secrets=[SECRET], statuses=[202], accept_unverified=True) as receiver:
+            assert _post(receiver, *forged).status == 202
+            assert _post(receiver, *forged).status == 200
+        assert [(r.verified, r.status) for r in receiver.requests] == [(False, 202), (False, 200)]
+        assert receiver.requests[0].error == "webhook-signature: no signature matches"
+
+    def test_a_receiver_without_secrets_checks_nothing_and_accepts(self) -> None:
+        """
+        With no secrets and no write key there is nothing to verify against: every request
+        is answered from the script, with verified=None.
+        """
+        with LocalReceiver() as receiver:
+            assert _post(receiver, *signed_request(sample_event("npsSubmitted"))).status == 200
+        assert receiver.requests[0].verified is None
+
+    def test_accept_unverified_and_invalid_status_contradict(self) -> None:
+        """
+        accept_unverified=True with an invalid_status, or a non-bool flag, is a config error.
+        """
+        with pytest.raises(ConfigurationError, match="accept_unverified"):
+            LocalReceiver(secrets=[SECRET], accept_unverified=True, invalid_status=403)
+        with pytest.raises(ConfigurationError, match="accept_unverified"):
+            LocalReceiver(secrets=[SECRET], accept_unverified="yes")  # type: ignore[arg-type]
+
     def test_invalid_status_rejects_without_using_the_script(self) -> None:
         """
         With invalid_status, a bad signature gets that answer and the script waits its turn.
         """
         good = signed_request(sample_event("guideDisplayed"), SECRET)
         bad = signed_request(sample_event("guideDisplayed"), "wrong")
-        with LocalReceiver(secrets=[SECRET], statuses=[503], invalid_status=401) as receiver:
-            assert _post(receiver, *bad).status == 401
+        with LocalReceiver(secrets=[SECRET], statuses=[503], invalid_status=403) as receiver:
+            assert _post(receiver, *bad).status == 403
             assert _post(receiver, *good).status == 503
             assert _post(receiver, *good).status == 200
-        assert [r.status for r in receiver.requests] == [401, 503, 200]
+        assert [r.status for r in receiver.requests] == [403, 503, 200]
 
     def test_segment_write_key_is_checked_as_basic_auth(self) -> None:
         """
@@ -311,7 +364,7 @@ class TestVerification:
         good = "Basic " + base64.b64encode(b"wk_123:").decode()
         bad = "Basic " + base64.b64encode(b"wk_999:").decode()
         batch = b'{"batch":[{"type":"track"}],"sentAt":"2021-07-20T17:58:00.000Z"}'
-        with LocalReceiver(write_key=Secret("wk_123"), invalid_status=401) as receiver:
+        with LocalReceiver(write_key=Secret("wk_123")) as receiver:
             assert _post(receiver, batch, {"Authorization": good}).status == 200
             assert _post(receiver, batch, {"Authorization": bad}).status == 401
             assert _post(receiver, batch).status == 401
@@ -558,38 +611,75 @@ class TestLimits:
     )
     def test_broken_gzip_is_an_error(self, body: bytes) -> None:
         """
-        A body that claims gzip but is not (or is cut short) is answered 413 with the reason.
+        A body that claims gzip but is not (or is cut short) is answered 400 with the reason.
         """
         with LocalReceiver() as receiver:
             response = _post(receiver, body, {"Content-Encoding": "gzip"})
-        assert response.status == 413
+        assert response.status == 400
         assert receiver.requests[0].error == "body: unreadable (error)"
 
-    def test_a_bad_chunk_size_is_an_error(self) -> None:
+    @pytest.mark.parametrize(
+        "framing",
+        [
+            b"zz\r\n",  # not hex
+            b"-5\r\n",  # a sign
+            b"0x10\r\n",  # a prefix int() would take
+            b" 5\r\n",  # leading space
+            b"\r\n",  # no size at all
+            b"1" * 17 + b"\r\n",  # more hex digits than any real size
+            b"x" * 2000,  # a line with no end in sight
+            b"5\r\nabcdeXY\r\n0\r\n\r\n",  # chunk data longer than its size
+        ],
+        ids=["not-hex", "negative", "0x", "space", "empty", "huge", "endless", "overlong-data"],
+    )
+    def test_bad_chunked_framing_is_answered_400_at_once(self, framing: bytes) -> None:
         """
-        Garbled chunked framing is recorded as unreadable and the connection closed.
+        Garbled chunked framing gets 400 at once, on a raw socket that sends nothing more
+        (the socket timeout is only a safety net), and is recorded with the reason.
+        """
+        with LocalReceiver(secrets=[SECRET]) as receiver:
+            parts = urllib.parse.urlsplit(receiver.url)
+            with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+                sock.sendall(
+                    b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + framing
+                )
+                answer = sock.recv(1024)
+            assert answer.startswith(b"HTTP/1.1 400 ")
+            assert b"\r\nConnection: close\r\n" in answer
+            assert receiver.wait_for(1)
+        (request,) = receiver.requests
+        assert request.error is not None
+        assert request.error.startswith("body: malformed framing (")
+        assert (request.body, request.status, request.verified) == (b"", 400, None)
+
+    def test_good_chunked_framing_still_reads(self) -> None:
+        """
+        Sizes in either case, chunk extensions and trailers are valid chunked coding.
         """
         with LocalReceiver() as receiver:
             parts = urllib.parse.urlsplit(receiver.url)
             with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
                 sock.sendall(
-                    b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+                    b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    b"3;name=value\r\nabc\r\nA \r\n0123456789\r\n0\r\nX-Trailer: 1\r\n\r\n"
                 )
-                answer = sock.recv(1024)
-            assert answer.startswith(b"HTTP/1.1 413")
-            assert receiver.wait_for(1)
-        assert receiver.requests[0].error == "body: unreadable (ValueError)"
+                assert sock.recv(1024).startswith(b"HTTP/1.1 200 ")
+        assert receiver.requests[0].body == b"abc0123456789"
 
-    def test_a_negative_content_length_is_an_error(self) -> None:
+    @pytest.mark.parametrize("length", [b"-5", b"five", b"+5", b"\xd9\xa5"])
+    def test_a_bad_content_length_is_answered_400(self, length: bytes) -> None:
         """
-        A negative Content-Length is unreadable framing, not a crash.
+        A negative or non-numeric Content-Length is malformed framing: 400, not a crash.
         """
         with LocalReceiver() as receiver:
             parts = urllib.parse.urlsplit(receiver.url)
             with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
-                sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n")
-                assert sock.recv(1024).startswith(b"HTTP/1.1 413")
-        assert receiver.requests[0].error == "body: unreadable (ValueError)"
+                sock.sendall(
+                    b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: " + length + b"\r\n\r\n"
+                )
+                assert sock.recv(1024).startswith(b"HTTP/1.1 400 ")
+            assert receiver.wait_for(1)
+        assert receiver.requests[0].error == "body: malformed framing (bad Content-Length)"
 
 
 class TestLifecycle:

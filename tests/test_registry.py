@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import unicodedata
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
@@ -30,8 +31,11 @@ from pendo_webhooks.events import EventCategory
 from pendo_webhooks.exceptions import (
     ConflictError,
     InvalidDestination,
+    InvalidType,
+    PendoWebhooksWarning,
     PermissionDenied,
     UnknownWebhook,
+    UnsignedWebhookWarning,
     ValidationError,
 )
 from pendo_webhooks.guard import DestinationPolicy
@@ -286,6 +290,175 @@ BAD_URLS = [
 ]
 
 
+def _unsigned_warning(record: pytest.WarningsRecorder) -> warnings.WarningMessage:
+    (warning,) = record.list
+    assert warning.category is UnsignedWebhookWarning
+    return warning
+
+
+class TestSignedUnlessToldOtherwise:
+    def test_no_secret_gets_a_generated_one_returned_and_stored(
+        self, registry: WebhookRegistry
+    ) -> None:
+        """
+        A URL webhook created without a secret signs with a fresh whsec_ secret of 32 bytes,
+        returned on the created webhook and stored; the audit shows one was set, not its value.
+        """
+        hook = create(registry)
+        assert hook.secret is not None
+        assert hook.secret.reveal().startswith("whsec_")
+        assert len(hook.secret.standard_key) == 32
+        assert registry.get(ADMIN, hook.id).secret == hook.secret
+        assert create(registry).secret != hook.secret
+        (entry,) = registry.audit(ADMIN, webhook_id=hook.id)
+        assert entry.changes["secret"] == (None, "<redacted>")
+        assert "unsigned" not in entry.changes
+
+    def test_unsigned_is_an_explicit_opt_in_with_a_warning(
+        self, registry: WebhookRegistry
+    ) -> None:
+        """
+        unsigned=True makes a URL webhook without a secret, warns at the caller's line, and
+        the audit entry records the choice.
+        """
+        with pytest.warns(UnsignedWebhookWarning) as record:
+            hook = create(registry, unsigned=True)
+        warning = _unsigned_warning(record)
+        assert issubclass(warning.category, PendoWebhooksWarning)
+        assert issubclass(warning.category, UserWarning)
+        assert warning.filename == __file__  # create() above, not the registry's code
+        assert hook.id in str(warning.message)
+        assert hook.secret is None
+        assert registry.get(ADMIN, hook.id).secret is None
+        (entry,) = registry.audit(ADMIN, webhook_id=hook.id)
+        assert entry.changes["unsigned"] == (None, True)
+        assert "secret" not in entry.changes
+
+    def test_unsigned_with_a_secret_is_refused(self, registry: WebhookRegistry) -> None:
+        """
+        unsigned=True and a secret contradict each other: a ValidationError, nothing stored.
+        """
+        with pytest.raises(ValidationError) as info:
+            create(registry, secret="s3cret", unsigned=True)
+        assert info.value.field == "unsigned"
+        assert "s3cret" not in str(info.value)
+        assert registry.list(ADMIN) == []
+
+    def test_unsigned_must_be_a_bool(self, registry: WebhookRegistry) -> None:
+        """
+        A non-bool unsigned (say the string "false") is an InvalidType, also a TypeError.
+        """
+        with pytest.raises(InvalidType) as info:
+            create(registry, unsigned="false")
+        assert isinstance(info.value, TypeError)
+        assert info.value.field == "unsigned"
+
+    def test_segment_webhooks_refuse_unsigned(self, registry: WebhookRegistry) -> None:
+        """
+        A Segment webhook authenticates with its write key: unsigned=True is refused, and it
+        gets no generated secret.
+        """
+        segment = {"kind": "segment", "url": None, "write_key": "wk"}
+        with pytest.raises(ValidationError) as info:
+            create(registry, unsigned=True, **segment)
+        assert info.value.field == "unsigned"
+        assert create(registry, **segment).secret is None
+
+    def test_removing_the_secret_needs_unsigned(self, registry: WebhookRegistry) -> None:
+        """
+        update(secret=None) alone is refused with a message that says how to opt in; nothing
+        is written.
+        """
+        hook = create(registry, secret="one")
+        with pytest.raises(ValidationError) as info:
+            registry.update(ADMIN, hook.id, secret=None)
+        assert info.value.field == "secret"
+        assert "unsigned=True" in str(info.value)
+        assert registry.get(ADMIN, hook.id) == hook
+        assert actions(registry) == ["create"]
+
+    def test_unsigned_alone_removes_the_secret(self, registry: WebhookRegistry) -> None:
+        """
+        update(unsigned=True) removes the secret too, with the warning at the caller's line.
+        """
+        hook = create(registry)
+        with pytest.warns(UnsignedWebhookWarning) as record:
+            new = registry.update(ADMIN, hook.id, unsigned=True)
+        assert _unsigned_warning(record).filename == __file__
+        assert (new.secret, new.version) == (None, 2)
+
+    def test_unsigned_update_of_an_unsigned_webhook_changes_nothing(
+        self, registry: WebhookRegistry
+    ) -> None:
+        """
+        An unsigned webhook stays as it is, without a second warning or audit entry; a new
+        secret signs it again.
+        """
+        with pytest.warns(UnsignedWebhookWarning):
+            hook = create(registry, unsigned=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert registry.update(ADMIN, hook.id, secret=None, unsigned=True) == hook
+            assert registry.update(ADMIN, hook.id, secret=None) == hook
+            signed = registry.update(ADMIN, hook.id, secret="now-signed")
+        assert signed.secret == Secret("now-signed")
+        assert actions(registry) == ["update", "create"]
+
+    def test_update_refuses_unsigned_with_a_secret_and_on_segment(
+        self, registry: WebhookRegistry
+    ) -> None:
+        """
+        unsigned=True with a new secret, or on a Segment webhook, is a ValidationError.
+        """
+        hook = create(registry)
+        with pytest.raises(ValidationError) as info:
+            registry.update(ADMIN, hook.id, secret="two", unsigned=True)
+        assert info.value.field == "unsigned"
+        segment = create(registry, kind="segment", url=None, write_key="wk")
+        with pytest.raises(ValidationError) as info:
+            registry.update(ADMIN, segment.id, unsigned=True)
+        assert info.value.field == "unsigned"
+        assert actions(registry) == ["create", "create"]
+
+    @pytest.mark.parametrize("blank", [" ", "\t\n", "\u3000\u2003 "])
+    def test_blank_secrets_are_refused_everywhere(
+        self, registry: WebhookRegistry, blank: str
+    ) -> None:
+        """
+        A whitespace-only secret is refused by create, update and rotate_secret, naming the
+        argument; nothing is written.
+        """
+        with pytest.raises(ValidationError) as info:
+            create(registry, secret=blank)
+        assert (info.value.field, info.value.reason) == ("secret", "must not be only whitespace")
+        hook = create(registry, secret="one")
+        with pytest.raises(ValidationError) as info:
+            registry.update(ADMIN, hook.id, secret=blank)
+        assert info.value.field == "secret"
+        with pytest.raises(ValidationError) as info:
+            registry.rotate_secret(ADMIN, hook.id, blank)
+        assert info.value.field == "new_secret"
+        assert registry.get(ADMIN, hook.id) == hook
+
+    def test_secrets_over_the_maximum_length_are_refused(self, registry: WebhookRegistry) -> None:
+        """
+        Secrets are at most 1,024 characters, everywhere; the message never holds the secret,
+        and spaces around a real secret are kept.
+        """
+        long_secret = "Zq" * 512 + "!"
+        for call in (
+            lambda: create(registry, secret=long_secret),
+            lambda: registry.rotate_secret(ADMIN, create(registry).id, long_secret),
+        ):
+            with pytest.raises(ValidationError) as info:
+                call()
+            assert "at most 1024 characters" in str(info.value)
+            assert "ZqZq" not in str(info.value)
+        assert create(registry, secret=" " + "a" * 1022 + " ").secret == Secret(
+            " " + "a" * 1022 + " "
+        )
+
+
 class TestValidation:
     @pytest.mark.parametrize(("overrides", "field"), BAD_CREATES)
     def test_bad_url_webhook_fields(
@@ -368,14 +541,64 @@ class TestValidation:
             create(registry, url="https://10.0.0.1/")
         assert recording.calls == []
 
+    @pytest.mark.parametrize(
+        "char",
+        [
+            *(chr(c) for c in range(0x202A, 0x202F)),  # bidi embeddings and overrides
+            *(chr(c) for c in range(0x2066, 0x206A)),  # bidi isolates
+            "\u200e",  # left-to-right mark
+            "\u200f",  # right-to-left mark
+            "\u061c",  # Arabic letter mark
+            "\u200b",  # zero-width space
+            "\u200c",  # zero-width non-joiner
+            "\u200d",  # zero-width joiner
+            "\ufeff",  # byte order mark
+            "\x00",
+            "\x1b",
+            "\x7f",
+            "\x85",
+        ],
+    )
+    def test_spoofing_characters_in_names_are_refused(
+        self, registry: WebhookRegistry, storage: Storage, char: str
+    ) -> None:
+        """
+        A name with a bidi control, another invisible format character or a control character
+        is refused on create and on update, naming the field and the code point.
+        """
+        name = f"Invoices{char}gnp.exe"
+        code_point = f"U+{ord(char):04X}"
+        with pytest.raises(ValidationError) as info:
+            create(registry, name=name)
+        assert info.value.field == "name"
+        assert code_point in str(info.value)
+        assert char not in str(info.value)
+        assert snapshot(storage) == ([], [])
+        hook = create(registry, name="Invoices")
+        with pytest.raises(ValidationError) as info:
+            registry.update(ADMIN, hook.id, name=name)
+        assert (info.value.field, code_point in str(info.value)) == ("name", True)
+        with pytest.raises(ValidationError) as info:
+            registry.disable(ADMIN, hook.id, reason=f"sp{char}am")
+        assert (info.value.field, code_point in str(info.value)) == ("reason", True)
+        assert registry.get(ADMIN, hook.id) == hook
+
+    def test_visible_unicode_names_are_fine(self, registry: WebhookRegistry) -> None:
+        """
+        Letters, marks and symbols of any script pass; only invisible and control ones do not.
+        """
+        for name in ("Réponses NPS", "ملاحظات", "日本語の通知", "Zapier ✓ 🚀", "e\u0301"):
+            assert create(registry, name=name).name == name
+
     @given(name=st.text(min_size=1, max_size=300))
     def test_name_rule_property(self, name: str) -> None:
         """
-        A name is accepted exactly when, stripped, it is 1-200 characters without control chars.
+        A name is accepted exactly when, stripped, it is 1-200 characters without control
+        or invisible format characters.
         """
         stripped = name.strip()
         ok = 0 < len(stripped) <= 200 and not any(
-            unicodedata.category(c) in {"Cc", "Cs", "Zl", "Zp"} for c in stripped
+            unicodedata.category(c) in {"Cc", "Cf", "Cs", "Zl", "Zp"} for c in stripped
         )
         registry = WebhookRegistry(InMemoryStorage())
         if ok:
@@ -590,15 +813,19 @@ class TestUpdate:
         self, registry: WebhookRegistry, clock: FrozenClock
     ) -> None:
         """
-        secret=None removes the secret at once, retired ones too; the audit shows it was removed.
+        secret=None with unsigned=True removes the secret at once, retired ones too; the audit
+        shows it was removed, on purpose.
         """
         hook = create(registry, secret="one")
         registry.rotate_secret(ADMIN, hook.id, "two")
-        new = registry.update(ADMIN, hook.id, secret=None)
+        with pytest.warns(UnsignedWebhookWarning):
+            new = registry.update(ADMIN, hook.id, secret=None, unsigned=True)
         assert new.secret is None
         assert new.previous_secrets == ()
         assert new.signing_secrets(clock()) == ()
-        assert registry.audit(ADMIN)[0].changes["secret"] == ("<redacted>", None)
+        changes = registry.audit(ADMIN)[0].changes
+        assert changes["secret"] == ("<redacted>", None)
+        assert changes["unsigned"] == (False, True)
 
     def test_a_new_secret_replaces_at_once(self, registry: WebhookRegistry) -> None:
         """
@@ -845,7 +1072,8 @@ class TestRotation:
         """
         Without a new secret a random whsec_ secret of 32 bytes is generated.
         """
-        hook = create(registry)
+        with pytest.warns(UnsignedWebhookWarning):
+            hook = create(registry, unsigned=True)
         rotated = registry.rotate_secret(ADMIN, hook.id)
         assert rotated.secret is not None
         assert rotated.secret.reveal().startswith("whsec_")

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import pendo_webhooks._secret as secret_module
 from pendo_webhooks import Secret as PackageSecret
-from pendo_webhooks.exceptions import ValidationError
+from pendo_webhooks.exceptions import InvalidType, ValidationError
 from pendo_webhooks.signing import Secret
 
 
@@ -21,7 +21,11 @@ REDACTED = "Secret('<redacted>')"
 TEXT = "s3cr3t-with-special-chars!&?<>"
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
-_texts = st.text(min_size=1).filter(lambda t: not t.startswith("whsec_"))
+# Any text that is not blank, up to the maximum length.
+_any_texts = st.text(min_size=1, max_size=secret_module.MAX_SECRET_LENGTH).filter(
+    lambda t: not t.isspace()
+)
+_texts = _any_texts.filter(lambda t: not t.startswith("whsec_"))
 
 
 def test_one_secret_type_everywhere() -> None:
@@ -31,7 +35,7 @@ def test_one_secret_type_everywhere() -> None:
     assert PackageSecret is Secret
 
 
-@given(text=st.text(min_size=1))
+@given(text=_any_texts)
 def test_repr_and_str_never_show_the_value(text: str) -> None:
     """
     For any secret text, repr, str and format give the same fixed placeholder.
@@ -102,6 +106,10 @@ def test_prefix_is_case_sensitive() -> None:
         "whsec_====",
         "\ud800",
         "ok\udfffok",
+        " ",
+        "\t \n\u3000\u2003",
+        "x" * 1025,
+        "é" * 1025,
         b"bytes",
         None,
         5,
@@ -117,6 +125,49 @@ def test_invalid_secrets_are_refused(value: Any) -> None:
     assert info.value.field == "secret"
     if isinstance(value, str) and len(value) > 6:
         assert value[6:] not in str(info.value)
+
+
+@pytest.mark.parametrize("value", [b"bytes", None, 5])
+def test_a_secret_of_the_wrong_type_is_also_a_type_error(value: Any) -> None:
+    """
+    A non-text secret raises InvalidType: a ValidationError that is also a TypeError.
+    """
+    with pytest.raises(InvalidType) as info:
+        Secret(value)
+    assert isinstance(info.value, TypeError)
+    assert info.value.field == "secret"
+
+
+@given(blank=st.text(alphabet=st.sampled_from(" \t\r\n\x0b\x0c\u00a0\u2003\u3000"), min_size=1))
+def test_whitespace_only_secrets_are_refused(blank: str) -> None:
+    """
+    Text made only of whitespace is refused, and the message does not contain it.
+    """
+    with pytest.raises(ValidationError) as info:
+        Secret(blank)
+    assert info.value.field == "secret"
+    assert info.value.reason == "must not be only whitespace"
+
+
+def test_spaces_around_a_real_secret_are_part_of_it() -> None:
+    """
+    Any text is a secret: leading and trailing spaces around other characters are kept.
+    """
+    assert Secret("  s3cr3t ").reveal() == "  s3cr3t "
+    assert Secret("  s3cr3t ") != Secret("s3cr3t")
+
+
+def test_the_maximum_length_is_inclusive_and_in_characters() -> None:
+    """
+    1,024 characters are allowed, even when UTF-8 needs more bytes; 1,025 are not, and the
+    message gives the limit, never the text.
+    """
+    limit = secret_module.MAX_SECRET_LENGTH
+    assert limit == 1024
+    assert len(Secret("ü" * limit).pendo_key) == 2 * limit
+    with pytest.raises(ValidationError) as info:
+        Secret("k" * (limit + 1))
+    assert str(info.value) == "secret: must be at most 1024 characters, not 1025"
 
 
 def test_error_does_not_echo_a_bad_whsec_secret() -> None:

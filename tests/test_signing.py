@@ -204,7 +204,9 @@ _secrets = st.one_of(
     st.binary(min_size=1, max_size=64).map(
         lambda raw: Secret("whsec_" + base64.b64encode(raw).decode())
     ),
-    st.text(min_size=1, max_size=80).filter(lambda t: not t.startswith("whsec_")).map(Secret),
+    st.text(min_size=1, max_size=80)
+    .filter(lambda t: not t.startswith("whsec_") and not t.isspace())
+    .map(Secret),
 )
 
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import attrs
 
 from ._webhook import FrozenMap, RetiredSecret, Webhook, _as_utc, _check_aware
-from .exceptions import ValidationError
+from .exceptions import InvalidType, ValidationError
 
 
 __all__ = [
@@ -62,6 +62,9 @@ def _freeze(value: Any) -> AuditValue:
 def _to_changes(
     value: Mapping[str, Sequence[Any]],
 ) -> Mapping[str, tuple[AuditValue, AuditValue]]:
+    if not isinstance(value, Mapping):
+        msg = f"must be a mapping of field names to (old, new) pairs, not {type(value).__name__}"
+        raise InvalidType("changes", msg)
     changes: dict[str, tuple[AuditValue, AuditValue]] = {}
     for field, pair in value.items():
         if isinstance(pair, str) or len(pair) != 2:
@@ -69,6 +72,18 @@ def _to_changes(
             raise ValidationError("changes", msg)
         changes[str(field)] = (_freeze(pair[0]), _freeze(pair[1]))
     return FrozenMap(changes)
+
+
+def _check_str(_: object, attribute: attrs.Attribute[str], value: object) -> None:
+    if not isinstance(value, str):
+        msg = f"must be text, not {type(value).__name__}"
+        raise InvalidType(attribute.name, msg)
+
+
+def _check_optional_str(_: object, attribute: attrs.Attribute[str | None], value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        msg = f"must be text or None, not {type(value).__name__}"
+        raise InvalidType(attribute.name, msg)
 
 
 @attrs.frozen(kw_only=True)
@@ -95,11 +110,11 @@ class AuditEntry:
     ('Old', 'New')
     """
 
-    id: str
+    id: str = attrs.field(validator=_check_str)
     at: datetime = attrs.field(converter=_as_utc, validator=_check_aware)
-    actor_id: str
-    action: str
-    webhook_id: str
+    actor_id: str = attrs.field(validator=_check_str)
+    action: str = attrs.field(validator=_check_str)
+    webhook_id: str = attrs.field(validator=_check_str)
     changes: Mapping[str, tuple[AuditValue, AuditValue]] = attrs.field(
         factory=FrozenMap, converter=_to_changes
     )
@@ -134,9 +149,9 @@ class AuditQuery:
     100
     """
 
-    webhook_id: str | None = None
-    actor_id: str | None = None
-    action: str | None = None
+    webhook_id: str | None = attrs.field(default=None, validator=_check_optional_str)
+    actor_id: str | None = attrs.field(default=None, validator=_check_optional_str)
+    action: str | None = attrs.field(default=None, validator=_check_optional_str)
     since: datetime | None = attrs.field(
         default=None, converter=_as_optional_utc, validator=attrs.validators.optional(_check_aware)
     )

@@ -21,7 +21,7 @@ import attrs
 
 from . import _checks as checks
 from ._webhook import _as_utc, _check_aware, check_trimmed_text
-from .exceptions import ConflictError, UnknownExclusion, ValidationError
+from .exceptions import ConflictError, InvalidType, UnknownExclusion, ValidationError
 
 
 __all__ = [
@@ -142,6 +142,12 @@ def _check_id(_: object, attribute: attrs.Attribute[str], value: str) -> None:
     check_trimmed_text(attribute.name, value, max_length=200)
 
 
+def _check_rule(_: object, __: attrs.Attribute[ExclusionRule], value: object) -> None:
+    if not isinstance(value, ExclusionRule):
+        msg = f"must be an ExclusionRule, not {type(value).__name__}"
+        raise InvalidType("rule", msg)
+
+
 @attrs.frozen(kw_only=True)
 class Exclusion:
     """
@@ -164,7 +170,7 @@ class Exclusion:
     """
 
     id: str = attrs.field(validator=_check_id)
-    rule: ExclusionRule = attrs.field(validator=attrs.validators.instance_of(ExclusionRule))
+    rule: ExclusionRule = attrs.field(validator=_check_rule)
     created_at: datetime = attrs.field(converter=_as_utc, validator=_check_aware)
     created_by: str = attrs.field(validator=_check_id)
 

@@ -6,12 +6,13 @@ Strictly private; import these names from :mod:`pendo_webhooks.registry`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Protocol
 
 import attrs
 
 from ._webhook import check_trimmed_text
-from .exceptions import PermissionDenied, ValidationError
+from .exceptions import InvalidType, PermissionDenied, ValidationError
 
 
 __all__ = ["ACTIONS", "SYSTEM_ACTOR_ID", "Actor", "AdminOnly", "PermissionPolicy"]
@@ -46,6 +47,24 @@ def _check_actor_id(_: object, __: attrs.Attribute[str], value: str) -> None:
         raise ValidationError("actor.id", msg)
 
 
+def _check_is_admin(_: object, __: attrs.Attribute[bool], value: object) -> None:
+    if not isinstance(value, bool):
+        msg = f"must be True or False, not {type(value).__name__}"
+        raise InvalidType("is_admin", msg)
+
+
+def _to_roles(value: Iterable[str]) -> frozenset[str]:
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        msg = f"must be a collection of role names, not {type(value).__name__}"
+        raise InvalidType("roles", msg)
+    roles = frozenset(value)
+    for role in roles:
+        if not isinstance(role, str):
+            msg = f"role names must be text, not {type(role).__name__}"
+            raise InvalidType("roles", msg)
+    return roles
+
+
 @attrs.frozen
 class Actor:
     """
@@ -60,8 +79,13 @@ class Actor:
             characters or surrounding whitespace, and not ``"system"``
             (reserved for the library).
         is_admin: Whether the host considers this user an administrator.
-        roles: Free-form role names for custom policies; the default policy
-            ignores them.
+        roles: Free-form role names (text) for custom policies; the default
+            policy ignores them.
+
+    Raises:
+        ValidationError: Naming the field, for a bad :attr:`id`.
+        InvalidType: Naming the field, for a value of the wrong type (it is
+            also a ``TypeError``).
 
     >>> Actor("u-1", is_admin=True)
     Actor(id='u-1', is_admin=True, roles=frozenset())
@@ -70,8 +94,8 @@ class Actor:
     """
 
     id: str = attrs.field(validator=_check_actor_id)
-    is_admin: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
-    roles: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    is_admin: bool = attrs.field(default=False, validator=_check_is_admin)
+    roles: frozenset[str] = attrs.field(default=frozenset(), converter=_to_roles)
 
 
 class PermissionPolicy(Protocol):

@@ -321,27 +321,49 @@ class _TooLarge(Exception):
     """
 
 
+class _BadFraming(ValueError):
+    """
+    The body's framing (chunk sizes, Content-Length) is malformed: answer 400. Strictly private.
+    """
+
+
+# A chunk-size line: hex digits, optional whitespace and extensions, then CRLF (or a bare LF).
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?\r?\n")
+_LINE_LIMIT = 1024
+
+
 def _read_body(handler: _Handler, cap: int) -> bytes:
     """
-    Read the body framed by Content-Length or chunked coding; raise _TooLarge past *cap*.
+    Read the body framed by Content-Length or chunked coding.
+
+    Raises _TooLarge past *cap*, and _BadFraming at once for a malformed chunk size, a
+    chunk without its CRLF, or a bad Content-Length: never a read that waits for bytes a
+    broken framing promised.
     """
     if "chunked" in (handler.headers.get("Transfer-Encoding") or "").lower():
         parts: list[bytes] = []
         size = 0
         while True:
-            chunk = int(handler.rfile.readline(1024).split(b";")[0], 16)
+            line = handler.rfile.readline(_LINE_LIMIT)
+            match = _CHUNK_SIZE.fullmatch(line)
+            if match is None:
+                raise _BadFraming("bad chunk size line")
+            chunk = int(match[1], 16)
             if chunk == 0:
-                while handler.rfile.readline(1024).strip():  # trailers
+                while handler.rfile.readline(_LINE_LIMIT).strip():  # trailers
                     pass
                 return b"".join(parts)
             size += chunk
             if size > cap:
                 raise _TooLarge
-            parts.append(handler.rfile.read(chunk))
-            handler.rfile.readline(1024)
-    length = int(handler.headers.get("Content-Length") or 0)
-    if length < 0:
-        raise ValueError(length)
+            data = handler.rfile.read(chunk)
+            if len(data) != chunk or handler.rfile.readline(_LINE_LIMIT) not in (b"\r\n", b"\n"):
+                raise _BadFraming("chunk data does not end where its size says")
+            parts.append(data)
+    text = (handler.headers.get("Content-Length") or "0").strip()
+    if not text.isdigit() or not text.isascii():
+        raise _BadFraming("bad Content-Length")
+    length = int(text)
     if length > cap:
         raise _TooLarge
     return handler.rfile.read(length)
@@ -368,6 +390,15 @@ class LocalReceiver:
     a dispatcher at :attr:`url` with a transport built on
     ``DestinationPolicy.local_testing()``.
 
+    A receiver given *secrets* (or a *write_key*) answers **401** to every
+    request that fails verification (unsigned, forged, stale), as a real
+    receiver must, without using up *statuses*; the request is still recorded,
+    with ``verified=False`` and the reason in ``error``. Pass
+    ``accept_unverified=True`` to answer such requests from the script like
+    any other (to watch what a broken sender does). A receiver with neither
+    checks nothing: every request is answered from the script, with
+    ``verified=None``.
+
     Args:
         secrets: Secrets to verify signatures with (any one may match, as
             during a rotation); with none, :attr:`ReceivedRequest.verified` is
@@ -384,8 +415,11 @@ class LocalReceiver:
         statuses: Answers for the first requests, in order: status codes or
             :class:`Reply` objects (``[503, 503, 200]`` rehearses two retries).
         default_status: The answer once *statuses* is used up.
-        invalid_status: If set, answer this status (say 401) to a request that
-            fails verification, without using up *statuses*.
+        invalid_status: The status answered to a request that fails
+            verification (401 unless given).
+        accept_unverified: Answer requests that fail verification from the
+            script too, as if they were good (they are still recorded with
+            ``verified=False``). Not together with *invalid_status*.
         on_request: Called with each :class:`ReceivedRequest` in the server's
             thread before the answer goes out; what it raises is logged and
             ignored.
@@ -426,6 +460,7 @@ class LocalReceiver:
         statuses: Iterable[int | Reply] = (),
         default_status: int | Reply = 200,
         invalid_status: int | None = None,
+        accept_unverified: bool = False,
         on_request: Callable[[ReceivedRequest], object] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -444,8 +479,15 @@ class LocalReceiver:
         self._script: deque[Reply] = deque()
         self.queue(*statuses)
         self._default = _to_reply(default_status, "default_status")
+        if not isinstance(accept_unverified, bool):
+            raise ConfigurationError("accept_unverified: must be True or False")
+        if accept_unverified and invalid_status is not None:
+            msg = "accept_unverified: not together with invalid_status (which answers them)"
+            raise ConfigurationError(msg)
         self._invalid = (
-            None if invalid_status is None else _to_reply(invalid_status, "invalid_status")
+            None
+            if accept_unverified
+            else _to_reply(401 if invalid_status is None else invalid_status, "invalid_status")
         )
         if on_request is not None and not callable(on_request):
             raise ConfigurationError("on_request: must be callable")
@@ -619,6 +661,7 @@ class LocalReceiver:
         headers = _merge_headers(handler.headers.items())
         problems: list[str] = []
         close = False
+        failure = Reply(status=400)
         try:
             body = _read_body(handler, self._max_body)
             if (handler.headers.get("Content-Encoding") or "").strip().lower() == "gzip":
@@ -626,16 +669,22 @@ class LocalReceiver:
         except _TooLarge:
             body, close = b"", True
             problems.append(f"body: over {self._max_body} bytes")
+            failure = Reply(status=413)
+        except _BadFraming as exc:
+            body, close = b"", True
+            problems.append(f"body: malformed framing ({exc})")
+            failure = Reply(status=400)
         except (ValueError, zlib.error) as exc:
             body, close = b"", True
             problems.append(f"body: unreadable ({type(exc).__name__})")
+            failure = Reply(status=400)
         verified: bool | None = None
         event: Event | None = None
         if not problems:
             verified, problems = self._checker.check(body, headers)
             event, parse_problems = self._checker.parse(handler.command, body)
             problems += parse_problems
-        reply = Reply(status=413) if close else self._next_reply(verified)
+        reply = failure if close else self._next_reply(verified)
         request = ReceivedRequest(
             method=handler.command,
             path=handler.path,

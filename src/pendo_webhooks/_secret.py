@@ -12,18 +12,24 @@ import hmac
 import secrets as _secrets
 from typing import Any
 
-from .exceptions import ValidationError
+from .exceptions import InvalidType, ValidationError
 
 
 #: The prefix the Standard Webhooks spec gives base64-encoded secrets.
 WHSEC_PREFIX = "whsec_"
+#: A secret (or write key) is at most this many characters.
+MAX_SECRET_LENGTH = 1024
 
 _REDACTED = "Secret('<redacted>')"
 
 
 class Secret:
     """
-    A signing secret: any non-empty text, special characters allowed.
+    A signing secret: any text that is not blank, special characters allowed, at most
+    :data:`MAX_SECRET_LENGTH` (1,024) characters.
+
+    Spaces inside the text, and around it, are part of the secret; text that is only
+    whitespace is refused (it is almost always a paste gone wrong).
 
     Its ``repr`` and ``str`` never show the value; call :meth:`reveal` where the
     text itself is needed (storing it, showing it once to an admin).
@@ -45,8 +51,15 @@ class Secret:
     True
 
     Raises:
-        ValidationError: If the text is empty, not a ``str``, contains a lone
-            surrogate, or starts with ``whsec_`` but is not valid base64 after it.
+        ValidationError: If the text is empty, only whitespace, longer than
+            1,024 characters, contains a lone surrogate, or starts with ``whsec_``
+            but is not valid base64 after it. The message never shows the text.
+        InvalidType: If the value is not a ``str``.
+
+    >>> Secret("   ")
+    Traceback (most recent call last):
+      ...
+    pendo_webhooks.exceptions.ValidationError: secret: must not be only whitespace
     """
 
     __slots__ = ("_pendo_key", "_standard_key", "_value")
@@ -54,9 +67,15 @@ class Secret:
     def __init__(self, value: str) -> None:
         if not isinstance(value, str):
             msg = f"must be text, not {type(value).__name__}"
-            raise ValidationError("secret", msg)
+            raise InvalidType("secret", msg)
         if not value:
             msg = "must not be empty"
+            raise ValidationError("secret", msg)
+        if len(value) > MAX_SECRET_LENGTH:
+            msg = f"must be at most {MAX_SECRET_LENGTH} characters, not {len(value)}"
+            raise ValidationError("secret", msg)
+        if value.isspace():
+            msg = "must not be only whitespace"
             raise ValidationError("secret", msg)
         try:
             pendo_key = value.encode("utf-8")

@@ -21,7 +21,7 @@ import attrs
 
 from ._secret import Secret
 from .events import EventCategory
-from .exceptions import ValidationError
+from .exceptions import InvalidType, ValidationError
 from .signing import DEFAULT_SIGNATURE_HEADER, SignatureScheme, validate_header_name
 
 
@@ -59,8 +59,10 @@ MAX_RETIRED_SECRETS = 3
 MAX_REASON_LENGTH = 500
 
 _MAX_HEADER_VALUE_LENGTH = 2000
-# Refused in names and reasons: controls, lone surrogates, line and paragraph separators.
-_BAD_TEXT_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+# Refused in names and reasons: controls, invisible format characters (bidi overrides and
+# isolates, zero-width characters, the BOM: they make a name in an admin page read as
+# something else), lone surrogates, line and paragraph separators.
+_BAD_TEXT_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 _V = TypeVar("_V")
 
@@ -135,13 +137,23 @@ def check_text(field: str, value: object, *, max_length: int) -> str:
     Return *value* stripped, if it is 1..*max_length* characters of printable-ish text.
 
     Raises:
-        ValidationError: Naming *field*, if *value* is not a string, is empty or
-            too long after stripping, or contains control characters, lone
-            surrogates or line/paragraph separators.
+        ValidationError: Naming *field*, if *value* is empty or too long after
+            stripping, or contains control characters, invisible format
+            characters (bidi overrides and isolates such as U+202E, zero-width
+            characters, U+FEFF), lone surrogates or line/paragraph separators;
+            the message names the first such character by its code point.
+        InvalidType: Naming *field*, if *value* is not a string.
+
+    >>> check_text("name", "  NPS to Zapier ", max_length=200)
+    'NPS to Zapier'
+    >>> check_text("name", "Invoices\\u202egnp.exe", max_length=200)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+      ...
+    pendo_webhooks.exceptions.ValidationError: name: must not contain U+202E (...)
     """
     if not isinstance(value, str):
         msg = f"must be text, not {type(value).__name__}"
-        raise ValidationError(field, msg)
+        raise InvalidType(field, msg)
     text = value.strip()
     if not text:
         msg = "must not be empty"
@@ -149,8 +161,12 @@ def check_text(field: str, value: object, *, max_length: int) -> str:
     if len(text) > max_length:
         msg = f"must be at most {max_length} characters, not {len(text)}"
         raise ValidationError(field, msg)
-    if any(unicodedata.category(ch) in _BAD_TEXT_CATEGORIES for ch in text):
-        msg = "must not contain control characters, line breaks or lone surrogates"
+    bad = next((ch for ch in text if unicodedata.category(ch) in _BAD_TEXT_CATEGORIES), None)
+    if bad is not None:
+        msg = (
+            f"must not contain U+{ord(bad):04X} (control and invisible formatting characters "
+            "such as bidi overrides, zero-width characters, line breaks)"
+        )
         raise ValidationError(field, msg)
     return text
 
@@ -204,8 +220,8 @@ def to_secret(field: str, value: Secret | str) -> Secret:
         return value
     try:
         return Secret(value)
-    except ValidationError as exc:
-        raise ValidationError(field, exc.reason) from None
+    except ValidationError as exc:  # InvalidType stays InvalidType
+        raise type(exc)(field, exc.reason) from None
 
 
 def secret_or_none(field: str, value: Secret | str | None) -> Secret | None:
@@ -344,7 +360,7 @@ def _default_endpoint(webhook: Webhook) -> str | None:
 def _check_bool(_: object, attribute: attrs.Attribute[bool], value: bool) -> None:
     if not isinstance(value, bool):
         msg = f"must be True or False, not {type(value).__name__}"
-        raise ValidationError(attribute.name, msg)
+        raise InvalidType(attribute.name, msg)
 
 
 def _check_version(_: object, __: attrs.Attribute[int], value: int) -> None:
@@ -373,7 +389,9 @@ class Webhook:
             :data:`SEGMENT_US_ENDPOINT` unless given).
         segment_gzip: Send Segment batches gzip-compressed
             (``Content-Encoding: gzip``); Segment webhooks only, off by default.
-        secret: The current signing secret (URL webhooks only; optional).
+        secret: The current signing secret (URL webhooks only). The registry
+            generates one unless a webhook is made unsigned on purpose
+            (``unsigned=True``); then it is ``None``.
         previous_secrets: Secrets replaced by rotation that still sign until
             they expire, newest first; at most :data:`MAX_RETIRED_SECRETS`.
         categories: The event categories sent (at least one).
@@ -415,7 +433,7 @@ class Webhook:
     secret: Secret | None = attrs.field(default=None, converter=_to_secret)
     previous_secrets: tuple[RetiredSecret, ...] = attrs.field(default=(), converter=_to_retired)
     categories: frozenset[EventCategory] = attrs.field(converter=_to_categories)
-    enabled: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    enabled: bool = attrs.field(default=False, validator=_check_bool)
     signature_scheme: SignatureScheme = attrs.field(
         default=SignatureScheme.BOTH, converter=_to_scheme
     )

@@ -8,6 +8,7 @@ working for code that does not know this library::
     PendoWebhooksError
     +-- ConfigurationError         (also ValueError)   a bad argument to a constructor
     +-- ValidationError            (also ValueError)   a bad field value; .field names it
+    |   +-- InvalidType            (also TypeError)    a value of the wrong type
     |   +-- InvalidDestination                          a destination URL we refuse
     |   +-- InvalidVersion                              an unparseable agent version
     +-- UnknownEventType           (also ValueError)   an ``event`` name we do not know
@@ -29,6 +30,12 @@ working for code that does not know this library::
 All of them pickle and unpickle to an equal message: their ``args`` are their
 constructor arguments. None of them ever carries a secret, a write key, a
 signature or a URL query string in its message.
+
+Warnings the library issues derive from :class:`PendoWebhooksWarning` (a
+``UserWarning``), so ``warnings.filterwarnings`` can single them out::
+
+    PendoWebhooksWarning           (also UserWarning)
+    +-- UnsignedWebhookWarning                          a URL webhook without a secret
 """
 
 from __future__ import annotations
@@ -42,11 +49,13 @@ __all__ = [
     "DestinationBlocked",
     "InvalidDestination",
     "InvalidEventPayload",
+    "InvalidType",
     "InvalidVersion",
     "NotFound",
     "PayloadError",
     "PayloadTooLarge",
     "PendoWebhooksError",
+    "PendoWebhooksWarning",
     "PermissionDenied",
     "SignatureError",
     "StorageError",
@@ -56,6 +65,7 @@ __all__ = [
     "UnknownEventType",
     "UnknownExclusion",
     "UnknownWebhook",
+    "UnsignedWebhookWarning",
     "ValidationError",
 ]
 
@@ -95,6 +105,19 @@ class ValidationError(PendoWebhooksError, ValueError):
 
     def __str__(self) -> str:
         return f"{self.field}: {self.reason}"
+
+
+class InvalidType(ValidationError, TypeError):
+    """
+    A field has a value of the wrong type; also a ``TypeError``, so ``except TypeError`` works.
+
+    >>> from pendo_webhooks.registry import Actor
+    >>> try:
+    ...     Actor("u-1", is_admin="yes")
+    ... except TypeError as exc:
+    ...     print(type(exc).__name__, exc)
+    InvalidType is_admin: must be True or False, not str
+    """
 
 
 class InvalidDestination(ValidationError):
@@ -267,3 +290,32 @@ class DestinationBlocked(TransportError):
 
     def __init__(self, kind: str = "blocked", detail: str = "destination is not public") -> None:
         super().__init__(kind, detail)
+
+
+class PendoWebhooksWarning(UserWarning):
+    """
+    Base class for every warning issued by *pendo_webhooks*.
+
+    >>> issubclass(UnsignedWebhookWarning, PendoWebhooksWarning)
+    True
+    """
+
+
+class UnsignedWebhookWarning(PendoWebhooksWarning):
+    """
+    A URL webhook was made unsigned on request (``unsigned=True``): receivers cannot tell
+    its requests from forged ones.
+
+    >>> import warnings
+    >>> from pendo_webhooks.registry import Actor, WebhookRegistry
+    >>> from pendo_webhooks.storage import InMemoryStorage
+    >>> registry = WebhookRegistry(InMemoryStorage())
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     hook = registry.create(
+    ...         Actor("u-1", is_admin=True), name="Legacy", url="https://legacy.example.com/in",
+    ...         categories={"npsSubmitted"}, unsigned=True,
+    ...     )
+    >>> hook.secret is None, [w.category.__name__ for w in caught]
+    (True, ['UnsignedWebhookWarning'])
+    """

@@ -113,6 +113,9 @@ def _to_networks(value: str | IPNetwork | Iterable[str | IPNetwork]) -> tuple[IP
     """
     if isinstance(value, (str, ipaddress.IPv4Network, ipaddress.IPv6Network)):
         value = (value,)
+    if not isinstance(value, Iterable):
+        msg = f"allow_networks: must be networks or CIDR strings, not {type(value).__name__}"
+        raise ConfigurationError(msg)
     networks: list[IPNetwork] = []
     for item in value:
         if not isinstance(item, (str, ipaddress.IPv4Network, ipaddress.IPv6Network)):
@@ -132,7 +135,14 @@ def _to_ports(value: Iterable[int] | None) -> frozenset[int] | None:
     """
     if value is None:
         return None
-    ports = frozenset(value)
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        msg = f"allowed_ports: must be a collection of port numbers, not {type(value).__name__}"
+        raise ConfigurationError(msg)
+    try:
+        ports = frozenset(value)
+    except TypeError:  # an unhashable item
+        msg = "allowed_ports: must hold port numbers from 1 to 65535"
+        raise ConfigurationError(msg) from None
     if not ports:
         msg = "allowed_ports: must not be empty; use None to allow any port"
         raise ConfigurationError(msg)

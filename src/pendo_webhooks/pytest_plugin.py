@@ -62,7 +62,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{_MARKER}(**kwargs): arguments for the pendo_receiver fixture's LocalReceiver "
-        "(secrets=, statuses=, default_status=, invalid_status=, write_key=, ...)",
+        "(secrets=, statuses=, default_status=, invalid_status=, accept_unverified=, "
+        "write_key=, ...)",
     )
 
 
@@ -100,6 +101,10 @@ def pendo_signed_request() -> Callable[..., SignedRequest]:
 def pendo_receiver(request: pytest.FixtureRequest) -> Iterator[LocalReceiver]:
     """
     A started :class:`~pendo_webhooks.testing.LocalReceiver`, configured by the marker.
+
+    With ``secrets=`` (or ``write_key=``) it answers 401 to requests that fail
+    verification, as a real receiver does; ``accept_unverified=True`` in the
+    marker answers them from the script instead.
     """
     from .testing import LocalReceiver
 

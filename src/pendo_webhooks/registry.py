@@ -22,6 +22,7 @@ True
 from __future__ import annotations
 
 import builtins
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -67,7 +68,7 @@ from ._webhook import (
     to_secret,
 )
 from .events import EventCategory
-from .exceptions import ConflictError
+from .exceptions import ConflictError, InvalidType, UnsignedWebhookWarning, ValidationError
 from .guard import DestinationPolicy
 from .signing import SignatureScheme
 from .storage import Storage
@@ -96,6 +97,21 @@ __all__ = [
 _MAX_ATTEMPTS = 10
 
 _T = TypeVar("_T")
+
+
+def _check_unsigned(unsigned: object) -> None:
+    if not isinstance(unsigned, bool):
+        msg = f"must be True or False, not {type(unsigned).__name__}"
+        raise InvalidType("unsigned", msg)
+
+
+def _warn_unsigned(webhook: Webhook) -> None:
+    msg = (
+        f"webhook {webhook.id} ({webhook.name!r}) is unsigned: its receiver cannot tell its "
+        "requests from forged ones"
+    )
+    # 1 is this function, 2 the registry method, 3 the caller of the registry.
+    warnings.warn(msg, UnsignedWebhookWarning, stacklevel=3)
 
 
 @attrs.frozen
@@ -140,6 +156,7 @@ class WebhookRegistry:
         segment_endpoint: str | None = None,
         segment_gzip: bool = False,
         secret: Secret | str | None = None,
+        unsigned: bool = False,
         signature_scheme: SignatureScheme | str = SignatureScheme.BOTH,
         signature_header: str = DEFAULT_SIGNATURE_HEADER,
         headers: Mapping[str, str] | None = None,
@@ -147,8 +164,16 @@ class WebhookRegistry:
         """
         Register a new webhook, disabled; return it.
 
-        A URL webhook needs *url* (and may have a *secret*); a Segment webhook
-        (``kind="segment"``) needs *write_key* and sends to *segment_endpoint*
+        A URL webhook needs *url* and is always signed unless told otherwise:
+        without a *secret*, a random ``whsec_`` secret is generated. Read it
+        once from the returned webhook's ``secret.reveal()`` to give to the
+        receiver (it is stored, but no call shows it again). ``unsigned=True``
+        is the only way to make a URL webhook without a secret: it issues an
+        :class:`~pendo_webhooks.exceptions.UnsignedWebhookWarning` and the
+        audit entry records ``"unsigned": (None, True)``.
+
+        A Segment webhook (``kind="segment"``) needs *write_key* instead, and
+        takes neither *secret* nor *unsigned*; it sends to *segment_endpoint*
         (:data:`SEGMENT_US_ENDPOINT` unless given), gzip-compressed if
         *segment_gzip*.
 
@@ -156,13 +181,23 @@ class WebhookRegistry:
             PermissionDenied: If *actor* may not create webhooks.
             ValidationError: Naming the field, for any bad value
                 (:class:`~pendo_webhooks.exceptions.InvalidDestination` for a
-                refused URL).
+                refused URL), for *unsigned* together with a *secret*, or for
+                *unsigned* on a Segment webhook.
         """
         self.policy.check(actor, "create", None)
         kind = to_kind(kind)
+        _check_unsigned(unsigned)
         if kind is WebhookKind.URL:
             url = None if url is None else self._check_url(url, "url")
+            if unsigned and secret is not None:
+                msg = "cannot be combined with a secret: give a secret, or unsigned=True"
+                raise ValidationError("unsigned", msg)
+            if secret is None and not unsigned:
+                secret = Secret.generate()
         else:
+            if unsigned:
+                msg = "is only for URL webhooks; Segment webhooks authenticate with a write key"
+                raise ValidationError("unsigned", msg)
             endpoint = SEGMENT_US_ENDPOINT if segment_endpoint is None else segment_endpoint
             segment_endpoint = self._check_url(endpoint, "segment_endpoint")
         now = self.clock()
@@ -184,8 +219,13 @@ class WebhookRegistry:
             updated_at=now,
             updated_by=actor.id,
         )
-        entry = self._entry(now, actor.id, "create", webhook.id, created(webhook))
+        changes = created(webhook)
+        if unsigned:
+            changes["unsigned"] = (None, True)
+        entry = self._entry(now, actor.id, "create", webhook.id, changes)
         self.storage.insert_webhook(webhook, audit=entry)
+        if unsigned:
+            _warn_unsigned(webhook)
         return webhook
 
     def update(
@@ -205,15 +245,20 @@ class WebhookRegistry:
         signature_header: str | Keep = UNSET,
         headers: Mapping[str, str] | Keep | None = UNSET,
         kind: WebhookKind | str | Keep = UNSET,
+        unsigned: bool = False,
     ) -> Webhook:
         """
         Change the given fields; return the new version (the same one if nothing changed).
 
-        Fields left out stay as they are. ``secret=None`` removes the secret;
-        a new *secret* replaces the old one at once, retired ones included (use
-        :meth:`rotate_secret` for a grace period). ``headers=None`` removes all
-        extra headers; ``segment_endpoint=None`` restores the US endpoint. The
-        kind cannot change: create a new webhook instead.
+        Fields left out stay as they are. A new *secret* replaces the old one
+        at once, retired ones included (use :meth:`rotate_secret` for a grace
+        period). Removing a URL webhook's secret makes it unsigned, so it takes
+        an explicit ``unsigned=True`` (``secret=None`` may be given too, or
+        left out): that issues an
+        :class:`~pendo_webhooks.exceptions.UnsignedWebhookWarning` and the audit
+        entry records ``"unsigned": (False, True)``. ``headers=None`` removes
+        all extra headers; ``segment_endpoint=None`` restores the US endpoint.
+        The kind cannot change: create a new webhook instead.
 
         Args:
             expected_version: The version the edit is based on (what the admin
@@ -224,9 +269,17 @@ class WebhookRegistry:
             PermissionDenied: If *actor* may not update webhooks.
             UnknownWebhook: If no webhook has this id.
             ConflictError: If the webhook is no longer at *expected_version*.
-            ValidationError: Naming the field, for any bad value.
+            ValidationError: Naming the field, for any bad value; for
+                ``secret=None`` on a signed URL webhook without ``unsigned=True``;
+                for *unsigned* with a new secret, or on a Segment webhook.
         """
         self.policy.check(actor, "update", webhook_id)
+        _check_unsigned(unsigned)
+        if unsigned:
+            if secret is not UNSET and secret is not None:
+                msg = "cannot be combined with a new secret: give a secret, or unsigned=True"
+                raise ValidationError("unsigned", msg)
+            secret = None
         if kind is not UNSET:
             kind = to_kind(kind)
         if isinstance(url, str):
@@ -252,10 +305,33 @@ class WebhookRegistry:
             if value is not UNSET
         }
 
-        def apply(current: Webhook, _now: datetime) -> Webhook:
-            return updated(current, changes, kind)
+        removed: list[Webhook] = []  # the webhook whose secret this update removed, if any
 
-        return self._change(actor.id, webhook_id, "update", apply, expected_version)
+        def apply(current: Webhook, _now: datetime) -> Webhook:
+            removed.clear()
+            if current.kind is WebhookKind.SEGMENT and unsigned:
+                msg = "is only for URL webhooks; Segment webhooks authenticate with a write key"
+                raise ValidationError("unsigned", msg)
+            new = updated(current, changes, kind)
+            if current.secret is not None and new.secret is None:
+                if not unsigned:
+                    msg = (
+                        "removing the secret makes the webhook unsigned; pass unsigned=True "
+                        "to do that on purpose, or rotate_secret() to replace the secret"
+                    )
+                    raise ValidationError("secret", msg)
+                removed.append(new)
+            return new
+
+        def extra() -> dict[str, tuple[AuditValue, AuditValue]]:
+            return {"unsigned": (False, True)} if removed else {}
+
+        webhook = self._change(
+            actor.id, webhook_id, "update", apply, expected_version, extra=extra
+        )
+        if removed:
+            _warn_unsigned(webhook)
+        return webhook
 
     def enable(self, actor: Actor, webhook_id: str) -> Webhook:
         """
@@ -533,9 +609,13 @@ class WebhookRegistry:
         action: str,
         apply: Callable[[Webhook, datetime], Webhook],
         expected_version: int | None = None,
+        *,
+        extra: Callable[[], Mapping[str, tuple[AuditValue, AuditValue]]] | None = None,
     ) -> Webhook:
         """
         Read the webhook, *apply* the change, store it with its audit entry if anything changed.
+
+        *extra*, called after *apply*, gives entries to add to the audit entry's changes.
         """
 
         def attempt(current: Webhook) -> Webhook:
@@ -544,6 +624,8 @@ class WebhookRegistry:
             changes = diff(current, changed)
             if not changes:
                 return current
+            if extra is not None:
+                changes.update(extra())
             new = attrs.evolve(
                 changed, version=current.version + 1, updated_at=now, updated_by=actor_id
             )

@@ -61,6 +61,7 @@ from .exceptions import (
     ConfigurationError,
     DestinationBlocked,
     InvalidDestination,
+    InvalidType,
     TransportError,
     ValidationError,
 )
@@ -171,6 +172,9 @@ def _check_status(_instance: object, _attribute: object, value: int) -> None:
 
 
 def _lower_headers(value: Mapping[str, str]) -> Mapping[str, str]:
+    if not isinstance(value, Mapping):
+        msg = f"must be a mapping of header names to values, not {type(value).__name__}"
+        raise InvalidType("headers", msg)
     return types.MappingProxyType({k.lower(): v for k, v in value.items()})
 
 

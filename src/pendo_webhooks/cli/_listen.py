@@ -61,8 +61,10 @@ def register(subparsers: Any) -> None:
             "Run a webhook receiver on this machine for trying things out: it prints each "
             "request and whether its signature verifies, and answers with the statuses "
             "you give (--status 503,503 rehearses two retries), then --default-status. "
-            "Runs until Ctrl-C or SIGTERM (or --exit-after N requests); exits 0 if no "
-            "request failed verification, 1 otherwise."
+            "With --secret (or --write-key), a request that fails verification is answered "
+            "401 (--invalid-status to choose another code, --accept-unverified to answer it "
+            "like any other). Runs until Ctrl-C or SIGTERM (or --exit-after N requests); "
+            "exits 0 if no request failed verification, 1 otherwise."
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -99,7 +101,13 @@ def register(subparsers: Any) -> None:
         "--invalid-status",
         type=_status,
         metavar="CODE",
-        help="answer this (say 401) to a request that fails verification",
+        help="answer this to a request that fails verification (default: 401)",
+    )
+    parser.add_argument(
+        "--accept-unverified",
+        action="store_true",
+        help="answer requests that fail verification like any other, from --status and "
+        "--default-status (they are still printed as NOT verified)",
     )
     parser.add_argument(
         "--retry-after",
@@ -134,8 +142,11 @@ class _Printer:
     Prints (and saves) each request; counts them, and those that failed verification.
     """
 
-    def __init__(self, console: Console, *, as_json: bool, save: Path | None) -> None:
+    def __init__(
+        self, console: Console, *, as_json: bool, save: Path | None, checks: bool = False
+    ) -> None:
         self._console = console
+        self._checks = checks
         self._json = as_json
         self._save = save
         self._lock = threading.Lock()
@@ -156,7 +167,7 @@ class _Printer:
         if self._json:
             self._console.out(json.dumps(_as_dict(request), ensure_ascii=False))
         else:
-            self._console.out(_as_line(request))
+            self._console.out(_as_line(request, checks=self._checks))
         if self.limit is not None and number >= self.limit:
             self.done.set()
 
@@ -177,13 +188,14 @@ def _as_dict(request: ReceivedRequest) -> dict[str, Any]:
     }
 
 
-def _as_line(request: ReceivedRequest) -> str:
+def _as_line(request: ReceivedRequest, *, checks: bool = False) -> str:
     event = request.event
     what = f"{len(request.body)} bytes"
     if event is not None:
         what = f"{event.category} {event.unique_id} ({what})"
     problems = request.error or ""
-    checked = "not verified (no --secret)"
+    # With --secret or --write-key, only a body that could not be read goes unchecked.
+    checked = "not checked (unreadable body)" if checks else "not verified (no --secret)"
     if request.verified is True:
         checked = "signature verified"
     elif request.verified is False:
@@ -213,7 +225,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             msg = f"cannot create {save}: {exc.strerror or exc}"
             raise ValidationError("--save", msg) from None
     statuses = [s for group in args.statuses for s in group]
-    printer = _Printer(console, as_json=args.json, save=save)
+    printer = _Printer(
+        console, as_json=args.json, save=save, checks=bool(secrets) or write_key is not None
+    )
     printer.limit = args.exit_after
     # Handlers first: a SIGTERM right after the banner must already stop us cleanly.
     with (
@@ -227,6 +241,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             statuses=[_reply(s, args.retry_after) for s in statuses],
             default_status=_reply(args.default_status, args.retry_after),
             invalid_status=args.invalid_status,
+            accept_unverified=args.accept_unverified,
             on_request=printer,
             host=args.host,
             port=args.port,
@@ -240,6 +255,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             checking = f"{args.scheme} signatures"
         elif write_key is not None:
             checking = "the Segment write key"
+        if (secrets or write_key is not None) and args.accept_unverified:
+            checking += " (accepting unverified requests)"
         banner = f"listening on {receiver.url}; checking {checking}; answering {answers}"
         (console.err if args.json else console.out)(banner + "; Ctrl-C to stop")
         while not (stop.is_set() or printer.done.is_set()):

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import ValidationError
+from ..exceptions import UnsignedWebhookWarning, ValidationError
 from ._common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -262,16 +263,20 @@ def _webhook(
             categories={event.category},
             headers=headers,
         )
-    return registry.create(
-        actor,
-        name="pendo-webhooks send",
-        url=args.url,
-        secret=secret,
-        categories={event.category},
-        signature_scheme=args.scheme,
-        signature_header=args.signature_header,
-        headers=headers,
-    )
+    # Without --secret this one-off sends unsigned on purpose, and says so in its report.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnsignedWebhookWarning)
+        return registry.create(
+            actor,
+            name="pendo-webhooks send",
+            url=args.url,
+            secret=secret,
+            unsigned=secret is None,
+            categories={event.category},
+            signature_scheme=args.scheme,
+            signature_header=args.signature_header,
+            headers=headers,
+        )
 
 
 def _next_outcome(dispatcher: Dispatcher, delivery_id: str) -> DeliveryOutcome:

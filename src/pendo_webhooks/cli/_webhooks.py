@@ -1,9 +1,11 @@
 """
 ``pendo-webhooks webhooks ...``: manage the webhooks of a SQLite store, audited.
 
-Secrets are never printed. They are read from ``--secret TEXT``, ``--secret -`` (stdin) or
-``--secret-file FILE`` (the last two keep them out of shell history), or generated into a
-new file that only its owner can read (``--generate-secret FILE``).
+Secrets are read from ``--secret TEXT``, ``--secret -`` (stdin) or ``--secret-file FILE``
+(the last two keep them out of shell history), or generated into a new file that only its
+owner can read (``--generate-secret FILE``). ``webhooks create`` without any of these
+generates one and prints it once, the only secret any command prints; ``--unsigned`` makes
+a webhook without a secret, on purpose.
 
 Strictly private.
 """
@@ -13,11 +15,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import ValidationError
+from ..exceptions import UnsignedWebhookWarning, ValidationError
 from ._common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -98,7 +101,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--name", required=True, help="a name admins recognize")
     parser.add_argument("--url", help="where to POST (or use --segment)")
     _add_event_option(parser, required=True)
-    _add_secret_options(parser)
+    _add_secret_options(
+        parser,
+        unsigned_help="send unsigned, without a secret (receivers cannot tell its requests "
+        "from forged ones); without this or a secret option, a secret is generated and "
+        "printed once",
+    )
     _add_signing_options(parser)
     _add_segment_options(parser)
     parser.add_argument("--enable", action="store_true", help="enable it at once")
@@ -109,9 +117,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--name")
     parser.add_argument("--url")
     _add_event_option(parser, required=False)
-    _add_secret_options(parser)
+    _add_secret_options(
+        parser,
+        unsigned_help="remove the secret and send unsigned (receivers cannot tell its "
+        "requests from forged ones)",
+    )
     parser.add_argument(
-        "--no-secret", action="store_true", help="remove the secret (send unsigned)"
+        "--no-secret", action="store_true", help="remove the secret; needs --unsigned"
     )
     _add_signing_options(parser)
     parser.add_argument("--no-headers", action="store_true", help="remove every extra header")
@@ -167,8 +179,12 @@ def _add_event_option(parser: argparse.ArgumentParser, *, required: bool) -> Non
     )
 
 
-def _add_secret_options(parser: argparse.ArgumentParser) -> None:
+def _add_secret_options(
+    parser: argparse.ArgumentParser, *, unsigned_help: str | None = None
+) -> None:
     group = parser.add_mutually_exclusive_group()
+    if unsigned_help is not None:
+        group.add_argument("--unsigned", action="store_true", help=unsigned_help)
     group.add_argument("--secret", metavar="TEXT", help="the secret ('-' reads it from stdin)")
     group.add_argument("--secret-file", metavar="FILE", help="read the secret from FILE")
     group.add_argument(
@@ -212,13 +228,50 @@ def _add_segment_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _show_change(console: Console, args: argparse.Namespace, verb: str, hook: Webhook) -> int:
+def _show_change(
+    console: Console,
+    args: argparse.Namespace,
+    verb: str,
+    hook: Webhook,
+    *,
+    new_secret: Secret | None = None,
+) -> int:
+    """
+    Print the changed webhook; *new_secret*, a generated secret, is printed this once.
+    """
     if args.json:
-        console.json(webhook_dict(hook))
+        shown = webhook_dict(hook)
+        if new_secret is not None:
+            shown["secret"] = new_secret.reveal()
+        console.json(shown)
     else:
         state = "enabled" if hook.enabled else "disabled"
         console.out(f"{verb} {hook.id} ({hook.name!r}, {state}, version {hook.version})")
+        if new_secret is not None:
+            console.out(f"secret: {new_secret.reveal()}")
+    if new_secret is not None:
+        console.err(
+            "the generated secret is shown this once and never again: give it to the "
+            "receiver now (or rotate-secret later)"
+        )
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _unsigned_warnings(console: Console) -> Iterator[None]:
+    """
+    Print the registry's UnsignedWebhookWarning to stderr as a CLI warning line.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnsignedWebhookWarning)
+        yield
+    for warning in caught:
+        if issubclass(warning.category, UnsignedWebhookWarning):
+            console.err(f"warning: {warning.message}")
+        else:  # not ours to swallow
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
 
 
 def _list(args: argparse.Namespace, console: Console) -> int:
@@ -327,8 +380,16 @@ def _create(args: argparse.Namespace, console: Console) -> int:
         "segment_gzip": args.segment_gzip,
     }
     fields = {k: v for k, v in optional.items() if v is not None}
+    if args.unsigned:
+        if write_key is not None:
+            usage_error(args, "--unsigned is for URL webhooks; Segment webhooks use a write key")
+        fields["unsigned"] = True
     who = actor(args)
-    with open_registry(args, create=True) as registry, _secret_from(args, console) as secret:
+    with (
+        open_registry(args, create=True) as registry,
+        _secret_from(args, console) as secret,
+        _unsigned_warnings(console),
+    ):
         if write_key is not None:
             fields.update(kind="segment", write_key=write_key)
         hook = registry.create(
@@ -341,13 +402,22 @@ def _create(args: argparse.Namespace, console: Console) -> int:
         )
         if args.enable:
             hook = registry.enable(who, hook.id)
-    return _show_change(console, args, "created", hook)
+    generated = None
+    if secret is None and hook.secret is not None:
+        generated = hook.secret  # made by the registry: the caller sees it only now
+    return _show_change(console, args, "created", hook, new_secret=generated)
 
 
 def _update(args: argparse.Namespace, console: Console) -> int:
     new_secret = (args.secret, args.secret_file, args.generate_secret)
     if args.no_secret and any(value is not None for value in new_secret):
         usage_error(args, "--no-secret cannot go with a new secret")
+    if args.no_secret and not args.unsigned:
+        usage_error(
+            args,
+            "removing the secret makes the webhook unsigned: add --unsigned to do that on "
+            "purpose (or rotate-secret to replace the secret)",
+        )
     if args.no_headers and args.headers:
         usage_error(args, "--no-headers cannot go with --header")
     changes: dict[str, Any] = {
@@ -364,9 +434,13 @@ def _update(args: argparse.Namespace, console: Console) -> int:
     fields = {k: v for k, v in changes.items() if v is not None}
     if args.no_headers:
         fields["headers"] = None
-    if args.no_secret:
-        fields["secret"] = None
-    with open_registry(args) as registry, _secret_from(args, console) as secret:
+    if args.unsigned:
+        fields.update(secret=None, unsigned=True)
+    with (
+        open_registry(args) as registry,
+        _secret_from(args, console) as secret,
+        _unsigned_warnings(console),
+    ):
         if secret is not None:
             fields["secret"] = secret
         if not fields:
