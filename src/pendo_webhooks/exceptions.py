@@ -12,6 +12,7 @@ working for code that does not know this library::
     |   +-- InvalidVersion                              an unparseable agent version
     +-- UnknownEventType           (also ValueError)   an ``event`` name we do not know
     +-- InvalidEventPayload        (also ValueError)   a wire payload with bad fields
+    |   +-- UnexpectedEventType                         another event type than asked for
     +-- PayloadError               (also ValueError)   an event that cannot be serialized
     |   +-- PayloadTooLarge                             over a size limit
     +-- SignatureError             (also ValueError)   a signature that does not verify
@@ -50,6 +51,7 @@ __all__ = [
     "SignatureError",
     "StorageError",
     "TransportError",
+    "UnexpectedEventType",
     "UnknownDelivery",
     "UnknownEventType",
     "UnknownExclusion",
@@ -142,6 +144,29 @@ class InvalidEventPayload(PendoWebhooksError, ValueError):
 
     def __str__(self) -> str:
         return "; ".join(self.errors)
+
+
+class UnexpectedEventType(InvalidEventPayload):
+    """
+    A valid-looking payload of another event type than the one asked for.
+
+    :func:`~pendo_webhooks.events.parse_event` raises it when given the event class it
+    expects and the body names another known event type. A receiver that handles only some
+    types can catch it apart from a malformed body.
+
+    Attributes:
+        expected: The ``event`` name asked for.
+        actual: The ``event`` name the payload has.
+
+    >>> str(UnexpectedEventType("npsSubmitted", "guideDisplayed"))
+    "event: expected 'npsSubmitted', got 'guideDisplayed'"
+    """
+
+    def __init__(self, expected: str, actual: str) -> None:
+        super().__init__([f"event: expected {expected!r}, got {actual!r}"])
+        self.args = (expected, actual)  # the constructor's arguments, for pickle
+        self.expected = expected
+        self.actual = actual
 
 
 class PayloadError(PendoWebhooksError, ValueError):
