@@ -36,6 +36,7 @@ _SAMPLE_ARGS: dict[str, tuple[object, ...]] = {
     "InvalidVersion": ("agent_version", "not a version"),
     "UnknownEventType": ("pageViewed",),
     "InvalidEventPayload": (("visitorId: required", "timestamp: must be an integer"),),
+    "UnexpectedEventType": ("npsSubmitted", "guideDisplayed"),
     "PayloadTooLarge": (32769, 32768),
     "TransportError": ("timeout", "no response within 15.0 s"),
     "DestinationBlocked": ("blocked", "127.0.0.1 is loopback"),
