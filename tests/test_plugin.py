@@ -46,6 +46,38 @@ def test_sample_fixtures(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=2)
 
 
+def test_verify_event_fixture(pytester: pytest.Pytester) -> None:
+    """
+    pendo_verify_event verifies and parses in one call, on the frozen clock when there is one.
+    """
+    pytester.makepyfile(
+        """
+        import pytest
+        from pendo_webhooks.events import NpsSubmitted
+        from pendo_webhooks.exceptions import SignatureError, UnexpectedEventType
+
+        def test_real_clock(pendo_verify_event, pendo_signed_request, pendo_sample_event):
+            body, headers = pendo_signed_request(pendo_sample_event("npsSubmitted"), "s3cr3t")
+            assert pendo_verify_event(body, headers, "s3cr3t", expect=NpsSubmitted).nps.rating == 9
+            with pytest.raises(SignatureError):
+                pendo_verify_event(body, headers, "not it")
+
+        def test_frozen_clock(pendo_verify_event, pendo_signed_request, pendo_frozen_clock):
+            from pendo_webhooks.testing import sample_event
+            event = sample_event("guideDisplayed")
+            body, headers = pendo_signed_request(event, "s3cr3t", clock=pendo_frozen_clock)
+            assert pendo_verify_event(body, headers, "s3cr3t") == event
+            with pytest.raises(UnexpectedEventType):
+                pendo_verify_event(body, headers, "s3cr3t", expect=NpsSubmitted)
+            pendo_frozen_clock.advance(301)
+            with pytest.raises(SignatureError, match="too old"):
+                pendo_verify_event(body, headers, "s3cr3t")
+        """
+    )
+    result = pytester.runpytest(*PLUGIN, "--strict-markers")
+    result.assert_outcomes(passed=2)
+
+
 def test_receiver_fixture_is_configured_by_the_marker(pytester: pytest.Pytester) -> None:
     """
     @pytest.mark.pendo_receiver passes its keywords to the LocalReceiver; the closest wins.

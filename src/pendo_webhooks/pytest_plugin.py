@@ -12,6 +12,10 @@ Fixtures (all prefixed ``pendo_``, so they do not clash with yours):
 * ``pendo_sample_events``: one sample event of each of the nine types.
 * ``pendo_signed_request``: the :func:`~pendo_webhooks.testing.signed_request` factory,
   ``(event, secrets) -> (body, headers)`` signed exactly as the sender signs.
+* ``pendo_verify_event``: :func:`~pendo_webhooks.signing.verify_event`, the one call a
+  receiver's handler makes to verify a request and parse its event: ``(body, headers,
+  secrets, expect=..., ...)``. When the test also uses ``pendo_frozen_clock``, signature
+  timestamps are checked against that clock (sign with ``clock=pendo_frozen_clock`` then).
 * ``pendo_receiver``: a started :class:`~pendo_webhooks.testing.LocalReceiver`, closed
   after the test. Configure it with ``@pytest.mark.pendo_receiver(secrets=[...],
   statuses=[503, 200], ...)`` (any :class:`~pendo_webhooks.testing.LocalReceiver`
@@ -49,6 +53,7 @@ __all__ = [
     "pendo_sample_event",
     "pendo_sample_events",
     "pendo_signed_request",
+    "pendo_verify_event",
     "pytest_configure",
 ]
 
@@ -95,6 +100,20 @@ def pendo_signed_request() -> Callable[..., SignedRequest]:
     from .testing import signed_request
 
     return signed_request
+
+
+@pytest.fixture
+def pendo_verify_event(request: pytest.FixtureRequest) -> Callable[..., Event]:
+    """
+    :func:`~pendo_webhooks.signing.verify_event`, on the frozen clock if the test uses it.
+    """
+    from functools import partial
+
+    from .signing import verify_event
+
+    if "pendo_frozen_clock" in request.fixturenames:
+        return partial(verify_event, clock=request.getfixturevalue("pendo_frozen_clock"))
+    return verify_event
 
 
 @pytest.fixture

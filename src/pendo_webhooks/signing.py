@@ -16,9 +16,11 @@ Two schemes, chosen per webhook with :class:`SignatureScheme`:
 
 A sender builds a :class:`Signer` once per webhook with :func:`signer_for` and
 calls ``sign`` on every attempt, with the event's ``uniqueId`` and the attempt
-time. A receiver calls :func:`verify` (or :func:`verify_standard` /
-:func:`verify_pendo`); they raise :class:`~pendo_webhooks.exceptions.SignatureError`
-and nothing else for any body and headers.
+time. A receiver calls :func:`verify_event`, which verifies and then parses the
+body into its typed event, or :func:`verify` (or :func:`verify_standard` /
+:func:`verify_pendo`), which only verify; every one of them raises
+:class:`~pendo_webhooks.exceptions.SignatureError` for any body and headers that
+do not verify.
 
 >>> signer = signer_for(SignatureScheme.BOTH, [Secret("s3cr3t-with-special-chars!&?<>")])
 >>> sorted(signer.sign(b"{}", msg_id="msg_1", timestamp=1626803880))
@@ -33,7 +35,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar, overload
 
 import attrs
 
@@ -49,8 +51,11 @@ from ._verify import (
     verify_pendo,
     verify_standard,
 )
-from .exceptions import ConfigurationError, ValidationError
+from .exceptions import ConfigurationError, UnexpectedEventType, ValidationError
 
+
+if TYPE_CHECKING:
+    from .events import Event
 
 __all__ = [
     "DEFAULT_SIGNATURE_HEADER",
@@ -66,6 +71,7 @@ __all__ = [
     "signer_for",
     "validate_header_name",
     "verify",
+    "verify_event",
     "verify_pendo",
     "verify_standard",
 ]
@@ -429,3 +435,160 @@ def verify(
         verify_standard(body, headers, secrets, tolerance=tolerance, clock=clock)
     if scheme is not SignatureScheme.STANDARD:
         verify_pendo(body, headers, secrets, header=header)
+
+
+_E = TypeVar("_E", bound="Event")
+_E2 = TypeVar("_E2", bound="Event")
+_E3 = TypeVar("_E3", bound="Event")
+
+
+@overload
+def verify_event(
+    body: bytes | str,
+    headers: Mapping[str, str],
+    secrets: Secret | str | Sequence[Secret | str],
+    *,
+    expect: None = None,
+    scheme: SignatureScheme | str = ...,
+    header: str = ...,
+    tolerance: int = ...,
+    clock: Clock = ...,
+) -> Event: ...
+@overload
+def verify_event(
+    body: bytes | str,
+    headers: Mapping[str, str],
+    secrets: Secret | str | Sequence[Secret | str],
+    *,
+    expect: type[_E],
+    scheme: SignatureScheme | str = ...,
+    header: str = ...,
+    tolerance: int = ...,
+    clock: Clock = ...,
+) -> _E: ...
+@overload
+def verify_event(
+    body: bytes | str,
+    headers: Mapping[str, str],
+    secrets: Secret | str | Sequence[Secret | str],
+    *,
+    expect: tuple[type[_E], type[_E2]],
+    scheme: SignatureScheme | str = ...,
+    header: str = ...,
+    tolerance: int = ...,
+    clock: Clock = ...,
+) -> _E | _E2: ...
+@overload
+def verify_event(
+    body: bytes | str,
+    headers: Mapping[str, str],
+    secrets: Secret | str | Sequence[Secret | str],
+    *,
+    expect: tuple[type[_E], type[_E2], type[_E3]],
+    scheme: SignatureScheme | str = ...,
+    header: str = ...,
+    tolerance: int = ...,
+    clock: Clock = ...,
+) -> _E | _E2 | _E3: ...
+@overload
+def verify_event(
+    body: bytes | str,
+    headers: Mapping[str, str],
+    secrets: Secret | str | Sequence[Secret | str],
+    *,
+    expect: tuple[type[Event], ...],
+    scheme: SignatureScheme | str = ...,
+    header: str = ...,
+    tolerance: int = ...,
+    clock: Clock = ...,
+) -> Event: ...
+
+
+def verify_event(
+    body: bytes | str,
+    headers: Mapping[str, str],
+    secrets: Secret | str | Sequence[Secret | str],
+    *,
+    expect: object = None,
+    scheme: SignatureScheme | str = SignatureScheme.BOTH,
+    header: str = DEFAULT_SIGNATURE_HEADER,
+    tolerance: int = DEFAULT_TOLERANCE,
+    clock: Clock = utcnow,
+) -> Event:
+    """
+    Verify a received webhook, then parse its body: the one call a receiver needs.
+
+    The signature is checked first, exactly as :func:`verify` checks it (the same
+    *scheme*, *header*, *tolerance* and *clock*, the replay window included), and
+    an unverified body is never parsed. Then
+    :func:`~pendo_webhooks.events.parse_event` reads the body into its event class.
+
+    With *expect* (one event class, or a tuple of them), the result is typed as that
+    class (or the union of those classes), and a body of any other event type is
+    refused with :class:`~pendo_webhooks.exceptions.UnexpectedEventType`, which names
+    both event types.
+
+    Args:
+        body: The raw request body, before any JSON parsing (``str`` is UTF-8 encoded).
+        headers: The request headers; names match case-insensitively.
+        secrets: One secret or several (during a rotation); any one may match.
+        expect: The event class (or classes) this receiver handles; ``None`` takes any.
+        scheme: Which scheme must verify (see :func:`verify`).
+        header: The Pendo signature header name.
+        tolerance: For Standard Webhooks, seconds a timestamp may be off now, either way.
+        clock: Returns the current aware UTC time.
+
+    Returns:
+        The parsed event: an instance of *expect* when given.
+
+    Raises:
+        SignatureError: For anything about *body* and *headers* that does not verify
+            (checked before anything else about the body).
+        UnknownEventType: If the verified body names an event type that does not exist
+            (a newer sender: acknowledge it with ``2xx``).
+        UnexpectedEventType: If *expect* is given and the body is of another event type
+            (also an :class:`~pendo_webhooks.exceptions.InvalidEventPayload`).
+        InvalidEventPayload: If the verified body is not a valid event.
+        ConfigurationError: If *expect* is not an event class or a tuple of them, or
+            *secrets*, *tolerance* or *clock* is unusable.
+        ValidationError: If a secret's text, *scheme* or *header* is invalid.
+
+    >>> from datetime import datetime, timezone
+    >>> from pendo_webhooks.events import NpsSubmitted, PollSubmitted
+    >>> from pendo_webhooks.testing import sample_event, signed_request
+    >>> event = sample_event("npsSubmitted")
+    >>> body, headers = signed_request(event, "s3cr3t", timestamp=1626803880)
+    >>> now = lambda: datetime.fromtimestamp(1626803881, timezone.utc)
+    >>> verify_event(body, headers, "s3cr3t", expect=NpsSubmitted, clock=now).nps.rating
+    9
+    >>> try:
+    ...     verify_event(body, headers, "s3cr3t", expect=PollSubmitted, clock=now)
+    ... except UnexpectedEventType as exc:
+    ...     print(exc)
+    event: expected 'pollSubmitted', got 'npsSubmitted'
+    >>> verify_event(body, headers, "not the secret", clock=now)
+    Traceback (most recent call last):
+    ...
+    pendo_webhooks.exceptions.SignatureError: webhook-signature: no signature matches
+    """
+    from ._wire import parse_event  # noqa: PLC0415 - the event models load on first use
+
+    expected = _expected_classes(expect)
+    verify(body, headers, secrets, scheme=scheme, header=header, tolerance=tolerance, clock=clock)
+    event = parse_event(body)
+    if expected and not isinstance(event, expected):
+        names = " or ".join(cls.category.value for cls in expected)
+        raise UnexpectedEventType(names, event.category.value)
+    return event
+
+
+def _expected_classes(expect: object) -> tuple[type[Event], ...]:
+    from ._models import EVENT_TYPES  # noqa: PLC0415
+
+    if expect is None:
+        return ()
+    classes = expect if isinstance(expect, tuple) else (expect,)
+    if not classes or any(cls not in EVENT_TYPES for cls in classes):
+        msg = f"expect: must be an event class or a tuple of them, not {expect!r}"
+        raise ConfigurationError(msg)
+    return classes

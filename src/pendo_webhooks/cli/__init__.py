@@ -25,7 +25,17 @@ from collections.abc import Sequence
 
 from .._version import __version__
 from ..exceptions import PendoWebhooksError
-from . import _deliveries, _exclusions, _listen, _sample, _send, _verify, _webhooks, _worker
+from . import (
+    _deliveries,
+    _exclusions,
+    _listen,
+    _sample,
+    _schema,
+    _send,
+    _verify,
+    _webhooks,
+    _worker,
+)
 from ._common import (
     ENV_ACTOR,
     ENV_DB,
@@ -44,8 +54,8 @@ from ._common import (
 __all__ = ["build_parser", "main"]
 
 _DESCRIPTION = """\
-Pendo-style webhooks from the shell: print sample payloads, send them with the real retry
-policy, verify signatures, run a local receiver, and manage a SQLite store."""
+Pendo-style webhooks from the shell: print sample payloads and their schemas, send them with
+the real retry policy, verify signatures, run a local receiver, and manage a SQLite store."""
 
 _ENVIRONMENT_HELP = f"""\
 environment:
@@ -53,7 +63,17 @@ environment:
   {ENV_ACTOR}  who is acting on a store (audited), when --actor is not given
   (an option given on the command line wins over its variable)"""
 
-_COMMANDS = (_sample, _send, _verify, _listen, _webhooks, _deliveries, _exclusions, _worker)
+_COMMANDS = (
+    _sample,
+    _schema,
+    _send,
+    _verify,
+    _listen,
+    _webhooks,
+    _deliveries,
+    _exclusions,
+    _worker,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
