@@ -7,9 +7,38 @@ internal = DestinationPolicy(allow_networks=["10.20.0.0/16"])
 registry = WebhookRegistry(InMemoryStorage(), destinations=internal)
 assert internal.check_url("https://10.20.3.4/hooks") == "https://10.20.3.4/hooks"
 
-from pendo_webhooks import Actor, Secret
+import warnings
+
+from pendo_webhooks import Actor, InMemoryStorage, WebhookRegistry
+from pendo_webhooks.exceptions import UnsignedWebhookWarning, ValidationError
 
 admin = Actor("admin-1", is_admin=True)
+registry = WebhookRegistry(InMemoryStorage())
+hook = registry.create(
+    admin, name="CRM", url="https://crm.example.com/in", categories=["npsSubmitted"]
+)
+assert hook.secret is not None  # generated: a URL webhook is signed unless told otherwise
+shown_once = hook.secret.reveal()
+assert shown_once.startswith("whsec_")
+
+try:
+    registry.create(admin, name="CRM", url="https://crm.example.com/in",
+                    secret="   ", categories=["npsSubmitted"])
+except ValidationError as exc:
+    assert str(exc) == "secret: must not be only whitespace"
+
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    legacy = registry.create(
+        admin, name="Legacy", url="https://legacy.example.com/in",
+        categories=["npsSubmitted"], unsigned=True,
+    )
+assert legacy.secret is None
+assert [w.category for w in caught] == [UnsignedWebhookWarning]
+assert registry.audit(admin, webhook_id=legacy.id)[0].changes["unsigned"] == (None, True)
+
+from pendo_webhooks import Actor, Secret
+
 registry = WebhookRegistry(InMemoryStorage())
 hook = registry.create(
     admin, name="CRM", url="https://crm.example.com/in?token=abc123", secret="s3cr3t!",
@@ -20,6 +49,12 @@ assert "s3cr3t" not in repr(hook) and "abc123" not in repr(hook)
 (entry,) = registry.audit(admin, webhook_id=hook.id)
 assert entry.changes["secret"] == (None, "<redacted>")
 assert entry.changes["url"] == (None, "https://crm.example.com/in?<redacted>")
+
+try:
+    registry.create(admin, name="Invoices\u202egnp.exe", url="https://crm.example.com/in",
+                    categories=["npsSubmitted"])
+except ValidationError as exc:
+    assert exc.field == "name" and "U+202E" in str(exc)
 
 exclusion = registry.add_exclusion(admin, "visitor", "*@internal.example.com")
 assert [e.rule.pattern for e in registry.exclusions(admin)] == ["*@internal.example.com"]

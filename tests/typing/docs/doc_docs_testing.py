@@ -59,6 +59,22 @@ assert [(r.status, r.verified) for r in receiver.requests] == [
 assert receiver.requests[-1].event == sample_event("guideDisplayed")
 assert receiver.requests[-1].path == "/hooks/pendo"
 
+import requests
+
+from pendo_webhooks.testing import signed_request
+
+forged = signed_request(sample_event("npsSubmitted"), "not-the-secret")
+with LocalReceiver(secrets=["s3cr3t"]) as strict:
+    answer = requests.post(strict.url, data=forged.body, headers=forged.headers, timeout=5)
+with LocalReceiver(secrets=["s3cr3t"], accept_unverified=True) as lenient:
+    lenient_answer = requests.post(
+        lenient.url, data=forged.body, headers=forged.headers, timeout=5
+    )
+
+assert (answer.status_code, lenient_answer.status_code) == (401, 200)
+assert [r.verified for r in strict.requests + lenient.requests] == [False, False]
+assert strict.requests[0].error == "webhook-signature: no signature matches"
+
 from pendo_webhooks.events import PollSubmitted
 from pendo_webhooks.testing import Reply
 

@@ -19,20 +19,21 @@ assert result.all_delivered
 assert receiver.requests[0].verified
 receiver.close()
 
-from pendo_webhooks.events import NpsSubmitted, parse_event
-from pendo_webhooks.signing import verify
+from pendo_webhooks.events import NpsSubmitted
+from pendo_webhooks.signing import verify_event
 from pendo_webhooks.testing import sample_event, signed_request
 
 body, headers = signed_request(sample_event("npsSubmitted"), "s3cr3t")  # what arrives
-verify(body, headers, "s3cr3t")  # raises SignatureError unless genuine and recent
-assert parse_event(body, NpsSubmitted).nps.rating == 9  # UnexpectedEventType if another type
+# Raises SignatureError unless genuine and recent; only then parses the body, typed.
+event = verify_event(body, headers, "s3cr3t", expect=NpsSubmitted)
+assert event.nps.rating == 9  # UnexpectedEventType had it been another type
 
 from pendo_webhooks.events import PollSubmitted
 
-match parse_event(body):
+match verify_event(body, headers, "s3cr3t"):
     case NpsSubmitted(nps=nps):
         print(f"NPS {nps.rating}: {nps.reason}")
     case PollSubmitted(poll=poll):
         print(f"{poll.question} {poll.response}")
-    case event:
-        print(f"{event.category} from {event.visitor_id}")
+    case other:
+        print(f"{other.category} from {other.visitor_id}")
