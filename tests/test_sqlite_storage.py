@@ -18,7 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from pendo_webhooks.exceptions import ConfigurationError, StorageError, UnknownWebhook
+from pendo_webhooks.exceptions import (
+    ConfigurationError,
+    StorageError,
+    UnknownWebhook,
+    ValidationError,
+)
 from pendo_webhooks.registry import Actor, WebhookRegistry
 from pendo_webhooks.storage import AuditQuery, PlaintextCodec, SQLiteStorage
 from pendo_webhooks.storage._schema import APPLICATION_ID, LATEST_VERSION, apply_migrations
@@ -354,6 +359,33 @@ class TestStoredRows:
         conn.close()
         with pytest.raises(StorageError, match="aud_bad"):
             store.audit_entries(AuditQuery())
+
+    def test_rows_stored_under_looser_rules_still_load(self, store: SQLiteStorage) -> None:
+        """
+        A name with a bidi override and a whitespace-only secret, refused for new input
+        today, were accepted before: such rows still load and sign, and only new input is
+        held to the rules (refusing the row would break every read of the webhooks).
+        """
+        registry = WebhookRegistry(store)
+        hook = registry.create(
+            ADMIN, name="Invoices", url="https://hooks.example.com/x", categories=["npsSubmitted"]
+        )
+        conn = raw(store.path)
+        conn.execute(
+            "UPDATE webhooks SET name = ?, secret = ? WHERE id = ?",
+            ("Invoices\u202egnp.exe", "   ", hook.id),
+        )
+        conn.close()
+        (listed,) = store.list_webhooks()
+        assert listed.name == "Invoices\u202egnp.exe"
+        assert listed.secret is not None
+        assert listed.secret.reveal() == "   "
+        renamed = registry.update(ADMIN, hook.id, name="Invoices (renamed)")
+        assert renamed.name == "Invoices (renamed)"
+        assert renamed.secret is not None
+        assert renamed.secret.reveal() == "   "
+        with pytest.raises(ValidationError, match="U\\+202E"):
+            registry.update(ADMIN, hook.id, name="Invoices\u202egnp.exe")
 
     def test_sql_metacharacters_are_data(self, store: SQLiteStorage) -> None:
         """

@@ -39,6 +39,7 @@ __all__ = [
     "WebhookKind",
     "check_text",
     "check_trimmed_text",
+    "check_visible_text",
     "secret_or_none",
     "to_category",
     "to_kind",
@@ -59,10 +60,13 @@ MAX_RETIRED_SECRETS = 3
 MAX_REASON_LENGTH = 500
 
 _MAX_HEADER_VALUE_LENGTH = 2000
-# Refused in names and reasons: controls, invisible format characters (bidi overrides and
-# isolates, zero-width characters, the BOM: they make a name in an admin page read as
-# something else), lone surrogates, line and paragraph separators.
-_BAD_TEXT_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+# Refused in any stored text: controls, lone surrogates, line and paragraph separators.
+_BAD_TEXT_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+# Also refused in what an admin types (names, reasons, actor ids): invisible format
+# characters (bidi overrides and isolates, zero-width spaces, the BOM, tag characters) make
+# a name in an admin page read as something else. ZWNJ and ZWJ stay allowed: Persian and
+# Indic scripts need them, and so do emoji sequences. Rows stored before this rule still load.
+_ALLOWED_FORMAT = frozenset({"\u200c", "\u200d"})
 
 _V = TypeVar("_V")
 
@@ -138,18 +142,18 @@ def check_text(field: str, value: object, *, max_length: int) -> str:
 
     Raises:
         ValidationError: Naming *field*, if *value* is empty or too long after
-            stripping, or contains control characters, invisible format
-            characters (bidi overrides and isolates such as U+202E, zero-width
-            characters, U+FEFF), lone surrogates or line/paragraph separators;
-            the message names the first such character by its code point.
+            stripping, or contains control characters, lone surrogates or
+            line/paragraph separators; the message names the first such
+            character by its code point. (:func:`check_visible_text` also
+            refuses invisible format characters, for what admins type.)
         InvalidType: Naming *field*, if *value* is not a string.
 
     >>> check_text("name", "  NPS to Zapier ", max_length=200)
     'NPS to Zapier'
-    >>> check_text("name", "Invoices\\u202egnp.exe", max_length=200)  # doctest: +ELLIPSIS
+    >>> check_text("name", "line\\nbreak", max_length=200)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
       ...
-    pendo_webhooks.exceptions.ValidationError: name: must not contain U+202E (...)
+    pendo_webhooks.exceptions.ValidationError: name: must not contain U+000A (...)
     """
     if not isinstance(value, str):
         msg = f"must be text, not {type(value).__name__}"
@@ -163,9 +167,37 @@ def check_text(field: str, value: object, *, max_length: int) -> str:
         raise ValidationError(field, msg)
     bad = next((ch for ch in text if unicodedata.category(ch) in _BAD_TEXT_CATEGORIES), None)
     if bad is not None:
+        msg = f"must not contain U+{ord(bad):04X} (control characters and line breaks)"
+        raise ValidationError(field, msg)
+    return text
+
+
+def check_visible_text(field: str, value: object, *, max_length: int) -> str:
+    """
+    Like :func:`check_text`, and also refuse invisible format characters (Unicode ``Cf``).
+
+    For what an admin types (names, reasons, actor ids): bidi overrides and
+    isolates (U+202A to U+202E, U+2066 to U+2069), marks (U+200E, U+200F, U+061C),
+    zero-width spaces, the BOM and tag characters make text in an admin page read
+    as something else. ZWNJ and ZWJ (U+200C, U+200D) stay allowed: scripts such as
+    Persian and Devanagari, and emoji sequences, need them.
+
+    >>> check_visible_text("name", "Invoices\\u202egnp.exe", max_length=200)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+      ...
+    pendo_webhooks.exceptions.ValidationError: name: must not contain U+202E (...)
+    >>> check_visible_text("name", "\\U0001f469\\u200d\\U0001f4bb NPS", max_length=200)
+    '\U0001f469\u200d\U0001f4bb NPS'
+    """
+    text = check_text(field, value, max_length=max_length)
+    bad = next(
+        (ch for ch in text if unicodedata.category(ch) == "Cf" and ch not in _ALLOWED_FORMAT),
+        None,
+    )
+    if bad is not None:
         msg = (
-            f"must not contain U+{ord(bad):04X} (control and invisible formatting characters "
-            "such as bidi overrides, zero-width characters, line breaks)"
+            f"must not contain U+{ord(bad):04X} (invisible formatting characters such as "
+            "bidi overrides and zero-width spaces)"
         )
         raise ValidationError(field, msg)
     return text

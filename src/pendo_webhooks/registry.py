@@ -55,13 +55,14 @@ from ._transitions import (
 )
 from ._webhook import (
     DEFAULT_SIGNATURE_HEADER,
+    MAX_NAME_LENGTH,
     MAX_REASON_LENGTH,
     SEGMENT_EU_ENDPOINT,
     SEGMENT_US_ENDPOINT,
     RetiredSecret,
     Webhook,
     WebhookKind,
-    check_text,
+    check_visible_text,
     secret_or_none,
     to_category,
     to_kind,
@@ -200,6 +201,7 @@ class WebhookRegistry:
                 raise ValidationError("unsigned", msg)
             endpoint = SEGMENT_US_ENDPOINT if segment_endpoint is None else segment_endpoint
             segment_endpoint = self._check_url(endpoint, "segment_endpoint")
+        name = check_visible_text("name", name, max_length=MAX_NAME_LENGTH)
         now = self.clock()
         webhook = Webhook(
             id=self.ids("wh"),
@@ -282,6 +284,8 @@ class WebhookRegistry:
             secret = None
         if kind is not UNSET:
             kind = to_kind(kind)
+        if name is not UNSET:
+            name = check_visible_text("name", name, max_length=MAX_NAME_LENGTH)
         if isinstance(url, str):
             url = self._check_url(url, "url")
         if isinstance(segment_endpoint, str):
@@ -371,7 +375,7 @@ class WebhookRegistry:
         """
         self.policy.check(actor, "disable", webhook_id)
         if reason is not None:
-            reason = check_text("reason", reason, max_length=MAX_REASON_LENGTH)
+            reason = check_visible_text("reason", reason, max_length=MAX_REASON_LENGTH)
         return self._disable(actor.id, webhook_id, reason)
 
     def disable_by_system(self, webhook_id: str, *, reason: str) -> Webhook:
@@ -384,7 +388,7 @@ class WebhookRegistry:
             UnknownWebhook: If no webhook has this id.
             ValidationError: If *reason* is empty or longer than 500 characters.
         """
-        reason = check_text("reason", reason, max_length=MAX_REASON_LENGTH)
+        reason = check_visible_text("reason", reason, max_length=MAX_REASON_LENGTH)
         return self._disable(SYSTEM_ACTOR_ID, webhook_id, reason)
 
     def _disable(self, actor_id: str, webhook_id: str, reason: str | None) -> Webhook:

@@ -320,7 +320,8 @@ class PostgresWebhooks(PostgresCore):
         if stored is None:
             return None
         try:
-            return Secret(self._codec.decode(bytes(stored).decode("utf-8", "surrogatepass")))
+            text = bytes(stored).decode("utf-8", "surrogatepass")
+            return Secret._stored(self._codec.decode(text))
         except Exception as exc:  # noqa: BLE001 - the codec is the host's code; any failure counts
             # Not chained: the codec's message might quote what it was given.
             msg = (

@@ -311,7 +311,7 @@ class SQLiteWebhooks(SQLiteCore):
         if stored is None:
             return None
         try:
-            return Secret(self._codec.decode(stored))
+            return Secret._stored(self._codec.decode(stored))
         except Exception as exc:  # noqa: BLE001 - the codec is the host's code; any failure counts
             # Not chained: the codec's message might quote what it was given.
             msg = (
