@@ -199,6 +199,11 @@ def one_line(text: str) -> str:
 #: that one of the CLI's options sets.
 LIBRARY_WORDS: tuple[tuple[str, str], ...] = (
     ("(or set allow_http=True)", "(or --allow-http, or --allow-private to try things locally)"),
+    ("give a secret, or unsigned=True", "give --secret, or --unsigned"),
+    (
+        "pass unsigned=True to do that on purpose, or rotate_secret() to replace the secret",
+        "give --unsigned to do that on purpose, or use 'webhooks rotate-secret' to replace it",
+    ),
 )
 
 
