@@ -59,8 +59,7 @@ __all__ = [
     "verify_starlette_request",
 ]
 
-_E = TypeVar("_E", bound="Event")
-_Secrets = Secret | str | Sequence[Secret | str]
+EventT = TypeVar("EventT", bound="Event")
 
 
 class FlaskRequest(Protocol):
@@ -110,7 +109,7 @@ def _headers(request: object) -> Mapping[str, str]:
 @overload
 def verify_flask_request(
     request: FlaskRequest,
-    secrets: _Secrets,
+    secrets: Secret | str | Sequence[Secret | str],
     *,
     expect: None = None,
     scheme: SignatureScheme | str = ...,
@@ -121,18 +120,18 @@ def verify_flask_request(
 @overload
 def verify_flask_request(
     request: FlaskRequest,
-    secrets: _Secrets,
+    secrets: Secret | str | Sequence[Secret | str],
     *,
-    expect: type[_E],
+    expect: type[EventT],
     scheme: SignatureScheme | str = ...,
     header: str = ...,
     tolerance: int = ...,
     clock: Clock = ...,
-) -> _E: ...
+) -> EventT: ...
 @overload
 def verify_flask_request(
     request: FlaskRequest,
-    secrets: _Secrets,
+    secrets: Secret | str | Sequence[Secret | str],
     *,
     expect: tuple[type[Event], ...],
     scheme: SignatureScheme | str = ...,
@@ -144,7 +143,7 @@ def verify_flask_request(
 
 def verify_flask_request(
     request: FlaskRequest,
-    secrets: _Secrets,
+    secrets: Secret | str | Sequence[Secret | str],
     *,
     expect: Any = None,
     scheme: SignatureScheme | str = SignatureScheme.BOTH,
@@ -189,7 +188,7 @@ def verify_flask_request(
 @overload
 def verify_django_request(
     request: DjangoRequest,
-    secrets: _Secrets,
+    secrets: Secret | str | Sequence[Secret | str],
     *,
     expect: None = None,
     scheme: SignatureScheme | str = ...,
@@ -200,18 +199,18 @@ def verify_django_request(
 @overload
 def verify_django_request(
     request: DjangoRequest,
-    secrets: _Secrets,
+    secrets: Secret | str | Sequence[Secret | str],
     *,
-    expect: type[_E],
+    expect: type[EventT],
     scheme: SignatureScheme | str = ...,
     header: str = ...,
     tolerance: int = ...,
     clock: Clock = ...,
-) -> _E: ...
+) -> EventT: ...
 @overload
 def verify_django_request(
     request: DjangoRequest,
-    secrets: _Secrets,
+    secrets: Secret | str | Sequence[Secret | str],
     *,
     expect: tuple[type[Event], ...],
     scheme: SignatureScheme | str = ...,
@@ -223,7 +222,7 @@ def verify_django_request(
 
 def verify_django_request(
     request: DjangoRequest,
-    secrets: _Secrets,
+    secrets: Secret | str | Sequence[Secret | str],
     *,
     expect: Any = None,
     scheme: SignatureScheme | str = SignatureScheme.BOTH,
@@ -264,7 +263,7 @@ def verify_django_request(
 @overload
 async def verify_starlette_request(
     request: StarletteRequest,
-    secrets: _Secrets,
+    secrets: Secret | str | Sequence[Secret | str],
     *,
     expect: None = None,
     scheme: SignatureScheme | str = ...,
@@ -275,18 +274,18 @@ async def verify_starlette_request(
 @overload
 async def verify_starlette_request(
     request: StarletteRequest,
-    secrets: _Secrets,
+    secrets: Secret | str | Sequence[Secret | str],
     *,
-    expect: type[_E],
+    expect: type[EventT],
     scheme: SignatureScheme | str = ...,
     header: str = ...,
     tolerance: int = ...,
     clock: Clock = ...,
-) -> _E: ...
+) -> EventT: ...
 @overload
 async def verify_starlette_request(
     request: StarletteRequest,
-    secrets: _Secrets,
+    secrets: Secret | str | Sequence[Secret | str],
     *,
     expect: tuple[type[Event], ...],
     scheme: SignatureScheme | str = ...,
@@ -298,7 +297,7 @@ async def verify_starlette_request(
 
 async def verify_starlette_request(
     request: StarletteRequest,
-    secrets: _Secrets,
+    secrets: Secret | str | Sequence[Secret | str],
     *,
     expect: Any = None,
     scheme: SignatureScheme | str = SignatureScheme.BOTH,

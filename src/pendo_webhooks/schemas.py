@@ -71,7 +71,8 @@ _ID_PREFIX = "urn:pendo-webhooks:schema:"
 _LOCAL_DEFS = "#/$defs/"
 _COMPONENTS = "#/components/schemas/"
 
-# What Pendo does not publish, said in the schema of the event concerned (WIRE.md section 1).
+# What Pendo does not publish, said in the schema of the event concerned (see the wire
+# format page, docs/reference/wire-format.md).
 _NOT_PUBLISHED: Mapping[EventCategory, str] = MappingProxyType(
     {
         EventCategory.POLL_SUBMITTED: (
@@ -290,7 +291,7 @@ def _event_body(cls: type[Event], ref: str) -> dict[str, Any]:
         "required": list(properties),
     }
     # The keys in the order to_wire writes them: the envelope's, with event and properties
-    # after userAgent (WIRE.md section 2).
+    # after userAgent (the envelope's order, docs/reference/wire-format.md).
     order = [camel(a.name) for a in _wire_fields(_Envelope)]
     order[order.index("userAgent") + 1 : order.index("userAgent") + 1] = ["event", "properties"]
     keys = {key: top[key] for key in order}

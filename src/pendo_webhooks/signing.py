@@ -437,9 +437,9 @@ def verify(
         verify_pendo(body, headers, secrets, header=header)
 
 
-_E = TypeVar("_E", bound="Event")
-_E2 = TypeVar("_E2", bound="Event")
-_E3 = TypeVar("_E3", bound="Event")
+EventT = TypeVar("EventT", bound="Event")
+EventT2 = TypeVar("EventT2", bound="Event")
+EventT3 = TypeVar("EventT3", bound="Event")
 
 
 @overload
@@ -460,36 +460,36 @@ def verify_event(
     headers: Mapping[str, str],
     secrets: Secret | str | Sequence[Secret | str],
     *,
-    expect: type[_E],
+    expect: type[EventT],
     scheme: SignatureScheme | str = ...,
     header: str = ...,
     tolerance: int = ...,
     clock: Clock = ...,
-) -> _E: ...
+) -> EventT: ...
 @overload
 def verify_event(
     body: bytes | str,
     headers: Mapping[str, str],
     secrets: Secret | str | Sequence[Secret | str],
     *,
-    expect: tuple[type[_E], type[_E2]],
+    expect: tuple[type[EventT], type[EventT2]],
     scheme: SignatureScheme | str = ...,
     header: str = ...,
     tolerance: int = ...,
     clock: Clock = ...,
-) -> _E | _E2: ...
+) -> EventT | EventT2: ...
 @overload
 def verify_event(
     body: bytes | str,
     headers: Mapping[str, str],
     secrets: Secret | str | Sequence[Secret | str],
     *,
-    expect: tuple[type[_E], type[_E2], type[_E3]],
+    expect: tuple[type[EventT], type[EventT2], type[EventT3]],
     scheme: SignatureScheme | str = ...,
     header: str = ...,
     tolerance: int = ...,
     clock: Clock = ...,
-) -> _E | _E2 | _E3: ...
+) -> EventT | EventT2 | EventT3: ...
 @overload
 def verify_event(
     body: bytes | str,
