@@ -25,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pendo_webhooks.dispatcher import Dispatcher
 from pendo_webhooks.events import (
     AccountCreated,
     AgentVersion,
@@ -47,6 +48,7 @@ from pendo_webhooks.pipeline import (
 )
 from pendo_webhooks.registry import Actor, WebhookRegistry
 from pendo_webhooks.storage import InMemoryStorage, SQLiteStorage, Storage, _sqlite_pipeline
+from pendo_webhooks.testing import RecordingTransport
 
 from .conftest import START, FrozenClock
 
@@ -502,24 +504,25 @@ class TestCacheAndFailures:
             FirstSeenTracker(InMemoryStorage(), **kwargs)
 
 
-def test_observe_and_dispatch_hands_each_event_on(storage: Storage) -> None:
+def test_observe_and_dispatch_needs_a_dispatcher_on_the_same_store(storage: Storage) -> None:
     """
-    observe_and_dispatch passes every fired event to dispatcher.dispatch and returns results.
+    observe_and_dispatch stores the deliveries in the tracker's store: an object that only
+    has ``dispatch`` is refused (it could not share the transaction), and so is a
+    dispatcher on another store; neither records anything.
     """
 
     class Sink:
-        def __init__(self) -> None:
-            self.events: list[Event] = []
-
         def dispatch(self, event: Event) -> str:
-            self.events.append(event)
             return str(event.category)
 
-    sink = Sink()
     tracker = FirstSeenTracker(storage)
-    assert tracker.observe_and_dispatch(obs(), sink) == ["visitorCreated", "accountCreated"]
-    assert tracker.observe_and_dispatch(obs(), sink) == []
-    assert len(sink.events) == 2
+    with pytest.raises(ValidationError, match="dispatcher: must be a Dispatcher, not Sink"):
+        tracker.observe_and_dispatch(obs(), Sink())  # type: ignore[arg-type]
+    elsewhere = Dispatcher(WebhookRegistry(InMemoryStorage()), transport=RecordingTransport())
+    with pytest.raises(ConfigurationError, match="this tracker's store"):
+        tracker.observe_and_dispatch(obs(), elsewhere)
+    assert storage.first_seen_origin("v:v-1") is None
+    assert len(tracker.observe(obs())) == 2
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

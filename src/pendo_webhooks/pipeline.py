@@ -4,7 +4,8 @@ agent-version gate, and the decisions behind ``Dispatcher.explain``.
 
 * :class:`FirstSeenTracker` turns in-app activity (:class:`Observation`) into
   ``visitorCreated``, ``accountCreated`` and ``parentChildAccountCreated`` events, each
-  exactly once, across threads and processes.
+  fired once across threads and processes; ``observe_and_dispatch`` stores a sighting and
+  its deliveries in one transaction, so none is lost between the two.
 * The exclusion list (:class:`ExclusionRule`; managed with
   ``WebhookRegistry.add_exclusion``/``remove_exclusion``) keeps the events of visitors,
   accounts and source IP ranges away from every webhook. :class:`ExclusionMatcher` is the
