@@ -5,8 +5,8 @@ Worker processes for test_crash.py, run as ``python crash_worker.py MODE DB ...`
   SIGTERM (a clean stop) or SIGKILL (the crash under test);
 * ``enqueue DB COUNT``: enqueue COUNT npsSubmitted events, one transaction each, and exit;
 * ``observe STORE VISITORS POINT COUNT``: report visitors 0 .. VISITORS-1 (visitor ``i`` in
-  account ``i % 7``) to ``FirstSeenTracker.observe_and_dispatch``, one at a time, from the
-  first, and SIGKILL itself the COUNTth time it reaches POINT: ``inside`` (in the atomic
+  account ``i % 7``) to ``FirstSeenTracker.observe_many_and_dispatch``, in batches of 4, from
+  the first, and SIGKILL itself the COUNTth time it reaches POINT: ``inside`` (in the atomic
   transaction, the keys claimed and the deliveries not yet written), ``committed`` (just
   after the commit, before the attempt) or ``sending`` (a request in flight); ``none``
   never. STORE is a SQLite file, or ``postgresql://...#SCHEMA``.
@@ -22,7 +22,6 @@ import signal
 import sys
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timezone
-from typing import Any
 
 from pendo_webhooks.dispatcher import Delivery, Dispatcher
 from pendo_webhooks.events import App, Subscription, new_unique_id
@@ -31,6 +30,10 @@ from pendo_webhooks.pipeline import FirstSeenTracker, Observation
 from pendo_webhooks.registry import WebhookRegistry
 from pendo_webhooks.storage import SQLiteStorage, Storage
 from pendo_webhooks.testing import RecordingTransport, sample_event
+
+
+#: Observations per observe_many_and_dispatch call in ``observe`` mode.
+BATCH = 4
 
 
 def open_store(where: str) -> Storage:
@@ -81,11 +84,18 @@ def observe(where: str, visitors: int, point: str, count: int) -> int:
     at = datetime(2026, 1, 1, tzinfo=timezone.utc)
     with Dispatcher(WebhookRegistry(storage), transport=transport) as dispatcher:
         tracker = FirstSeenTracker(storage)
-        for i in range(visitors):
-            seen: dict[str, Any] = {"visitor_id": f"visitor-{i}", "account_id": f"acct-{i % 7}"}
-            tracker.observe_and_dispatch(
-                Observation(**seen, app=app, subscription=subscription, at=at), dispatcher
-            )
+        for start in range(0, visitors, BATCH):
+            batch = [
+                Observation(
+                    visitor_id=f"visitor-{i}",
+                    account_id=f"acct-{i % 7}",
+                    app=app,
+                    subscription=subscription,
+                    at=at,
+                )
+                for i in range(start, min(start + BATCH, visitors))
+            ]
+            tracker.observe_many_and_dispatch(batch, dispatcher)
     storage.close()  # type: ignore[attr-defined]
     return 0
 
