@@ -8,6 +8,7 @@ Tests taking ``storage`` run against every backend (see conftest).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import random
 import sqlite3
@@ -123,6 +124,35 @@ class TestObservation:
         with pytest.raises(ValidationError) as info:
             obs(account=None, parent_account_id="P")
         assert info.value.field == "parent_account_id"
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        text=st.one_of(
+            st.lists(
+                st.one_of(
+                    st.integers(0, 300).map(str),
+                    st.sampled_from(["", "00", "01", "007", "+1", " 1", "1_0", "\u0661", "\xb2"]),
+                ),
+                min_size=3,
+                max_size=5,
+            ).map(".".join),
+            st.ip_addresses().map(str),
+            st.text(max_size=20),
+        )
+    )
+    def test_text_ips_parse_exactly_as_ipaddress_does(self, text: str) -> None:
+        """
+        A text source IP becomes what ipaddress.ip_address makes of it (the dotted-quad
+        fast path included), and text that ipaddress refuses is a ValidationError.
+        """
+        try:
+            expected = ipaddress.ip_address(text)
+        except ValueError:
+            with pytest.raises(ValidationError, match="source_ip"):
+                obs(source_ip=text)
+        else:
+            found = obs(source_ip=text).source_ip
+            assert (found, type(found)) == (expected, type(expected))
 
     def test_conversions(self) -> None:
         """
