@@ -469,8 +469,37 @@ class FirstSeenTracker:
         """
         :meth:`observe_and_enqueue` for many observations: one transaction in all.
 
+        Returns:
+            One ``DispatchResult`` per event fired, in order.
+
         Raises:
             As :meth:`observe_and_enqueue`.
+
+        >>> from datetime import datetime, timezone
+        >>> from pendo_webhooks.dispatcher import Dispatcher
+        >>> from pendo_webhooks.events import App, Subscription
+        >>> from pendo_webhooks.registry import Actor, WebhookRegistry
+        >>> from pendo_webhooks.storage import InMemoryStorage
+        >>> from pendo_webhooks.testing import RecordingTransport
+        >>> storage = InMemoryStorage()
+        >>> registry = WebhookRegistry(storage)
+        >>> admin = Actor("u-1", is_admin=True)
+        >>> hook = registry.create(admin, name="CRM", url="https://hooks.example.com/crm",
+        ...                        categories={"visitorCreated"})
+        >>> _ = registry.enable(admin, hook.id)
+        >>> dispatcher = Dispatcher(registry, transport=RecordingTransport())
+        >>> tracker = FirstSeenTracker(storage)
+        >>> seen = [
+        ...     Observation(visitor_id=v, app=App(id=1, name="web", platform="web"),
+        ...                 subscription=Subscription(id=1, name="prod"),
+        ...                 at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+        ...     for v in ("ann", "bob", "ann")
+        ... ]
+        >>> [str(r.for_webhook(hook.id).outcome)
+        ...  for r in tracker.observe_many_and_enqueue(seen, dispatcher)]
+        ['pending', 'pending']
+        >>> dispatcher.drain(timeout=10).delivered
+        2
         """
         return self._observe_into(observations, dispatcher, attempt=False, connection=connection)
 

@@ -126,6 +126,16 @@ class Storage(WebhookStore, AuditStore, OutboxStore, FirstSeenStore, ExclusionSt
         Raises:
             ConflictError: If a delivery id is taken (nothing is stored or claimed).
             ConfigurationError: If *connection* is given to a store that cannot use it.
+
+        >>> from datetime import datetime, timezone
+        >>> from pendo_webhooks.storage import InMemoryStorage
+        >>> store, now = InMemoryStorage(), datetime(2026, 1, 1, tzinfo=timezone.utc)
+        >>> def nothing_subscribes(claimed):
+        ...     return []
+        >>> store.claim_first_seen_and_enqueue(["v:ann"], at=now, deliveries=nothing_subscribes)
+        ({'v:ann'}, [])
+        >>> store.claim_first_seen_and_enqueue(["v:ann"], at=now, deliveries=nothing_subscribes)
+        (set(), [])
         """
 
 
