@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import secrets
+import socket
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar, TypeAlias
@@ -86,23 +87,19 @@ def _to_agent_version(value: AgentVersion | str | None) -> AgentVersion | None:
 
 def _dotted_quad(text: str) -> ipaddress.IPv4Address | None:
     """
-    *text* as an IPv4 address if it is a plain dotted quad, else ``None`` (ask ipaddress).
+    *text* as an IPv4 address if it is a canonical dotted quad, else ``None`` (ask ipaddress).
 
-    Three times faster than ``ipaddress.ip_address`` for the common case, and strict in the
-    same way: four decimal octets of 0 to 255, no leading zeros, ASCII digits only.
+    Three times faster than ``ipaddress.ip_address`` for the common case. What the C library
+    accepts is kept only if it spells the address back exactly as given, so nothing
+    ipaddress would refuse (leading zeros, short forms) gets through on any platform.
     """
-    parts = text.split(".")
-    if len(parts) != 4 or not text.isascii():
+    try:
+        packed = socket.inet_pton(socket.AF_INET, text)
+    except (OSError, ValueError):
         return None
-    number = 0
-    for part in parts:
-        if not part.isdigit() or len(part) > 3 or (part[0] == "0" and len(part) > 1):
-            return None
-        octet = int(part)
-        if octet > 255:
-            return None
-        number = number << 8 | octet
-    return ipaddress.IPv4Address(number)
+    if socket.inet_ntop(socket.AF_INET, packed) != text:
+        return None
+    return ipaddress.IPv4Address(packed)
 
 
 def _to_ip(value: IPAddress | str | None) -> IPAddress | None:

@@ -12,7 +12,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
@@ -42,6 +42,11 @@ from ._outcomes import DispatchResult
 from ._values import ID, INT64, TEXT, UTC, App, Subscription, instance_of
 from .exceptions import ConfigurationError, ValidationError
 from .storage._protocol_pipeline import FirstSeenStore
+
+
+if TYPE_CHECKING:
+    # For annotations only: the dispatcher sits above the pipeline, which never imports it.
+    from .dispatcher import Dispatcher
 
 
 __all__ = [
@@ -159,27 +164,6 @@ class TrackerStore(FirstSeenStore, ExclusionSource, Protocol):
     **Protocol**: What a :class:`FirstSeenTracker` needs from a store (every
     :class:`~pendo_webhooks.storage.Storage` has it).
     """
-
-
-class _Enqueuer(Protocol):
-    """
-    What the tracker needs from a ``Dispatcher``: its enqueue path, with the first-seen
-    claim in the same transaction. Strictly private.
-    """
-
-    @property
-    def storage(self) -> object: ...
-
-    def _enqueue_first_seen(
-        self,
-        keys: Collection[str],
-        *,
-        at: datetime,
-        categories: Iterable[EventCategory],
-        events: Callable[[set[str]], list[Event]],
-        attempt: bool,
-        connection: object | None = None,
-    ) -> list[DispatchResult]: ...
 
 
 class _Cache:
@@ -369,7 +353,7 @@ class FirstSeenTracker:
         return self._events(pending, wanted, claimed)
 
     def observe_and_dispatch(
-        self, observation: Observation, dispatcher: _Enqueuer
+        self, observation: Observation, dispatcher: Dispatcher
     ) -> list[DispatchResult]:
         """
         Record one sighting and store its events' deliveries atomically; then attempt them.
@@ -420,7 +404,7 @@ class FirstSeenTracker:
         return self._observe_into((observation,), dispatcher, attempt=True)
 
     def observe_many_and_dispatch(
-        self, observations: Iterable[Observation], dispatcher: _Enqueuer
+        self, observations: Iterable[Observation], dispatcher: Dispatcher
     ) -> list[DispatchResult]:
         """
         :meth:`observe_many` and ``dispatcher.dispatch_many`` in one: the sightings and
@@ -438,7 +422,7 @@ class FirstSeenTracker:
     def observe_and_enqueue(
         self,
         observation: Observation,
-        dispatcher: _Enqueuer,
+        dispatcher: Dispatcher,
         *,
         connection: object | None = None,
     ) -> list[DispatchResult]:
@@ -462,7 +446,7 @@ class FirstSeenTracker:
     def observe_many_and_enqueue(
         self,
         observations: Iterable[Observation],
-        dispatcher: _Enqueuer,
+        dispatcher: Dispatcher,
         *,
         connection: object | None = None,
     ) -> list[DispatchResult]:
@@ -551,7 +535,7 @@ class FirstSeenTracker:
     def _observe_into(
         self,
         observations: Iterable[Observation],
-        dispatcher: _Enqueuer,
+        dispatcher: Dispatcher,
         *,
         attempt: bool,
         connection: object | None = None,
