@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -813,3 +814,47 @@ class TestSQLite:
         assert max(visitors.values()) == 1
         assert sum(1 for f in fired if f.startswith("accountCreated:")) == 50
         assert sum(per_process) == 1050
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    visitor=st.text(min_size=1, max_size=12),
+    account=st.one_of(st.none(), st.text(min_size=1, max_size=12)),
+    group=st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)),
+    source_ip=st.one_of(st.none(), st.ip_addresses().map(str)),
+    agent_version=st.sampled_from([None, "2.41.0", "2.33.0-beta.1"]),
+    user_agent=st.text(max_size=12),
+)
+def test_tracker_events_equal_the_validated_constructors(
+    *,
+    visitor: str,
+    account: str | None,
+    group: int | None,
+    source_ip: str | None,
+    agent_version: str | None,
+    user_agent: str,
+) -> None:
+    """
+    The tracker builds its events without re-running the checks; they are the very events
+    the public constructors make from the same values (host metadata and hash included).
+    """
+    if any("\ud800" <= c <= "\udfff" for c in visitor + (account or "") + user_agent):
+        return  # refused by Observation itself
+    seen = obs(
+        visitor,
+        account,
+        sample_group=group,
+        source_ip=source_ip,
+        agent_version=agent_version,
+        user_agent=user_agent,
+    )
+    for event in FirstSeenTracker(InMemoryStorage()).observe(seen):
+        fields = {f.name: getattr(event, f.name) for f in attrs.fields(type(event))}
+        rebuilt = type(event)(**fields)
+        assert event == rebuilt
+        assert hash(event) == hash(rebuilt)
+        assert (event.agent_version, event.source_ip) == (
+            rebuilt.agent_version,
+            rebuilt.source_ip,
+        )
+        assert to_wire(event) == to_wire(rebuilt)

@@ -12,7 +12,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 
@@ -157,6 +157,34 @@ def _joined(parent: str | None, account: str) -> str:
 def _pair_key(parent: str, child: str) -> str:
     # Length-prefixed: ids may contain any separator.
     return f"p:{len(parent)}:{parent}{child}"
+
+
+_E = TypeVar("_E", VisitorCreated, AccountCreated)
+_Setter = Callable[[object, Any], None]
+
+
+def _setters(cls: type) -> tuple[tuple[str, _Setter], ...]:
+    # attrs' slotted classes: a member descriptor per field, whose __set__ skips the
+    # frozen __setattr__ (what the generated __init__ does too).
+    return tuple((f.name, getattr(cls, f.name).__set__) for f in attrs.fields(cls))
+
+
+_SETTERS = {cls: _setters(cls) for cls in (VisitorCreated, AccountCreated)}
+
+
+def _trusted(cls: type[_E], values: dict[str, Any]) -> _E:
+    """
+    Build a first-seen event from values already checked, without checking them again.
+
+    Every value comes from a validated :class:`Observation` (the time already in whole UTC
+    seconds, the IP and version already converted), the tracker's checked settings, or
+    a checked ``unique_id``: the public constructor would only repeat the checks, at 10 to
+    15 us an event. A property test compares the two.
+    """
+    event = object.__new__(cls)
+    for name, setter in _SETTERS[cls]:
+        setter(event, values[name])
+    return event
 
 
 class TrackerStore(FirstSeenStore, ExclusionSource, Protocol):
@@ -589,20 +617,18 @@ class FirstSeenTracker:
             "user_agent": obs.user_agent,
             "timestamp": obs.at,
             "visitor_id": obs.visitor_id,
-            "unique_id": self._ids(),
+            "unique_id": checks.unique_id(self._ids(), "unique_id"),
             "agent_version": obs.agent_version,
             "source_ip": obs.source_ip,
         }
         if key[0] == "v":
             group = obs.sample_group
-            return VisitorCreated(
-                **envelope,
-                browser_name=obs.browser_name,
-                browser_version=obs.browser_version,
-                sample_group=sample_group_for(obs.visitor_id) if group is None else group,
-            )
+            envelope["browser_name"] = obs.browser_name
+            envelope["browser_version"] = obs.browser_version
+            envelope["sample_group"] = sample_group_for(obs.visitor_id) if group is None else group
+            return _trusted(VisitorCreated, envelope)
         if key[0] == "a":
-            return AccountCreated(**envelope)
+            return _trusted(AccountCreated, envelope)
         if parent is not None:  # a pair key is only ever made with a parent
             return ParentChildAccountCreated(
                 **envelope, parent_account_id=parent, child_account_id=account
