@@ -443,7 +443,12 @@ class FirstSeenTracker:
             One ``DispatchResult`` per event fired, in order.
 
         Raises:
-            As :meth:`observe_and_dispatch`.
+            ValidationError: If an item is not an :class:`Observation`, or *dispatcher*
+                not a ``Dispatcher``.
+            ConfigurationError: If *dispatcher* does not use this tracker's store.
+            StorageError: If the store fails; nothing was recorded, so calling again
+                fires the events.
+            PayloadError: If an event cannot be serialized; nothing was recorded.
         """
         return self._observe_into(observations, dispatcher, attempt=True)
 
@@ -466,8 +471,13 @@ class FirstSeenTracker:
             One ``DispatchResult`` per event fired, in order (outcomes ``pending``).
 
         Raises:
-            As :meth:`observe_and_dispatch`; ConfigurationError too if *connection* is
-            given but the store cannot use it.
+            ValidationError: If an item is not an :class:`Observation`, or *dispatcher*
+                not a ``Dispatcher``.
+            ConfigurationError: If *dispatcher* does not use this tracker's store, or if
+                *connection* is given but the store cannot use it.
+            StorageError: If the store fails; nothing was recorded, so calling again
+                fires the events.
+            PayloadError: If an event cannot be serialized; nothing was recorded.
         """
         return self._observe_into((observation,), dispatcher, attempt=False, connection=connection)
 
@@ -485,7 +495,13 @@ class FirstSeenTracker:
             One ``DispatchResult`` per event fired, in order.
 
         Raises:
-            As :meth:`observe_and_enqueue`.
+            ValidationError: If an item is not an :class:`Observation`, or *dispatcher*
+                not a ``Dispatcher``.
+            ConfigurationError: If *dispatcher* does not use this tracker's store, or if
+                *connection* is given but the store cannot use it.
+            StorageError: If the store fails; nothing was recorded, so calling again
+                fires the events.
+            PayloadError: If an event cannot be serialized; nothing was recorded.
 
         >>> from datetime import datetime, timezone
         >>> from pendo_webhooks.dispatcher import Dispatcher
