@@ -632,3 +632,39 @@ class TestRegistry:
         registry.exclusions(USER)
         registry.remove_exclusion(USER, rule.id)
         assert asked == [("exclusion_add", None), ("read", None), ("exclusion_remove", rule.id)]
+
+
+@given(
+    networks=st.lists(
+        st.one_of(
+            st.tuples(st.ip_addresses(v=4), st.integers(0, 32)),
+            st.tuples(st.ip_addresses(v=6), st.integers(0, 128)),
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    address=st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)),
+)
+def test_ip_rules_match_as_ipaddress_says_first_rule_first(
+    networks: list[tuple[Any, int]], address: Any
+) -> None:
+    """
+    The matcher returns the first IP rule whose range holds the address (or its IPv4 form,
+    for an IPv4-mapped IPv6 address), exactly as ipaddress decides containment.
+    """
+    rules = [
+        ExclusionRule("ip", str(ipaddress.ip_network(f"{ip}/{bits}", strict=False)))
+        for ip, bits in networks
+    ]
+    candidates = [address]
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        candidates.append(address.ipv4_mapped)
+    expected = next(
+        (
+            rule
+            for rule in rules
+            if any(c in ipaddress.ip_network(rule.pattern) for c in candidates)
+        ),
+        None,
+    )
+    assert ExclusionMatcher(rules).ip(address) == expected

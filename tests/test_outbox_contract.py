@@ -26,7 +26,12 @@ from hypothesis.stateful import (
 )
 
 from pendo_webhooks.dispatcher import Attempt, Delivery, DeliveryStatus
-from pendo_webhooks.exceptions import ConflictError, StorageError, UnknownDelivery
+from pendo_webhooks.exceptions import (
+    ConfigurationError,
+    ConflictError,
+    StorageError,
+    UnknownDelivery,
+)
 from pendo_webhooks.registry import Actor, Webhook, WebhookRegistry
 from pendo_webhooks.retry import Verdict
 from pendo_webhooks.storage import InMemoryStorage, SQLiteStorage, Storage
@@ -510,6 +515,148 @@ class TestPurge:
         assert outbox.list_attempts(young.id)[0].response_excerpt != b""
         assert outbox.get_delivery(waiting.id) == waiting
         assert outbox.purge(T0 + timedelta(days=1)) == 0
+
+
+class TestClaimFirstSeenAndEnqueue:
+    """
+    ``Storage.claim_first_seen_and_enqueue``: a first-seen claim and the deliveries it fires,
+    in one transaction.
+    """
+
+    def test_claims_then_stores_what_the_claimed_keys_fire(self, outbox: Storage) -> None:
+        """
+        The callback gets only the keys this call claimed ("api" ones included); what it
+        returns is stored; a key claimed before is neither passed on nor claimed again.
+        """
+        webhook = hook(outbox)
+        outbox.record_known(["k:api"], at=T0)
+        asked: list[set[str]] = []
+        made: dict[str, Delivery] = {}
+
+        def deliveries(claimed: set[str]) -> list[Delivery]:
+            asked.append(set(claimed))
+            made.update({key: delivery(webhook.id) for key in sorted(claimed)})
+            return [made[key] for key in sorted(claimed)]
+
+        keys = ["k:1", "k:api", "k:1"]
+        assert outbox.claim_first_seen_and_enqueue(keys, at=T0, deliveries=deliveries) == (
+            {"k:1", "k:api"},
+            [None, None],
+        )
+        assert outbox.first_seen_origin("k:api") == "app"
+        assert outbox.claim_first_seen_and_enqueue(
+            ["k:1", "k:2"], at=T0, deliveries=deliveries
+        ) == ({"k:2"}, [None])
+        assert asked == [{"k:1", "k:api"}, {"k:2"}]
+        for stored in made.values():
+            assert outbox.get_delivery(stored.id) == stored
+
+    def test_nothing_new_calls_nothing(self, outbox: Storage) -> None:
+        """
+        With no key to claim, the callback is not called and nothing is stored.
+        """
+
+        def refuse(claimed: set[str]) -> list[Delivery]:
+            raise AssertionError(f"called with {claimed}")
+
+        outbox.claim_first_seen(["k:1"], at=T0)
+        assert outbox.claim_first_seen_and_enqueue(["k:1"], at=T0, deliveries=refuse) == (
+            set(),
+            [],
+        )
+        assert outbox.claim_first_seen_and_enqueue([], at=T0, deliveries=refuse) == (set(), [])
+        assert outbox.pending_summary() == (0, None)
+
+    def test_an_error_inside_leaves_neither(self, outbox: Storage) -> None:
+        """
+        An error raised inside the transaction (after the claim, before the deliveries are
+        written) leaves no key claimed and nothing stored; the next call claims them.
+        """
+        webhook = hook(outbox)
+
+        def locked(claimed: set[str]) -> list[Delivery]:
+            raise StorageError("database is locked")
+
+        with pytest.raises(StorageError, match="locked"):
+            outbox.claim_first_seen_and_enqueue(["k:1", "k:2"], at=T0, deliveries=locked)
+        assert outbox.first_seen_origin("k:1") is None
+        assert outbox.first_seen_origin("k:2") is None
+        later = delivery(webhook.id)
+        claimed, skipped = outbox.claim_first_seen_and_enqueue(
+            ["k:1", "k:2"], at=T0, deliveries=lambda claimed: [later]
+        )
+        assert (claimed, skipped) == ({"k:1", "k:2"}, [None])
+        assert outbox.get_delivery(later.id) == later
+
+    def test_a_taken_delivery_id_claims_nothing(self, outbox: Storage) -> None:
+        """
+        A delivery id already taken raises ConflictError, and the keys stay unclaimed.
+        """
+        webhook = hook(outbox)
+        taken = delivery(webhook.id)
+        outbox.enqueue_deliveries([taken])
+        fresh = delivery(webhook.id)
+        with pytest.raises(ConflictError, match=taken.id):
+            outbox.claim_first_seen_and_enqueue(
+                ["k:1"],
+                at=T0,
+                deliveries=lambda claimed: [fresh, delivery(webhook.id, id=taken.id)],
+            )
+        assert outbox.first_seen_origin("k:1") is None
+        with pytest.raises(UnknownDelivery):
+            outbox.get_delivery(fresh.id)
+
+    def test_skipped_deliveries_say_why_and_the_claim_stands(self, outbox: Storage) -> None:
+        """
+        A delivery to a disabled or deleted webhook is skipped, as by enqueue_deliveries;
+        the keys are claimed all the same (the event fired; no webhook wanted it).
+        """
+        disabled = hook(outbox, enabled=False)
+        result = outbox.claim_first_seen_and_enqueue(
+            ["k:1"],
+            at=T0,
+            deliveries=lambda claimed: [delivery(disabled.id), delivery("wh_gone")],
+        )
+        assert result == ({"k:1"}, ["disabled", "deleted"])
+        assert outbox.first_seen_origin("k:1") == "app"
+        assert outbox.pending_summary() == (0, None)
+
+    def test_a_host_connection_is_refused_where_it_cannot_be_used(self, outbox: Storage) -> None:
+        """
+        Stores other than PostgreSQL refuse *connection* before writing anything.
+        """
+        if not isinstance(outbox, InMemoryStorage | SQLiteStorage):
+            pytest.skip("PostgresStorage writes through a host connection (test_postgres.py)")
+        with pytest.raises(ConfigurationError, match="PostgresStorage"):
+            outbox.claim_first_seen_and_enqueue(
+                ["k:1"], at=T0, deliveries=lambda claimed: [], connection=object()
+            )
+        assert outbox.first_seen_origin("k:1") is None
+
+    def test_concurrent_calls_claim_each_key_once(self, outbox: Storage) -> None:
+        """
+        Threads racing over the same keys: each key is claimed by exactly one call, and
+        exactly one delivery per key is stored.
+        """
+        webhook = hook(outbox)
+        keys = [f"k:{n}" for n in range(40)]
+
+        def race(offset: int) -> set[str]:
+            mine = keys[offset:] + keys[:offset]
+            claimed, _ = outbox.claim_first_seen_and_enqueue(
+                mine,
+                at=T0,
+                deliveries=lambda claimed: [
+                    delivery(webhook.id, event_id=f"{int(key[2:]):040x}")
+                    for key in sorted(claimed)
+                ],
+            )
+            return claimed
+
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(race, [0, 10, 20, 30]))
+        assert sorted(k for claimed in results for k in claimed) == sorted(keys)
+        assert len(outbox.list_deliveries(limit=1000)) == len(keys)
 
 
 # -- a model-based test: random sequences of outbox calls against a plain model -----------------

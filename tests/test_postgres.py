@@ -862,7 +862,12 @@ class TestHostConnection:
         elif state == "closed":
             conn.close()
         given: object = conn if state != "not psycopg" else object()
-        with pytest.raises(ConfigurationError, match="connection"):
+        said = {
+            "failed": "it is in a failed transaction",
+            "closed": "it is closed",
+            "not psycopg": "must be a psycopg 3 Connection",
+        }[state]
+        with pytest.raises(ConfigurationError, match=f"connection.*{said}"):
             store.enqueue_deliveries([delivery(webhook.id)], connection=given)
         conn.close()
         assert store.pending_summary() == (0, None)

@@ -8,6 +8,7 @@ Tests taking ``storage`` run against every backend (see conftest).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import random
 import sqlite3
@@ -21,10 +22,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pendo_webhooks.dispatcher import Dispatcher
 from pendo_webhooks.events import (
     AccountCreated,
     AgentVersion,
@@ -47,6 +50,7 @@ from pendo_webhooks.pipeline import (
 )
 from pendo_webhooks.registry import Actor, WebhookRegistry
 from pendo_webhooks.storage import InMemoryStorage, SQLiteStorage, Storage, _sqlite_pipeline
+from pendo_webhooks.testing import RecordingTransport
 
 from .conftest import START, FrozenClock
 
@@ -121,6 +125,35 @@ class TestObservation:
         with pytest.raises(ValidationError) as info:
             obs(account=None, parent_account_id="P")
         assert info.value.field == "parent_account_id"
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        text=st.one_of(
+            st.lists(
+                st.one_of(
+                    st.integers(0, 300).map(str),
+                    st.sampled_from(["", "00", "01", "007", "+1", " 1", "1_0", "\u0661", "\xb2"]),
+                ),
+                min_size=3,
+                max_size=5,
+            ).map(".".join),
+            st.ip_addresses().map(str),
+            st.text(max_size=20),
+        )
+    )
+    def test_text_ips_parse_exactly_as_ipaddress_does(self, text: str) -> None:
+        """
+        A text source IP becomes what ipaddress.ip_address makes of it (the dotted-quad
+        fast path included), and text that ipaddress refuses is a ValidationError.
+        """
+        try:
+            expected = ipaddress.ip_address(text)
+        except ValueError:
+            with pytest.raises(ValidationError, match="source_ip"):
+                obs(source_ip=text)
+        else:
+            found = obs(source_ip=text).source_ip
+            assert (found, type(found)) == (expected, type(expected))
 
     def test_conversions(self) -> None:
         """
@@ -502,24 +535,25 @@ class TestCacheAndFailures:
             FirstSeenTracker(InMemoryStorage(), **kwargs)
 
 
-def test_observe_and_dispatch_hands_each_event_on(storage: Storage) -> None:
+def test_observe_and_dispatch_needs_a_dispatcher_on_the_same_store(storage: Storage) -> None:
     """
-    observe_and_dispatch passes every fired event to dispatcher.dispatch and returns results.
+    observe_and_dispatch stores the deliveries in the tracker's store: an object that only
+    has ``dispatch`` is refused (it could not share the transaction), and so is a
+    dispatcher on another store; neither records anything.
     """
 
     class Sink:
-        def __init__(self) -> None:
-            self.events: list[Event] = []
-
         def dispatch(self, event: Event) -> str:
-            self.events.append(event)
             return str(event.category)
 
-    sink = Sink()
     tracker = FirstSeenTracker(storage)
-    assert tracker.observe_and_dispatch(obs(), sink) == ["visitorCreated", "accountCreated"]
-    assert tracker.observe_and_dispatch(obs(), sink) == []
-    assert len(sink.events) == 2
+    with pytest.raises(ValidationError, match="dispatcher: must be a Dispatcher, not Sink"):
+        tracker.observe_and_dispatch(obs(), Sink())  # type: ignore[arg-type]
+    elsewhere = Dispatcher(WebhookRegistry(InMemoryStorage()), transport=RecordingTransport())
+    with pytest.raises(ConfigurationError, match="this tracker's store"):
+        tracker.observe_and_dispatch(obs(), elsewhere)
+    assert storage.first_seen_origin("v:v-1") is None
+    assert len(tracker.observe(obs())) == 2
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -780,3 +814,47 @@ class TestSQLite:
         assert max(visitors.values()) == 1
         assert sum(1 for f in fired if f.startswith("accountCreated:")) == 50
         assert sum(per_process) == 1050
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    visitor=st.text(min_size=1, max_size=12),
+    account=st.one_of(st.none(), st.text(min_size=1, max_size=12)),
+    group=st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)),
+    source_ip=st.one_of(st.none(), st.ip_addresses().map(str)),
+    agent_version=st.sampled_from([None, "2.41.0", "2.33.0-beta.1"]),
+    user_agent=st.text(max_size=12),
+)
+def test_tracker_events_equal_the_validated_constructors(
+    *,
+    visitor: str,
+    account: str | None,
+    group: int | None,
+    source_ip: str | None,
+    agent_version: str | None,
+    user_agent: str,
+) -> None:
+    """
+    The tracker builds its events without re-running the checks; they are the very events
+    the public constructors make from the same values (host metadata and hash included).
+    """
+    if any("\ud800" <= c <= "\udfff" for c in visitor + (account or "") + user_agent):
+        return  # refused by Observation itself
+    seen = obs(
+        visitor,
+        account,
+        sample_group=group,
+        source_ip=source_ip,
+        agent_version=agent_version,
+        user_agent=user_agent,
+    )
+    for event in FirstSeenTracker(InMemoryStorage()).observe(seen):
+        fields = {f.name: getattr(event, f.name) for f in attrs.fields(type(event))}
+        rebuilt = type(event)(**fields)
+        assert event == rebuilt
+        assert hash(event) == hash(rebuilt)
+        assert (event.agent_version, event.source_ip) == (
+            rebuilt.agent_version,
+            rebuilt.source_ip,
+        )
+        assert to_wire(event) == to_wire(rebuilt)

@@ -60,6 +60,8 @@ def text(value: Any, field: str) -> str:
     """
     A string, possibly empty, that UTF-8 can encode.
     """
+    if type(value) is str and value.isascii():  # the common case, decided at once
+        return value
     if not isinstance(value, str):
         _fail(field, f"must be a string, not {_kind(value)}")
     if has_lone_surrogate(value):

@@ -193,6 +193,11 @@ def account_candidates(account_id: str) -> Iterator[str]:
 
 def _account_rule(matcher: ExclusionMatcher, account_ids: Iterable[str]) -> ExclusionRule | None:
     for account_id in account_ids:
+        if "::" not in account_id:  # the common case: the id is its only candidate
+            rule = matcher.account(account_id)
+            if rule is not None:
+                return rule
+            continue
         for candidate in account_candidates(account_id):
             rule = matcher.account(candidate)
             if rule is not None:

@@ -12,7 +12,7 @@ import threading
 import time
 
 
-__all__ = ["sorted_id"]
+__all__ = ["sorted_id", "sorted_unique_id"]
 
 _URLSAFE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 # The same 64 characters in ASCII order, so that encoded times compare as the times do.
@@ -48,3 +48,19 @@ def sorted_id(prefix: str) -> str:
     if cached is None or cached[0] != millis:
         cached = _last.pair = (millis, _time_part(millis))
     return f"{prefix}_{cached[1]}{secrets.token_urlsafe(12)}"
+
+
+def sorted_unique_id() -> str:
+    """
+    Return a ``uniqueId`` like ``new_unique_id``'s (40 lowercase hex characters), in
+    creation order: 12 for the time in milliseconds, then 28 random (112 bits).
+
+    What :class:`~pendo_webhooks.pipeline.FirstSeenTracker` names its events with: the
+    outbox's index on (webhook, event id) then grows at one end, so storing a batch of
+    first-seen deliveries touches a few pages instead of one page per row.
+
+    >>> first, second = sorted_unique_id(), sorted_unique_id()
+    >>> len(first), first == first.lower(), first[:12] <= second[:12], first != second
+    (40, True, True, True)
+    """
+    return f"{_now_ns() // 1_000_000:012x}{secrets.token_hex(14)}"

@@ -6,8 +6,10 @@ Strictly private; import the names from :mod:`pendo_webhooks.events`.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import secrets
+import socket
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar, TypeAlias
@@ -67,20 +69,46 @@ def new_unique_id() -> str:
 # Host-side metadata: never on the wire, not part of equality.
 
 
+@functools.lru_cache(maxsize=256)
+def _agent_version_of(text: str) -> AgentVersion:
+    # A host sends a handful of agent versions over and over; an AgentVersion is immutable.
+    return AgentVersion.parse(text, field="agent_version")
+
+
 def _to_agent_version(value: AgentVersion | str | None) -> AgentVersion | None:
     if value is None or isinstance(value, AgentVersion):
         return value
     if isinstance(value, str):
-        return AgentVersion.parse(value, field="agent_version")
+        return _agent_version_of(value)
     raise InvalidVersion(
         "agent_version", f"must be an AgentVersion, a string or None, not {type(value).__name__}"
     )
+
+
+def _dotted_quad(text: str) -> ipaddress.IPv4Address | None:
+    """
+    *text* as an IPv4 address if it is a canonical dotted quad, else ``None`` (ask ipaddress).
+
+    Three times faster than ``ipaddress.ip_address`` for the common case. What the C library
+    accepts is kept only if it spells the address back exactly as given, so nothing
+    ipaddress would refuse (leading zeros, short forms) gets through on any platform.
+    """
+    try:
+        packed = socket.inet_pton(socket.AF_INET, text)
+    except (OSError, ValueError):
+        return None
+    if socket.inet_ntop(socket.AF_INET, packed) != text:
+        return None
+    return ipaddress.IPv4Address(packed)
 
 
 def _to_ip(value: IPAddress | str | None) -> IPAddress | None:
     if value is None or isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
         return value
     if isinstance(value, str):
+        v4 = _dotted_quad(value)
+        if v4 is not None:
+            return v4
         try:
             return ipaddress.ip_address(value)
         except ValueError:

@@ -1,6 +1,6 @@
 """
 :class:`FirstSeenTracker`: ``visitorCreated``, ``accountCreated`` and
-``parentChildAccountCreated`` from in-app activity, exactly once.
+``parentChildAccountCreated`` from in-app activity, once each.
 
 Strictly private; import these names from :mod:`pendo_webhooks.pipeline`.
 """
@@ -10,14 +10,15 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 
 from . import _checks as checks
 from ._agent_version import AgentVersion
+from ._category import EventCategory
 from ._clock import Clock, utcnow
 from ._exclusions import (
     EMPTY_MATCHER,
@@ -27,6 +28,7 @@ from ._exclusions import (
     StoredExclusions,
 )
 from ._gate import observation_gate
+from ._ids import sorted_unique_id
 from ._models import (
     AccountCreated,
     Event,
@@ -35,17 +37,21 @@ from ._models import (
     VisitorCreated,
     _to_agent_version,
     _to_ip,
-    new_unique_id,
 )
+from ._outcomes import DispatchResult
 from ._values import ID, INT64, TEXT, UTC, App, Subscription, instance_of
 from .exceptions import ConfigurationError, ValidationError
 from .storage._protocol_pipeline import FirstSeenStore
 
 
+if TYPE_CHECKING:
+    # For annotations only: the dispatcher sits above the pipeline, which never imports it.
+    from .dispatcher import Dispatcher
+
+
 __all__ = [
     "DEFAULT_CACHE_SIZE",
     "NO_ACCOUNT_ID",
-    "EventSink",
     "FirstSeenTracker",
     "Observation",
     "TrackerStore",
@@ -62,8 +68,8 @@ NO_ACCOUNT_ID = "(none)"
 _OPTIONAL_ID = attrs.validators.optional(ID)
 _OPTIONAL_INT64 = attrs.validators.optional(INT64)
 
-ResultT = TypeVar("ResultT")
-ResultT_co = TypeVar("ResultT_co", covariant=True)
+_FIRST_SEEN = (EventCategory.VISITOR_CREATED, EventCategory.ACCOUNT_CREATED)
+_WITH_PAIRS = (*_FIRST_SEEN, EventCategory.PARENT_CHILD_ACCOUNT_CREATED)
 
 
 def sample_group_for(visitor_id: str) -> int:
@@ -153,29 +159,39 @@ def _pair_key(parent: str, child: str) -> str:
     return f"p:{len(parent)}:{parent}{child}"
 
 
+_E = TypeVar("_E", VisitorCreated, AccountCreated)
+_Setter = Callable[[object, Any], None]
+
+
+def _setters(cls: type) -> tuple[tuple[str, _Setter], ...]:
+    # attrs' slotted classes: a member descriptor per field, whose __set__ skips the
+    # frozen __setattr__ (what the generated __init__ does too).
+    return tuple((f.name, getattr(cls, f.name).__set__) for f in attrs.fields(cls))
+
+
+_SETTERS = {cls: _setters(cls) for cls in (VisitorCreated, AccountCreated)}
+
+
+def _trusted(cls: type[_E], values: dict[str, Any]) -> _E:
+    """
+    Build a first-seen event from values already checked, without checking them again.
+
+    Every value comes from a validated :class:`Observation` (the time already in whole UTC
+    seconds, the IP and version already converted), the tracker's checked settings, or
+    a checked ``unique_id``: the public constructor would only repeat the checks, at 10 to
+    15 us an event. A property test compares the two.
+    """
+    event = object.__new__(cls)
+    for name, setter in _SETTERS[cls]:
+        setter(event, values[name])
+    return event
+
+
 class TrackerStore(FirstSeenStore, ExclusionSource, Protocol):
     """
     **Protocol**: What a :class:`FirstSeenTracker` needs from a store (every
     :class:`~pendo_webhooks.storage.Storage` has it).
     """
-
-
-class EventSink(Protocol[ResultT_co]):
-    """
-    **Protocol**: Where :meth:`FirstSeenTracker.observe_and_dispatch` sends each event: a
-    :class:`~pendo_webhooks.dispatcher.Dispatcher`, or anything with its ``dispatch``.
-
-    >>> class Names:
-    ...     def dispatch(self, event: Event) -> str:
-    ...         return str(event.category)
-    >>> sink: EventSink[str] = Names()
-    """
-
-    def dispatch(self, event: Event) -> ResultT_co:
-        """
-        Send or queue *event*; what it returns is collected for the caller.
-        """
-        ...
 
 
 class _Cache:
@@ -222,7 +238,7 @@ class _Cache:
 class FirstSeenTracker:
     """
     Turns in-app activity into ``visitorCreated``, ``accountCreated`` and (with parent
-    accounts) ``parentChildAccountCreated`` events, each exactly once.
+    accounts) ``parentChildAccountCreated`` events, each fired once per store.
 
     The first sighting of a visitor in the app returns a
     :class:`~pendo_webhooks.events.VisitorCreated`; of an account, an
@@ -233,7 +249,7 @@ class FirstSeenTracker:
     "created" is the child. Visitors and accounts recorded with :meth:`record_api_created`
     are known but fire nothing until they are first seen in the app.
 
-    "Exactly once" holds across threads and processes sharing one store: the store's
+    Each key is *claimed* once across threads and processes sharing one store: the store's
     :meth:`~pendo_webhooks.storage.FirstSeenStore.claim_first_seen` is atomic, and a
     bounded cache of recently seen keys in front of it spares the store repeat sightings
     without holding the whole set in memory. A call that raises recorded nothing, so
@@ -243,9 +259,16 @@ class FirstSeenTracker:
     fire nothing and are not recorded: if the rule is removed, the next sighting is a
     first one.
 
-    The events are returned for the host to hand to ``Dispatcher.dispatch`` (or use
-    :meth:`observe_and_dispatch`). They are not stored here, so an event the host loses
-    before dispatching it is not fired again.
+    What becomes of the events depends on the method:
+
+    * :meth:`observe_and_dispatch`, :meth:`observe_and_enqueue` (and their ``_many``
+      forms) write the sighting and the events' deliveries in ONE transaction of the
+      store, so every first sighting reaches the outbox **at least once, never zero**: a
+      crash or an error before the commit leaves nothing recorded (the next sighting
+      fires again); after it, the deliveries are in the outbox and a worker sends them.
+    * :meth:`observe` and :meth:`observe_many` commit the sighting and return the events:
+      from then on they exist only in the host's hands. An event the host loses before
+      storing it (the process dies, a dispatch raises) is never fired again.
 
     Args:
         storage: Where first-seen keys are kept (and, unless *exclusions* is given, the
@@ -253,7 +276,10 @@ class FirstSeenTracker:
         parent_accounts: Whether the host uses parent accounts.
         exclusions: A fixed list (rules or a matcher) instead of the store's.
         clock: Returns the current aware UTC time (recorded with each key).
-        id_factory: Makes each event's ``unique_id``.
+        id_factory: Makes each event's ``unique_id``; by default 40 lowercase hex
+            characters, like ``new_unique_id``'s, that sort in the order they were made
+            (to the millisecond; 112 random bits follow), so the outbox's index on event
+            ids grows at one end.
         cache_size: How many recently seen keys to remember (0 turns the cache off).
         no_account_id: The ``accountId`` of a ``visitorCreated`` whose visitor has no
             account.
@@ -285,7 +311,7 @@ class FirstSeenTracker:
         parent_accounts: bool = False,
         exclusions: ExclusionMatcher | Iterable[ExclusionRule] | None = None,
         clock: Clock = utcnow,
-        id_factory: Callable[[], str] = new_unique_id,
+        id_factory: Callable[[], str] = sorted_unique_id,
         cache_size: int = DEFAULT_CACHE_SIZE,
         no_account_id: str = NO_ACCOUNT_ID,
     ) -> None:
@@ -321,6 +347,12 @@ class FirstSeenTracker:
         """
         Record one sighting; return the events it fires (none for a repeat).
 
+        The sighting is committed before this returns, and the events live only in what it
+        returns: the host must store or dispatch them itself. If the process dies, or
+        anything raises, before they are stored, they are lost for good (the next sighting
+        is a repeat). :meth:`observe_and_dispatch` and :meth:`observe_and_enqueue` store
+        them in the same transaction as the sighting instead.
+
         Raises:
             ValidationError: If *observation* is not an :class:`Observation`.
             StorageError: If the store fails; nothing was recorded.
@@ -335,39 +367,169 @@ class FirstSeenTracker:
         ``parentChildAccountCreated``, for whatever is new. A visitor seen twice in the
         batch fires once, for its first observation. The call is all or nothing, and holds
         the store's write lock while it records: pass batches of a few thousand at most.
+        As with :meth:`observe`, the events returned are the host's to keep.
 
         Raises:
             ValidationError: If an item is not an :class:`Observation`.
             StorageError: If the store fails; nothing was recorded.
         """
-        batch = list(observations)
-        for item in batch:
-            if not isinstance(item, Observation):
-                msg = f"must hold Observation values, not {type(item).__name__}"
-                raise ValidationError("observations", msg)
-        matcher = self._fixed if self._stored is None else self._stored.current()
-        wanted: dict[str, Observation] = {}
-        for obs in batch:
-            for key in self._keys(obs, matcher):
-                wanted.setdefault(key, obs)
-        pending = self._cache.missing(wanted)
+        wanted, pending = self._pending(observations)
         if not pending:
             return []
         claimed = self._storage.claim_first_seen(pending, at=self._clock())
         self._cache.add(pending)
-        events: list[Event] = []
-        for key in pending:
-            if key in claimed:
-                events.append(self._event(key, wanted[key]))
-        return events
+        return self._events(pending, wanted, claimed)
 
     def observe_and_dispatch(
-        self, observation: Observation, dispatcher: EventSink[ResultT]
-    ) -> list[ResultT]:
+        self, observation: Observation, dispatcher: Dispatcher
+    ) -> list[DispatchResult]:
         """
-        :meth:`observe`, then ``dispatcher.dispatch`` each event; return the results.
+        Record one sighting and store its events' deliveries atomically; then attempt them.
+
+        Like ``dispatcher.dispatch`` for each event :meth:`observe` would return, except
+        that the sighting and the deliveries are written in ONE transaction of the store
+        (both or neither): a crash or an error at any point leaves either both (the
+        deliveries are in the outbox; a worker sends what the attempt did not) or neither
+        (the next sighting fires again). At least once, never zero.
+
+        Returns:
+            One ``DispatchResult`` per event fired, in order.
+
+        Raises:
+            ValidationError: If *observation* is not an :class:`Observation`, or
+                *dispatcher* not a ``Dispatcher``.
+            ConfigurationError: If *dispatcher* does not use this tracker's store.
+            StorageError: If the store fails; nothing was recorded, so calling again
+                fires the events.
+            PayloadError: If an event cannot be serialized; nothing was recorded.
+
+        >>> from datetime import datetime, timezone
+        >>> from pendo_webhooks.dispatcher import Dispatcher
+        >>> from pendo_webhooks.events import App, Subscription
+        >>> from pendo_webhooks.registry import Actor, WebhookRegistry
+        >>> from pendo_webhooks.storage import InMemoryStorage
+        >>> from pendo_webhooks.testing import RecordingTransport
+        >>> storage = InMemoryStorage()
+        >>> registry = WebhookRegistry(storage)
+        >>> admin = Actor("u-1", is_admin=True)
+        >>> hook = registry.create(admin, name="CRM", url="https://hooks.example.com/crm",
+        ...                        categories={"visitorCreated"})
+        >>> _ = registry.enable(admin, hook.id)
+        >>> dispatcher = Dispatcher(registry, transport=RecordingTransport())
+        >>> tracker = FirstSeenTracker(storage)
+        >>> seen = Observation(
+        ...     visitor_id="ann", account_id="acme",
+        ...     app=App(id=-323232, name="web", platform="web"),
+        ...     subscription=Subscription(id=1, name="prod"),
+        ...     at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        ... )
+        >>> [(str(r.category), [str(o.outcome) for o in r])
+        ...  for r in tracker.observe_and_dispatch(seen, dispatcher)]
+        [('visitorCreated', ['delivered']), ('accountCreated', [])]
+        >>> tracker.observe_and_dispatch(seen, dispatcher)
+        []
         """
-        return [dispatcher.dispatch(event) for event in self.observe(observation)]
+        return self._observe_into((observation,), dispatcher, attempt=True)
+
+    def observe_many_and_dispatch(
+        self, observations: Iterable[Observation], dispatcher: Dispatcher
+    ) -> list[DispatchResult]:
+        """
+        :meth:`observe_many` and ``dispatcher.dispatch_many`` in one: the sightings and
+        every delivery of the events they fire are written in one transaction, then
+        attempted (see :meth:`observe_and_dispatch`).
+
+        Returns:
+            One ``DispatchResult`` per event fired, in order.
+
+        Raises:
+            ValidationError: If an item is not an :class:`Observation`, or *dispatcher*
+                not a ``Dispatcher``.
+            ConfigurationError: If *dispatcher* does not use this tracker's store.
+            StorageError: If the store fails; nothing was recorded, so calling again
+                fires the events.
+            PayloadError: If an event cannot be serialized; nothing was recorded.
+        """
+        return self._observe_into(observations, dispatcher, attempt=True)
+
+    def observe_and_enqueue(
+        self,
+        observation: Observation,
+        dispatcher: Dispatcher,
+        *,
+        connection: object | None = None,
+    ) -> list[DispatchResult]:
+        """
+        Like :meth:`observe_and_dispatch`, without attempting (a worker sends them).
+
+        With *connection* (PostgresStorage only), the sighting and the deliveries are
+        written through the host's own psycopg connection, in its transaction, as
+        ``Dispatcher.enqueue(connection=...)`` does: they commit or roll back with the
+        host's change.
+
+        Returns:
+            One ``DispatchResult`` per event fired, in order (outcomes ``pending``).
+
+        Raises:
+            ValidationError: If an item is not an :class:`Observation`, or *dispatcher*
+                not a ``Dispatcher``.
+            ConfigurationError: If *dispatcher* does not use this tracker's store, or if
+                *connection* is given but the store cannot use it.
+            StorageError: If the store fails; nothing was recorded, so calling again
+                fires the events.
+            PayloadError: If an event cannot be serialized; nothing was recorded.
+        """
+        return self._observe_into((observation,), dispatcher, attempt=False, connection=connection)
+
+    def observe_many_and_enqueue(
+        self,
+        observations: Iterable[Observation],
+        dispatcher: Dispatcher,
+        *,
+        connection: object | None = None,
+    ) -> list[DispatchResult]:
+        """
+        :meth:`observe_and_enqueue` for many observations: one transaction in all.
+
+        Returns:
+            One ``DispatchResult`` per event fired, in order.
+
+        Raises:
+            ValidationError: If an item is not an :class:`Observation`, or *dispatcher*
+                not a ``Dispatcher``.
+            ConfigurationError: If *dispatcher* does not use this tracker's store, or if
+                *connection* is given but the store cannot use it.
+            StorageError: If the store fails; nothing was recorded, so calling again
+                fires the events.
+            PayloadError: If an event cannot be serialized; nothing was recorded.
+
+        >>> from datetime import datetime, timezone
+        >>> from pendo_webhooks.dispatcher import Dispatcher
+        >>> from pendo_webhooks.events import App, Subscription
+        >>> from pendo_webhooks.registry import Actor, WebhookRegistry
+        >>> from pendo_webhooks.storage import InMemoryStorage
+        >>> from pendo_webhooks.testing import RecordingTransport
+        >>> storage = InMemoryStorage()
+        >>> registry = WebhookRegistry(storage)
+        >>> admin = Actor("u-1", is_admin=True)
+        >>> hook = registry.create(admin, name="CRM", url="https://hooks.example.com/crm",
+        ...                        categories={"visitorCreated"})
+        >>> _ = registry.enable(admin, hook.id)
+        >>> dispatcher = Dispatcher(registry, transport=RecordingTransport())
+        >>> tracker = FirstSeenTracker(storage)
+        >>> seen = [
+        ...     Observation(visitor_id=v, app=App(id=1, name="web", platform="web"),
+        ...                 subscription=Subscription(id=1, name="prod"),
+        ...                 at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+        ...     for v in ("ann", "bob", "ann")
+        ... ]
+        >>> [str(r.for_webhook(hook.id).outcome)
+        ...  for r in tracker.observe_many_and_enqueue(seen, dispatcher)]
+        ['pending', 'pending']
+        >>> dispatcher.drain(timeout=10).delivered
+        2
+        """
+        return self._observe_into(observations, dispatcher, attempt=False, connection=connection)
 
     def record_api_created(
         self, *, visitor_ids: Iterable[str] = (), account_ids: Iterable[str] = ()
@@ -389,6 +551,62 @@ class FirstSeenTracker:
         return self._storage.record_known(keys, at=self._clock())
 
     # -- machinery -------------------------------------------------------------------------
+
+    def _pending(
+        self, observations: Iterable[Observation]
+    ) -> tuple[dict[str, Observation], list[str]]:
+        """
+        The keys the observations touch (each with its first observation), and those of
+        them the cache does not know.
+        """
+        batch = list(observations)
+        for item in batch:
+            if not isinstance(item, Observation):
+                msg = f"must hold Observation values, not {type(item).__name__}"
+                raise ValidationError("observations", msg)
+        matcher = self._fixed if self._stored is None else self._stored.current()
+        wanted: dict[str, Observation] = {}
+        for obs in batch:
+            for key in self._keys(obs, matcher):
+                wanted.setdefault(key, obs)
+        return wanted, self._cache.missing(wanted)
+
+    def _events(
+        self, pending: list[str], wanted: dict[str, Observation], claimed: Collection[str]
+    ) -> list[Event]:
+        return [self._event(key, wanted[key]) for key in pending if key in claimed]
+
+    def _observe_into(
+        self,
+        observations: Iterable[Observation],
+        dispatcher: Dispatcher,
+        *,
+        attempt: bool,
+        connection: object | None = None,
+    ) -> list[DispatchResult]:
+        enqueue = getattr(dispatcher, "_enqueue_first_seen", None)
+        if not callable(enqueue):
+            msg = f"must be a Dispatcher, not {type(dispatcher).__name__}"
+            raise ValidationError("dispatcher", msg)
+        if dispatcher.storage is not self._storage:
+            msg = (
+                "dispatcher: must use this tracker's store (a sighting and its deliveries "
+                "are written in one transaction of one store)"
+            )
+            raise ConfigurationError(msg)
+        wanted, pending = self._pending(observations)
+        if not pending:
+            return []
+        results = dispatcher._enqueue_first_seen(
+            pending,
+            at=self._clock(),
+            categories=_WITH_PAIRS if self._parent_accounts else _FIRST_SEEN,
+            events=lambda claimed: self._events(pending, wanted, claimed),
+            attempt=attempt,
+            connection=connection,
+        )
+        self._cache.add(pending)
+        return results
 
     def _keys(self, obs: Observation, matcher: ExclusionMatcher) -> list[str]:
         account = obs.account_id
@@ -415,20 +633,18 @@ class FirstSeenTracker:
             "user_agent": obs.user_agent,
             "timestamp": obs.at,
             "visitor_id": obs.visitor_id,
-            "unique_id": self._ids(),
+            "unique_id": checks.unique_id(self._ids(), "unique_id"),
             "agent_version": obs.agent_version,
             "source_ip": obs.source_ip,
         }
         if key[0] == "v":
             group = obs.sample_group
-            return VisitorCreated(
-                **envelope,
-                browser_name=obs.browser_name,
-                browser_version=obs.browser_version,
-                sample_group=sample_group_for(obs.visitor_id) if group is None else group,
-            )
+            envelope["browser_name"] = obs.browser_name
+            envelope["browser_version"] = obs.browser_version
+            envelope["sample_group"] = sample_group_for(obs.visitor_id) if group is None else group
+            return _trusted(VisitorCreated, envelope)
         if key[0] == "a":
-            return AccountCreated(**envelope)
+            return _trusted(AccountCreated, envelope)
         if parent is not None:  # a pair key is only ever made with a parent
             return ParentChildAccountCreated(
                 **envelope, parent_account_id=parent, child_account_id=account

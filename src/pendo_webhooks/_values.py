@@ -46,7 +46,13 @@ class FieldCheck:
     check: Callable[[Any, str], object]
 
     def __call__(self, instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-        self.check(value, getattr(instance, "_PATH", "") + attribute.name)
+        # The path is only spelled for an error: every event and observation runs this
+        # for each of its fields, and a check is pure, so it runs again to name the field.
+        try:
+            self.check(value, attribute.name)
+        except ValidationError:
+            self.check(value, getattr(instance, "_PATH", "") + attribute.name)
+            raise
 
 
 def instance_of(cls: type, article: str = "a") -> FieldCheck:

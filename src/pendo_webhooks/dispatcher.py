@@ -54,7 +54,7 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import cast
@@ -380,24 +380,77 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
     def _enqueue(
         self, events: Iterable[Event], *, attempt: bool, connection: object | None = None
     ) -> list[DispatchResult]:
-        now = self.clock()
-        lease_until = now + self.lease_duration if attempt else None
-        owner = self.owner if attempt else None  # once per call: it asks for the process id
-        subscribed: dict[EventCategory, list[Webhook]] = {}
-        exclusions: list[ExclusionMatcher] = []
-        plans = [
-            self._plan(
-                event,
-                now,
-                lease_until=lease_until,
-                owner=owner,
-                subscribed=subscribed,
-                exclusions=exclusions,
+        batch = self._batch(attempt)
+        plans = [self._plan(event, batch) for event in events]
+        batch_deliveries = [d for plan in plans for _, d in plan.planned]
+        if batch_deliveries:
+            skipped = (
+                self.storage.enqueue_deliveries(batch_deliveries)
+                if connection is None
+                else enqueue_through(self.storage, batch_deliveries, connection)
             )
-            for event in events
-        ]
-        planned = [pair for plan in plans for pair in plan.planned]
-        self._store(plans, planned, connection=connection)
+            _sort(plans, skipped)
+        return self._settle(plans, attempt=attempt)
+
+    def _enqueue_first_seen(
+        self,
+        keys: Collection[str],
+        *,
+        at: datetime,
+        categories: Iterable[EventCategory],
+        events: Callable[[set[str]], list[Event]],
+        attempt: bool,
+        connection: object | None = None,
+    ) -> list[DispatchResult]:
+        """
+        Claim first-seen *keys* and store the deliveries of the events they fire, atomically.
+
+        The enqueue path of :meth:`enqueue_many` (or :meth:`dispatch_many`, with
+        *attempt*), with the claim in the same transaction
+        (``Storage.claim_first_seen_and_enqueue``): *events* makes the events of the keys
+        this call claimed. What the planning reads from the store (the webhooks subscribed
+        to *categories*, the exclusion list) is read before the transaction, so inside it
+        the deliveries are only formatted. For ``FirstSeenTracker``. Strictly private.
+        """
+        batch = self._batch(attempt)
+        for category in categories:
+            self._subscribed(category, batch)
+        plans: list[_Plan] = []
+
+        def deliveries(claimed: set[str]) -> list[Delivery]:
+            # Called inside the store's transaction, perhaps more than once (a retry).
+            plans[:] = [self._plan(event, batch) for event in events(claimed)]
+            return [d for plan in plans for _, d in plan.planned]
+
+        _, skipped = self.storage.claim_first_seen_and_enqueue(
+            keys, at=at, deliveries=deliveries, connection=connection
+        )
+        _sort(plans, skipped)
+        return self._settle(plans, attempt=attempt)
+
+    def _batch(self, attempt: bool) -> _Batch:
+        now = self.clock()
+        if not attempt:
+            return _Batch(now=now, lease_until=None, owner=None)
+        # The owner once per call: it asks for the process id.
+        return _Batch(now=now, lease_until=now + self.lease_duration, owner=self.owner)
+
+    def _subscribed(self, category: EventCategory, batch: _Batch) -> list[Webhook]:
+        """
+        The webhooks subscribed to *category*, read once per batch, and the exclusion list
+        once some webhook listens.
+        """
+        webhooks = batch.subscribed.get(category)
+        if webhooks is None:
+            webhooks = batch.subscribed[category] = self.registry.subscribed(category)
+        if webhooks and batch.exclusions is None:
+            batch.exclusions = self._exclusions.current()
+        return webhooks
+
+    def _settle(self, plans: list[_Plan], *, attempt: bool) -> list[DispatchResult]:
+        """
+        Attempt the stored deliveries now (with *attempt*), or report them pending.
+        """
         if attempt and len(plans) > 1:
             stored = [pair for plan in plans for pair in plan.stored]
             by_delivery = {o.delivery_id: o for o in self._attempt_stored(stored)}
@@ -411,62 +464,22 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
                     plan.outcomes[outcome.webhook_id] = outcome
         return [plan.result() for plan in plans]
 
-    def _store(
-        self,
-        plans: list[_Plan],
-        planned: list[tuple[Webhook, Delivery]],
-        *,
-        connection: object | None,
-    ) -> None:
-        """
-        Store the planned deliveries; sort each into stored, skipped or too large.
-        """
-        if not planned:
-            return
-        batch = [d for _, d in planned]
-        skipped = iter(
-            self.storage.enqueue_deliveries(batch)
-            if connection is None
-            else enqueue_through(self.storage, batch, connection)
-        )
-        for plan in plans:
-            for webhook, delivery in plan.planned:
-                why = next(skipped)
-                if why is not None:
-                    plan.outcomes[webhook.id] = _skipped(webhook.id, _SKIPPED.get(why, why))
-                elif delivery.status is DeliveryStatus.FAILED:
-                    plan.outcomes[webhook.id] = _too_large(delivery)
-                else:
-                    plan.stored.append((webhook, delivery))
-
-    def _plan(
-        self,
-        event: Event,
-        now: datetime,
-        *,
-        lease_until: datetime | None,
-        owner: str | None,
-        subscribed: dict[EventCategory, list[Webhook]],
-        exclusions: list[ExclusionMatcher],
-    ) -> _Plan:
+    def _plan(self, event: Event, batch: _Batch) -> _Plan:
         """
         Decide *event*'s deliveries: one per subscribed webhook, its message formatted once.
         """
         category = getattr(event, "category", None)
         if not isinstance(category, EventCategory):
             raise ValidationError("event", f"must be an event, not {type(event).__name__}")
-        webhooks = subscribed.get(category)
-        if webhooks is None:
-            webhooks = subscribed[category] = self.registry.subscribed(category)
+        webhooks = self._subscribed(category, batch)
         plan = _Plan(event=event, webhooks=webhooks)
-        if not webhooks:
+        if not webhooks or batch.exclusions is None:
             return plan
-        if not exclusions:  # read once per call, and only when some webhook listens
-            exclusions.append(self._exclusions.current())
-        gate = event_gate(event, exclusions[0])
+        gate = event_gate(event, batch.exclusions)
         if gate is not None:
             plan.gated = _gated(event, webhooks, *gate)
             return plan
+        now = batch.now
         bodies: dict[WebhookKind, bytes] = {}
         for webhook in webhooks:
             body = bodies.get(webhook.kind)
@@ -480,11 +493,11 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
                 event_id=event.unique_id,
                 category=category,
                 body=body,
-                next_attempt_at=lease_until or now,
+                next_attempt_at=batch.lease_until or now,
                 created_at=now,
                 updated_at=now,
-                lease_owner=owner,
-                lease_until=lease_until,
+                lease_owner=batch.owner,
+                lease_until=batch.lease_until,
             )
             if len(body) > limit:
                 # Never sent (over Segment's 32 KB message limit): stored finished, so the
@@ -822,6 +835,36 @@ def _too_large(delivery: Delivery) -> DeliveryOutcome:
         outcome=Outcome.FAILED,
         reason=delivery.last_error,
     )
+
+
+def _sort(plans: list[_Plan], skipped: Sequence[str | None]) -> None:
+    """
+    Sort each plan's deliveries into stored, skipped (*skipped*: the store's word on each,
+    in order) or too large.
+    """
+    found = iter(skipped)
+    for plan in plans:
+        for webhook, delivery in plan.planned:
+            why = next(found)
+            if why is not None:
+                plan.outcomes[webhook.id] = _skipped(webhook.id, _SKIPPED.get(why, why))
+            elif delivery.status is DeliveryStatus.FAILED:
+                plan.outcomes[webhook.id] = _too_large(delivery)
+            else:
+                plan.stored.append((webhook, delivery))
+
+
+@attrs.define
+class _Batch:
+    """
+    What the events of one enqueue share: the time, the lease, and what was read. Private.
+    """
+
+    now: datetime
+    lease_until: datetime | None
+    owner: str | None
+    subscribed: dict[EventCategory, list[Webhook]] = attrs.Factory(dict)
+    exclusions: ExclusionMatcher | None = None
 
 
 @attrs.define

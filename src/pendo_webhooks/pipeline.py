@@ -4,7 +4,8 @@ agent-version gate, and the decisions behind ``Dispatcher.explain``.
 
 * :class:`FirstSeenTracker` turns in-app activity (:class:`Observation`) into
   ``visitorCreated``, ``accountCreated`` and ``parentChildAccountCreated`` events, each
-  exactly once, across threads and processes.
+  fired once across threads and processes; ``observe_and_dispatch`` stores a sighting and
+  its deliveries in one transaction, so none is lost between the two.
 * The exclusion list (:class:`ExclusionRule`; managed with
   ``WebhookRegistry.add_exclusion``/``remove_exclusion``) keeps the events of visitors,
   accounts and source IP ranges away from every webhook. :class:`ExclusionMatcher` is the
@@ -63,7 +64,6 @@ from ._gate import (
 from ._tracker import (
     DEFAULT_CACHE_SIZE,
     NO_ACCOUNT_ID,
-    EventSink,
     FirstSeenTracker,
     Observation,
     TrackerStore,
@@ -78,7 +78,6 @@ __all__ = [
     "NO_ACCOUNT_ID",
     "Decision",
     "DestinationResolver",
-    "EventSink",
     "Exclusion",
     "ExclusionKind",
     "ExclusionMatcher",

@@ -7,13 +7,17 @@ Strictly private; import :class:`InMemoryStorage` from :mod:`pendo_webhooks.stor
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Collection, Sequence
+from datetime import datetime
 
 from .._audit import AuditEntry, AuditQuery
+from .._delivery import Delivery
 from .._webhook import Webhook
 from ..events import EventCategory
 from ._errors import duplicate_webhook, stale_version, unknown_webhook
 from ._memory_outbox import MemoryOutbox
 from ._memory_pipeline import InMemoryPipeline
+from ._postgres_host import refuse_host_connection
 
 
 __all__ = ["InMemoryStorage"]
@@ -108,6 +112,28 @@ class InMemoryStorage(MemoryOutbox, InMemoryPipeline):
         with self._lock:
             hooks = [w for w in self._webhooks.values() if w.enabled and category in w.categories]
         return sorted(hooks, key=_created_order)
+
+    def claim_first_seen_and_enqueue(
+        self,
+        keys: Collection[str],
+        *,
+        at: datetime,  # noqa: ARG002 - the memory store keeps no times
+        deliveries: Callable[[set[str]], Sequence[Delivery]],
+        connection: object | None = None,
+    ) -> tuple[set[str], list[str | None]]:
+        """
+        Claim first-seen keys and store the deliveries they fire, both or neither.
+        """
+        refuse_host_connection(self, connection)
+        with self._lock:
+            seen = self._first_seen
+            claimed = {key for key in keys if not seen.get(key, False)}
+            # Nothing changes until both parts are known to succeed: enqueue_deliveries
+            # checks the whole batch before it stores any of it.
+            skipped = self.enqueue_deliveries(deliveries(claimed)) if claimed else []
+            for key in claimed:
+                seen[key] = True
+        return claimed, skipped
 
     def audit_entries(self, query: AuditQuery) -> list[AuditEntry]:
         """

@@ -7,8 +7,17 @@ Strictly private; import :class:`PostgresStorage` from :mod:`pendo_webhooks.stor
 
 from __future__ import annotations
 
-from ._postgres_outbox import PostgresOutbox
-from ._postgres_pipeline import PostgresPipeline
+from collections.abc import Callable, Collection, Sequence
+from datetime import datetime
+
+from psycopg import Cursor
+from psycopg.rows import DictRow
+
+from .._delivery import Delivery
+from ._postgres_core import host_unit
+from ._postgres_outbox import PostgresOutbox, enqueue_params, enqueue_results
+from ._postgres_outbox_sql import ENQUEUE
+from ._postgres_pipeline import CLAIM, PostgresPipeline, decoded, encoded
 
 
 __all__ = ["PostgresStorage"]
@@ -84,3 +93,37 @@ class PostgresStorage(PostgresOutbox, PostgresPipeline):
     ...     print("s3cret" in str(exc), str(exc)[:81])
     False opening PostgreSQL schema 'pendo_webhooks' at host='127.0.0.1', port='1', dbname=
     """
+
+    def claim_first_seen_and_enqueue(
+        self,
+        keys: Collection[str],
+        *,
+        at: datetime,
+        deliveries: Callable[[set[str]], Sequence[Delivery]],
+        connection: object | None = None,
+    ) -> tuple[set[str], list[str | None]]:
+        """
+        Claim first-seen keys and store the deliveries they fire, in one transaction.
+
+        Two statements: the claim, then (if it claimed anything) the deliveries. On the
+        pool, one transaction, run again on a deadlock; with *connection*, a savepoint
+        in the host's transaction (see ``Dispatcher.enqueue``), so they commit or roll
+        back with the host's change.
+        """
+        unique = encoded(keys)
+        if not unique:
+            return set(), []
+
+        def write(cur: Cursor[DictRow]) -> tuple[set[str], list[str | None]]:
+            cur.execute(self._q(CLAIM), {"keys": unique, "at": at})
+            claimed = {decoded(row["key"]) for row in cur.fetchall()}
+            batch = deliveries(claimed) if claimed else []
+            if not batch:
+                return claimed, []
+            cur.execute(self._q(ENQUEUE), enqueue_params(batch))
+            return claimed, enqueue_results(cur.fetchall())
+
+        if connection is None:
+            return self._write("claiming first-seen keys and storing deliveries", write)
+        with host_unit(connection) as cur:
+            return write(cur)

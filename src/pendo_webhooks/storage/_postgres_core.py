@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from typing_extensions import LiteralString
 
 
-__all__ = ["PostgresCore", "host_cursor"]
+__all__ = ["PostgresCore", "host_cursor", "host_unit"]
 
 _T = TypeVar("_T")
 _Self = TypeVar("_Self", bound="PostgresCore")
@@ -78,6 +78,32 @@ def raise_storage_error(action: str, exc: psycopg.Error) -> NoReturn:
     raise storage_error(action, exc) from cause
 
 
+# What a host connection that cannot take writes is doing, in words.
+_STATES = {
+    TransactionStatus.ACTIVE: "busy running a statement",
+    TransactionStatus.INERROR: "in a failed transaction",
+    TransactionStatus.UNKNOWN: "in an unknown state (the connection is broken)",
+}
+
+
+def _host_connection(conn: object) -> Connection[Any]:
+    """
+    *conn* if it is a synchronous psycopg connection that can take writes now.
+    """
+    if not isinstance(conn, Connection):
+        msg = (
+            "connection must be a psycopg 3 Connection (psycopg.connect() or a pool's), "
+            f"not {type(conn).__name__}"
+        )
+        raise ConfigurationError(msg)
+    status = conn.info.transaction_status
+    if conn.closed or status not in (TransactionStatus.IDLE, TransactionStatus.INTRANS):
+        state = "closed" if conn.closed else _STATES.get(status, status.name.lower())
+        msg = f"connection cannot take writes now (it is {state}); roll back or reconnect first"
+        raise ConfigurationError(msg)
+    return conn
+
+
 @contextlib.contextmanager
 def host_cursor(conn: object) -> Iterator[Cursor[DictRow]]:
     """
@@ -95,24 +121,41 @@ def host_cursor(conn: object) -> Iterator[Cursor[DictRow]]:
             closed, busy, or in a failed transaction.
         StorageError: If the database fails.
     """
-    if not isinstance(conn, Connection):
-        msg = (
-            "connection must be a psycopg 3 Connection (psycopg.connect() or a pool's), "
-            f"not {type(conn).__name__}"
-        )
-        raise ConfigurationError(msg)
-    status = conn.info.transaction_status
-    if conn.closed or status not in (TransactionStatus.IDLE, TransactionStatus.INTRANS):
-        state = "closed" if conn.closed else status.name.lower()
-        msg = f"connection cannot take writes now (it is {state}); roll back or reconnect first"
-        raise ConfigurationError(msg)
+    conn = _host_connection(conn)
     try:
-        if status is TransactionStatus.INTRANS:
+        if conn.info.transaction_status is TransactionStatus.INTRANS:
             with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
                 yield cur
         else:
             with conn.cursor(row_factory=dict_row) as cur:
                 yield cur
+    except psycopg.Error as exc:
+        raise_storage_error("writing through the given connection", exc)
+
+
+@contextlib.contextmanager
+def host_unit(conn: object) -> Iterator[Cursor[DictRow]]:
+    """
+    Like :func:`host_cursor`, for several statements that must take effect together.
+
+    * In a transaction: a savepoint of it, as :func:`host_cursor`.
+    * Idle, not autocommit: the host's transaction is opened (and left open for the host
+      to commit or roll back) and the statements go into a savepoint of it, so an error
+      here leaves none of them in it.
+    * Idle, autocommit: one transaction of their own, committed at the end.
+
+    Raises:
+        ConfigurationError: As :func:`host_cursor`.
+        StorageError: If the database fails.
+    """
+    conn = _host_connection(conn)
+    try:
+        if not conn.autocommit and conn.info.transaction_status is TransactionStatus.IDLE:
+            # psycopg sends BEGIN before a statement on an idle connection that is not in
+            # autocommit: this opens the host's transaction, which the savepoint goes into.
+            conn.execute(b"SELECT 1")
+        with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+            yield cur
     except psycopg.Error as exc:
         raise_storage_error("writing through the given connection", exc)
 

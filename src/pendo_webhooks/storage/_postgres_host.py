@@ -15,7 +15,7 @@ from .._delivery import Delivery
 from ..exceptions import ConfigurationError
 
 
-__all__ = ["HostConnectionOutbox", "enqueue_through"]
+__all__ = ["HostConnectionOutbox", "enqueue_through", "refuse_host_connection"]
 
 
 class HostConnectionOutbox(Protocol):
@@ -43,10 +43,18 @@ def enqueue_through(
         ConfigurationError: If *storage* cannot write through a host connection.
     """
     if not getattr(storage, "accepts_host_connection", False):
+        refuse_host_connection(storage, connection)
+    outbox = cast("HostConnectionOutbox", storage)
+    return outbox.enqueue_deliveries(deliveries, connection=connection)
+
+
+def refuse_host_connection(storage: object, connection: object | None) -> None:
+    """
+    Raise ConfigurationError if *connection* is given: *storage* cannot write through it.
+    """
+    if connection is not None:
         msg = (
             f"connection: {type(storage).__name__} cannot write through the host's own "
             "connection; use PostgresStorage for a transactional outbox"
         )
         raise ConfigurationError(msg)
-    outbox = cast("HostConnectionOutbox", storage)
-    return outbox.enqueue_deliveries(deliveries, connection=connection)

@@ -49,7 +49,7 @@ from ._postgres_outbox_sql import (
 from ._postgres_webhooks import as_utc
 
 
-__all__ = ["PostgresOutbox"]
+__all__ = ["PostgresOutbox", "enqueue_params", "enqueue_results"]
 
 _T = TypeVar("_T")
 
@@ -179,6 +179,40 @@ def _columns(deliveries: Sequence[Delivery]) -> dict[str, list[Any]]:
     return columns
 
 
+def enqueue_params(deliveries: Sequence[Delivery]) -> dict[str, list[Any]]:
+    """
+    ENQUEUE's parameters; ConflictError if two deliveries share an id.
+    """
+    seen: set[str] = set()
+    for d in deliveries:
+        if d.id in seen:
+            raise duplicate_delivery(d.id)
+        seen.add(d.id)
+    return _columns(deliveries)
+
+
+def enqueue_results(rows: Sequence[Mapping[str, Any]]) -> list[str | None]:
+    """
+    What ENQUEUE's rows say: per delivery, ``None`` if stored, else why not.
+
+    Raises:
+        ConflictError: If a delivery id was taken (then nothing was stored).
+    """
+    if rows[0]["taken"] is not None:
+        raise duplicate_delivery(rows[0]["taken"])
+    results: list[str | None] = []
+    for row in rows:
+        if row["stored"]:
+            results.append(None)
+        elif row["live"]:
+            results.append(SkipReason.DUPLICATE)
+        elif row["known"]:
+            results.append(SkipReason.DISABLED)
+        else:
+            results.append(SkipReason.DELETED)
+    return results
+
+
 class PostgresOutbox(PostgresCore):
     """
     The ``deliveries`` and ``delivery_attempts`` tables. Strictly private.
@@ -202,27 +236,10 @@ class PostgresOutbox(PostgresCore):
         """
         if not deliveries:
             return []
-        seen: set[str] = set()
-        for d in deliveries:
-            if d.id in seen:
-                raise duplicate_delivery(d.id)
-            seen.add(d.id)
         rows, _ = self._execute(
-            "storing deliveries", self._q(ENQUEUE), _columns(deliveries), connection
+            "storing deliveries", self._q(ENQUEUE), enqueue_params(deliveries), connection
         )
-        if rows[0]["taken"] is not None:
-            raise duplicate_delivery(rows[0]["taken"])
-        results: list[str | None] = []
-        for row in rows:
-            if row["stored"]:
-                results.append(None)
-            elif row["live"]:
-                results.append(SkipReason.DUPLICATE)
-            elif row["known"]:
-                results.append(SkipReason.DISABLED)
-            else:
-                results.append(SkipReason.DELETED)
-        return results
+        return enqueue_results(rows)
 
     def claim_due(
         self,

@@ -26,9 +26,9 @@ from ._postgres_webhooks import PostgresWebhooks, as_utc, loaded
 from ._protocol_pipeline import FirstSeenOrigin
 
 
-__all__ = ["PostgresPipeline"]
+__all__ = ["CLAIM", "PostgresPipeline", "decoded", "encoded"]
 
-_CLAIM = """
+CLAIM = """
 INSERT INTO {schema}.first_seen (key, origin, known_at, seen_at)
 SELECT key, 'app', %(at)s, %(at)s FROM unnest(%(keys)s::bytea[]) AS key
 ON CONFLICT (key) DO UPDATE SET origin = 'app', seen_at = excluded.seen_at
@@ -51,12 +51,12 @@ ON CONFLICT DO NOTHING
 _BUMP = "UPDATE {schema}.exclusions_version SET version = version + 1 WHERE id = 1"
 
 
-def _encoded(keys: Collection[str]) -> list[bytes]:
+def encoded(keys: Collection[str]) -> list[bytes]:
     # Sorted, so that two batches lock their keys in the same order.
     return sorted({key.encode("utf-8", "surrogatepass") for key in keys})
 
 
-def _decoded(key: bytes) -> str:
+def decoded(key: bytes) -> str:
     return bytes(key).decode("utf-8", "surrogatepass")
 
 
@@ -71,19 +71,19 @@ class PostgresPipeline(PostgresWebhooks):
         """
         Mark *keys* as seen in the app, in one statement; return those that were not.
         """
-        unique = _encoded(keys)
+        unique = encoded(keys)
         if not unique:
             return set()
         rows, _ = self._execute(
-            "claiming first-seen keys", self._q(_CLAIM), {"keys": unique, "at": at}
+            "claiming first-seen keys", self._q(CLAIM), {"keys": unique, "at": at}
         )
-        return {_decoded(row["key"]) for row in rows}
+        return {decoded(row["key"]) for row in rows}
 
     def record_known(self, keys: Collection[str], *, at: datetime) -> int:
         """
         Record *keys* as known through an API unless already known; return how many were new.
         """
-        unique = _encoded(keys)
+        unique = encoded(keys)
         if not unique:
             return 0
         params = {"keys": unique, "at": at}

@@ -6,10 +6,12 @@ Strictly private; import these names from :mod:`pendo_webhooks.storage`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
+from datetime import datetime
 from typing import Protocol
 
 from .._audit import AuditEntry, AuditQuery
+from .._delivery import Delivery
 from .._webhook import Webhook
 from ..events import EventCategory
 from ._outbox_protocol import OutboxStore
@@ -92,8 +94,49 @@ class Storage(WebhookStore, AuditStore, OutboxStore, FirstSeenStore, ExclusionSt
     **Protocol**: Everything pendo-webhooks keeps; one object, one transaction per change.
 
     Later parts (the delivery outbox, first-seen tracking) join this Protocol as
-    further stores, so one backend object serves the whole library.
+    further stores, so one backend object serves the whole library. One method spans two
+    of them: :meth:`claim_first_seen_and_enqueue`.
     """
+
+    def claim_first_seen_and_enqueue(
+        self,
+        keys: Collection[str],
+        *,
+        at: datetime,
+        deliveries: Callable[[set[str]], Sequence[Delivery]],
+        connection: object | None = None,
+    ) -> tuple[set[str], list[str | None]]:
+        """
+        ``claim_first_seen`` and ``enqueue_deliveries`` in ONE transaction: both or neither.
+
+        Claims *keys* like ``claim_first_seen``; if it claimed any, calls *deliveries*
+        with the claimed keys and stores what it returns like ``enqueue_deliveries``. An
+        error anywhere (in *deliveries* too) leaves no key claimed and no delivery stored,
+        so the next sighting fires again. *deliveries* runs inside the transaction: it must
+        be quick, must not use the store, and may be called again if the transaction is
+        retried.
+
+        With *connection* (PostgresStorage only: the host's psycopg connection), both are
+        written in the host's transaction, as ``Dispatcher.enqueue(connection=...)`` does.
+
+        Returns:
+            The claimed keys, and per delivery ``None`` if stored or why not (as
+            ``enqueue_deliveries``).
+
+        Raises:
+            ConflictError: If a delivery id is taken (nothing is stored or claimed).
+            ConfigurationError: If *connection* is given to a store that cannot use it.
+
+        >>> from datetime import datetime, timezone
+        >>> from pendo_webhooks.storage import InMemoryStorage
+        >>> store, now = InMemoryStorage(), datetime(2026, 1, 1, tzinfo=timezone.utc)
+        >>> def nothing_subscribes(claimed):
+        ...     return []
+        >>> store.claim_first_seen_and_enqueue(["v:ann"], at=now, deliveries=nothing_subscribes)
+        ({'v:ann'}, [])
+        >>> store.claim_first_seen_and_enqueue(["v:ann"], at=now, deliveries=nothing_subscribes)
+        (set(), [])
+        """
 
 
 class SecretCodec(Protocol):

@@ -6,8 +6,13 @@ Strictly private; import :class:`SQLiteStorage` from :mod:`pendo_webhooks.storag
 
 from __future__ import annotations
 
-from ._sqlite_outbox import SQLiteOutbox
-from ._sqlite_pipeline import SQLitePipeline
+from collections.abc import Callable, Collection, Sequence
+from datetime import datetime
+
+from .._delivery import Delivery
+from ._postgres_host import refuse_host_connection
+from ._sqlite_outbox import SQLiteOutbox, enqueue_in
+from ._sqlite_pipeline import SQLitePipeline, claim_in
 from ._sqlite_webhooks import SQLiteWebhooks
 
 
@@ -54,3 +59,24 @@ class SQLiteStorage(SQLiteOutbox, SQLitePipeline, SQLiteWebhooks):
     ...     storage.list_webhooks()
     []
     """
+
+    def claim_first_seen_and_enqueue(
+        self,
+        keys: Collection[str],
+        *,
+        at: datetime,
+        deliveries: Callable[[set[str]], Sequence[Delivery]],
+        connection: object | None = None,
+    ) -> tuple[set[str], list[str | None]]:
+        """
+        Claim first-seen keys and store the deliveries they fire in one ``BEGIN IMMEDIATE``.
+
+        Committed at ``synchronous`` (like every enqueue): once it returns, both survive.
+        """
+        refuse_host_connection(self, connection)
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return set(), []
+        with self._transaction() as conn:
+            claimed = claim_in(conn, unique, at)
+            return claimed, (enqueue_in(conn, deliveries(claimed)) if claimed else [])

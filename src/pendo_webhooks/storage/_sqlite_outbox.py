@@ -46,7 +46,7 @@ from ._sqlite_bulk import SharedOutcome, enqueue_bulk, record_bulk, record_share
 from ._sqlite_core import SQLiteCore, from_utc_iso, utc_iso
 
 
-__all__ = ["SQLiteOutbox"]
+__all__ = ["SQLiteOutbox", "enqueue_in"]
 
 _T = TypeVar("_T")
 
@@ -264,15 +264,8 @@ class SQLiteOutbox(SQLiteCore):
         """
         Store new deliveries of enabled webhooks, skipping duplicates; see OutboxStore.
         """
-        if len(deliveries) > 1:
-            # Many at once (enqueue_many, a Segment backlog): set-at-a-time when it can be.
-            with self._transaction() as conn:
-                bulk = enqueue_bulk(conn, deliveries)
-            if bulk is not None:
-                return bulk
-        rows = [_delivery_row(d) for d in deliveries]
         with self._transaction() as conn:
-            return _insert(conn, rows)
+            return enqueue_in(conn, deliveries)
 
     def claim_due(
         self,
@@ -469,6 +462,18 @@ class SQLiteOutbox(SQLiteCore):
             "SELECT count(*), min(next_attempt_at) FROM deliveries WHERE status = 'pending'"
         )[0]
         return row[0], _optional_time(row[1])
+
+
+def enqueue_in(conn: sqlite3.Connection, deliveries: Sequence[Delivery]) -> list[str | None]:
+    """
+    Store new deliveries in the caller's transaction; see OutboxStore.enqueue_deliveries.
+    """
+    if len(deliveries) > 1:
+        # Many at once (enqueue_many, a Segment backlog): set-at-a-time when it can be.
+        bulk = enqueue_bulk(conn, deliveries)
+        if bulk is not None:
+            return bulk
+    return _insert(conn, [_delivery_row(d) for d in deliveries])
 
 
 def _insert(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> list[str | None]:

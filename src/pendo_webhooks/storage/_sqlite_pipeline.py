@@ -26,7 +26,7 @@ from ._sqlite_core import SQLiteCore, from_utc_iso, utc_iso
 from ._sqlite_webhooks import _append_audit, _loaded
 
 
-__all__ = ["SQLitePipeline"]
+__all__ = ["SQLitePipeline", "claim_in"]
 
 #: Whether this SQLite has ``RETURNING`` (3.35, March 2021).
 HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
@@ -71,6 +71,23 @@ def _pieces(keys: list[str]) -> Iterator[list[str]]:
         start += size
 
 
+def claim_in(conn: sqlite3.Connection, keys: list[str], at: datetime) -> set[str]:
+    """
+    Claim *keys* (no duplicates) in the caller's transaction; return those this call claimed.
+    """
+    when = int(at.timestamp())
+    claimed: set[str] = set()
+    if HAS_RETURNING:
+        for piece in _pieces(keys):
+            rows = conn.execute(_claim_statement(len(piece)), (when, *piece))
+            claimed.update(row[0] for row in rows)
+    else:
+        for key in keys:
+            if conn.execute(_CLAIM_ONE, (key, when, when)).rowcount == 1:
+                claimed.add(key)
+    return claimed
+
+
 class SQLitePipeline(SQLiteCore):
     """
     First-seen keys and the exclusion list. Strictly private.
@@ -85,18 +102,8 @@ class SQLitePipeline(SQLiteCore):
         unique = list(dict.fromkeys(keys))
         if not unique:
             return set()
-        when = int(at.timestamp())
-        claimed: set[str] = set()
         with self._transaction() as conn:
-            if HAS_RETURNING:
-                for piece in _pieces(unique):
-                    rows = conn.execute(_claim_statement(len(piece)), (when, *piece))
-                    claimed.update(row[0] for row in rows)
-            else:
-                for key in unique:
-                    if conn.execute(_CLAIM_ONE, (key, when, when)).rowcount == 1:
-                        claimed.add(key)
-        return claimed
+            return claim_in(conn, unique, at)
 
     def record_known(self, keys: Collection[str], *, at: datetime) -> int:
         """
