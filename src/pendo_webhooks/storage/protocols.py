@@ -146,14 +146,19 @@ def capabilities(storage: object) -> Capabilities:
     """
     Return which optional capabilities *storage* has; the one place the engine asks.
 
+    A capability is there when its method (or, for a host connection, the true class
+    attribute ``accepts_host_connection``) can be looked up on *storage*.
+
     >>> from pendo_webhooks.storage import InMemoryStorage
     >>> class Postgresish(InMemoryStorage):
     ...     accepts_host_connection = True
     >>> capabilities(Postgresish())
     Capabilities(chained_claim=False, shared_outcomes=False, host_connection=True)
     """
+    # By attribute lookup, not isinstance(): on Python 3.12+ a runtime-checkable Protocol
+    # ignores attributes a proxy forwards through __getattr__, which these lookups see.
     return Capabilities(
-        chained_claim=isinstance(storage, ChainingOutbox),
-        shared_outcomes=isinstance(storage, SharedOutcomesOutbox),
+        chained_claim=hasattr(storage, "record_outcome_and_claim"),
+        shared_outcomes=getattr(storage, "record_shared_outcomes", None) is not None,
         host_connection=bool(getattr(storage, "accepts_host_connection", False)),
     )
