@@ -1193,7 +1193,7 @@ class EnqueueFirstSeenContract:
         """
 
         def refuse(claimed: set[str]) -> list[Delivery]:
-            raise AssertionError(f"called with {claimed}")
+            raise AssertionError(f"called with {claimed}")  # pragma: no cover - a store that fails
 
         storage.claim_first_seen(["k:1"], at=_T0)
         assert storage.claim_first_seen_and_enqueue(["k:1"], at=_T0, deliveries=refuse) == (
