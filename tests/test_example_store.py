@@ -13,7 +13,7 @@ from types import ModuleType
 
 import pytest
 
-from pendo_webhooks.storage.protocols import Storage, capabilities
+from pendo_webhooks.storage.protocols import Capabilities, Storage, capabilities
 from pendo_webhooks.testing.storage_contract import StorageContract
 
 
@@ -44,13 +44,13 @@ class TestPlainSQLiteStore(StorageContract):
             yield store
 
 
-def test_the_example_store_has_no_optional_capability() -> None:
+def test_the_example_store_has_no_optional_capability(tmp_path: Path) -> None:
     """
     It is the plain seam only: the engine takes its general paths with it.
     """
-    assert capabilities(custom_store.PlainSQLiteStore.__new__(custom_store.PlainSQLiteStore)) == (
-        capabilities(object())
-    )
+    with custom_store.PlainSQLiteStore(tmp_path / "outbox.db") as store:
+        found = capabilities(store)
+    assert found == Capabilities(chained_claim=False, shared_outcomes=False, host_connection=False)
 
 
 def test_the_example_store_imports_only_public_names() -> None:
