@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 from pendo_webhooks._exclusions import EMPTY_MATCHER
 from pendo_webhooks.exceptions import (
     ConflictError,
-    NotFound,
     PermissionDenied,
     StorageError,
     ValidationError,
@@ -37,8 +36,9 @@ from pendo_webhooks.pipeline import (
     event_gate,
 )
 from pendo_webhooks.registry import Actor, AuditEntry, WebhookRegistry
-from pendo_webhooks.storage import AuditQuery, SQLiteStorage, Storage
+from pendo_webhooks.storage import SQLiteStorage, Storage
 from pendo_webhooks.testing import sample_event
+from pendo_webhooks.testing.storage_contract import ExclusionStoreContract
 
 from .conftest import START, FrozenClock
 
@@ -364,61 +364,10 @@ class TestEventGate:
         assert event_gate(blocked, matcher(("ip", "0.0.0.0/0"))) is not None
 
 
-class TestStorageContract:
-    def test_insert_get_list_delete(self, storage: Storage) -> None:
-        """
-        Exclusions round-trip, list oldest first then by id, and delete for good.
-        """
-        b = exclusion("exc_b", "account", "acme", minutes=1)
-        a = exclusion("exc_a", "visitor", "*@acme.com", minutes=1)
-        c = exclusion("exc_c", "ip", "10.0.0.0/8")
-        for item in (b, a, c):
-            storage.insert_exclusion(item, audit=entry(item.id))
-        assert storage.get_exclusion("exc_a") == a
-        assert storage.list_exclusions() == [c, a, b]
-        storage.delete_exclusion("exc_a", audit=entry("exc_a", "exclusion_remove"))
-        assert storage.list_exclusions() == [c, b]
-        with pytest.raises(NotFound):
-            storage.get_exclusion("exc_a")
-        with pytest.raises(NotFound, match="exc_a"):
-            storage.delete_exclusion("exc_a", audit=entry("exc_a", "exclusion_remove"))
-
-    def test_each_change_bumps_the_version(self, storage: Storage) -> None:
-        """
-        The version moves with every insert and delete, and not on reads or failures.
-        """
-        versions = [storage.exclusions_version()]
-        storage.insert_exclusion(exclusion("exc_1", "visitor", "v"), audit=entry("exc_1"))
-        versions.append(storage.exclusions_version())
-        storage.list_exclusions()
-        with pytest.raises(ConflictError):
-            storage.insert_exclusion(exclusion("exc_2", "visitor", "v"), audit=entry("exc_2"))
-        versions.append(storage.exclusions_version())
-        storage.delete_exclusion("exc_1", audit=entry("exc_1", "exclusion_remove"))
-        versions.append(storage.exclusions_version())
-        assert versions[0] != versions[1] == versions[2] != versions[3]
-        assert len(set(versions)) == 3
-
-    def test_duplicates_conflict_and_write_nothing(self, storage: Storage) -> None:
-        """
-        A taken id or an equal rule raises ConflictError; no row and no audit entry is written.
-        """
-        storage.insert_exclusion(exclusion("exc_1", "visitor", "v"), audit=entry("exc_1"))
-        with pytest.raises(ConflictError, match="already has visitor 'v' \\(exc_1\\)"):
-            storage.insert_exclusion(exclusion("exc_2", "visitor", "v"), audit=entry("exc_2"))
-        with pytest.raises(ConflictError, match="id 'exc_1' already exists"):
-            storage.insert_exclusion(exclusion("exc_1", "visitor", "w"), audit=entry("exc_3"))
-        assert [e.id for e in storage.list_exclusions()] == ["exc_1"]
-        assert [e.id for e in storage.audit_entries(AuditQuery())] == ["aud_exc_1_exclusion_add"]
-
-    def test_audit_is_written_with_the_change(self, storage: Storage) -> None:
-        """
-        The audit entry passed with a change is in the log afterwards.
-        """
-        storage.insert_exclusion(exclusion("exc_1", "ip", "10.0.0.0/8"), audit=entry("exc_1"))
-        storage.delete_exclusion("exc_1", audit=entry("exc_1", "exclusion_remove"))
-        actions = [e.action for e in storage.audit_entries(AuditQuery(webhook_id="exc_1"))]
-        assert actions == ["exclusion_remove", "exclusion_add"]
+class TestStorageContract(ExclusionStoreContract):
+    """
+    The ExclusionStore contract (shipped in pendo_webhooks.testing), on every backend.
+    """
 
 
 def test_sqlite_exclusions_survive_reopening(tmp_path: Path) -> None:

@@ -51,6 +51,7 @@ from pendo_webhooks.pipeline import (
 from pendo_webhooks.registry import Actor, WebhookRegistry
 from pendo_webhooks.storage import InMemoryStorage, SQLiteStorage, Storage, _sqlite_pipeline
 from pendo_webhooks.testing import RecordingTransport
+from pendo_webhooks.testing.storage_contract import FirstSeenStoreContract
 
 from .conftest import START, FrozenClock
 
@@ -607,48 +608,10 @@ def test_matches_a_simple_model(
     assert fired == expected
 
 
-class TestFirstSeenStorageContract:
-    def test_claims_return_only_what_is_new(self, storage: Storage) -> None:
-        """
-        A claim returns the keys that were unknown or API-only, and marks them seen.
-        """
-        assert storage.record_known(["k:api"], at=START) == 1
-        assert storage.claim_first_seen(["k:1", "k:api", "k:1"], at=START) == {"k:1", "k:api"}
-        assert storage.claim_first_seen(["k:1", "k:api", "k:2"], at=START) == {"k:2"}
-        assert storage.claim_first_seen([], at=START) == set()
-        assert [storage.first_seen_origin(k) for k in ("k:1", "k:api", "k:none")] == [
-            "app",
-            "app",
-            None,
-        ]
-
-    def test_record_known_never_downgrades(self, storage: Storage) -> None:
-        """
-        Recording a seen key as API-created changes nothing; new ones are counted once.
-        """
-        storage.claim_first_seen(["k:1"], at=START)
-        assert storage.record_known(["k:1", "k:2", "k:2"], at=START) == 1
-        assert storage.first_seen_origin("k:1") == "app"
-        assert storage.first_seen_origin("k:2") == "api"
-        assert storage.record_known([], at=START) == 0
-
-    def test_large_batches(self, storage: Storage) -> None:
-        """
-        Claims of more keys than one statement binds are split and still exact.
-        """
-        keys = [f"k:{i}" for i in range(1300)]
-        storage.record_known(keys[::3], at=START)
-        assert storage.claim_first_seen(keys[:700], at=START) == set(keys[:700])
-        assert storage.claim_first_seen(keys, at=START) == set(keys[700:])
-        assert storage.claim_first_seen(keys, at=START) == set()
-
-    def test_any_text_is_a_key(self, storage: Storage) -> None:
-        """
-        Keys are opaque: quotes, separators, non-ASCII and NUL survive.
-        """
-        keys = ["v:'; DROP TABLE first_seen; --", "v:\u4e2d\U0001f600", "v:a\x00b", "v:"]
-        assert storage.claim_first_seen(keys, at=START) == set(keys)
-        assert storage.claim_first_seen(keys, at=START) == set()
+class TestFirstSeenStorageContract(FirstSeenStoreContract):
+    """
+    The FirstSeenStore contract (shipped in pendo_webhooks.testing), on every backend.
+    """
 
 
 class TestSQLite:

@@ -21,6 +21,7 @@ from ._outcomes import DeliveryOutcome, DrainSummary, Outcome
 from ._runner import Runner, pause, stop_on_signals
 from .exceptions import PendoWebhooksError
 from .storage import Storage
+from .storage.protocols import capabilities
 
 
 __all__ = ["MAX_THREADS", "RunningMixin"]
@@ -56,7 +57,7 @@ class RunningMixin:
         def _release(self, deliveries: Sequence[Delivery]) -> None: ...
 
     def _runner(self, concurrency: int) -> Runner:
-        chained = hasattr(self.storage, "record_outcome_and_claim")
+        chained = capabilities(self.storage).chained_claim
         return Runner(
             claim=self._claim,
             attempt=self._attempt_claimed,

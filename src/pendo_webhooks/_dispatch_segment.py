@@ -23,7 +23,7 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import attrs
 
@@ -44,6 +44,7 @@ from ._webhook import Webhook
 from .exceptions import ConfigurationError
 from .retry import Decision, RetryPolicy, Verdict
 from .storage import Storage
+from .storage.protocols import SharedOutcomesOutbox, capabilities
 from .transports import OutgoingRequest, Transport, TransportResponse
 
 
@@ -194,8 +195,8 @@ class SegmentMixin:
                 )
             return decision
 
-        shared = getattr(self.storage, "record_shared_outcomes", None)
-        if shared is not None:
+        if capabilities(self.storage).shared_outcomes:
+            shared = cast(SharedOutcomesOutbox, self.storage).record_shared_outcomes
             outcomes = self._record_shared(shared, batch, sent, decide, now)
         else:
             rows: list[_Row] = [settle(d, sent, decide(d), now=now) for d in batch]

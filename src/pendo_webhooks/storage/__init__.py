@@ -8,7 +8,9 @@ Where pendo-webhooks keeps its state: the :class:`Storage` Protocol and two back
   itself never needs psycopg.
 
 All of them pass the same contract test suite. A backend is one object implementing
-every part of :class:`Storage`; each change is one transaction.
+every part of :class:`Storage`; each change is one transaction. To keep the outbox in a
+database of your own, implement the Protocols of :mod:`pendo_webhooks.storage.protocols`
+and prove the store with :mod:`pendo_webhooks.testing.storage_contract`.
 
 >>> from pendo_webhooks.storage import InMemoryStorage, Storage
 >>> storage: Storage = InMemoryStorage()

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from .._delivery import Attempt, Delivery, DeliveryStatus
 
 
-__all__ = ["ChainingOutbox", "OutboxStore", "SkipReason"]
+__all__ = ["ChainingOutbox", "DeliveryLog", "OutboxQueue", "OutboxStore", "SkipReason"]
 
 
 class SkipReason:
@@ -29,9 +29,12 @@ class SkipReason:
     DELETED = "deleted"
 
 
-class OutboxStore(Protocol):
+class OutboxQueue(Protocol):
     """
-    **Protocol**: Keeps deliveries and their attempts between and across processes.
+    **Protocol**: The queue half of the outbox: enqueue, claim, record, release, cancel.
+
+    What a worker needs to move deliveries along; :class:`OutboxStore` adds the
+    history (:class:`DeliveryLog`).
 
     The dispatcher never holds a transaction open across network I/O: it
     *claims* due deliveries (one short transaction that gives them a lease:
@@ -44,9 +47,10 @@ class OutboxStore(Protocol):
 
     Times are aware datetimes; lists are fresh lists of immutable values.
 
-    >>> from pendo_webhooks.storage import InMemoryStorage, OutboxStore
-    >>> outbox: OutboxStore = InMemoryStorage()
-    >>> outbox.pending_summary()
+    >>> from pendo_webhooks.storage import InMemoryStorage
+    >>> from pendo_webhooks.storage.protocols import OutboxQueue
+    >>> queue: OutboxQueue = InMemoryStorage()
+    >>> queue.pending_summary()
     (0, None)
     """
 
@@ -60,8 +64,8 @@ class OutboxStore(Protocol):
         Deliveries may come already leased (the dispatcher's immediate attempt).
 
         Returns:
-            One entry per delivery, in order: ``None`` if stored, else a
-            :class:`SkipReason` value.
+            One entry per delivery, in order: ``None`` if stored, else why not:
+            ``"duplicate"``, ``"disabled"`` or ``"deleted"``.
 
         Raises:
             ConflictError: If a delivery id is already taken.
@@ -127,6 +131,26 @@ class OutboxStore(Protocol):
         so an attempt in flight cannot record its outcome over the cancellation.
         """
 
+    def pending_summary(self) -> tuple[int, datetime | None]:
+        """
+        Return how many deliveries are pending and the earliest ``next_attempt_at`` among them.
+        """
+
+
+class DeliveryLog(Protocol):
+    """
+    **Protocol**: The history half of the outbox: read deliveries and attempts, redeliver, purge.
+
+    What an admin screen or a replay needs; :class:`OutboxStore` adds the queue
+    (:class:`OutboxQueue`).
+
+    >>> from pendo_webhooks.storage import InMemoryStorage
+    >>> from pendo_webhooks.storage.protocols import DeliveryLog
+    >>> log: DeliveryLog = InMemoryStorage()
+    >>> log.list_deliveries()
+    []
+    """
+
     def get_delivery(self, delivery_id: str) -> Delivery:
         """
         Return one delivery.
@@ -181,19 +205,42 @@ class OutboxStore(Protocol):
         deliveries were purged.
         """
 
-    def pending_summary(self) -> tuple[int, datetime | None]:
-        """
-        Return how many deliveries are pending and the earliest ``next_attempt_at`` among them.
-        """
+
+class OutboxStore(OutboxQueue, DeliveryLog, Protocol):
+    """
+    **Protocol**: Keeps deliveries and their attempts between and across processes.
+
+    The queue (:class:`OutboxQueue`) and the history (:class:`DeliveryLog`) in one store.
+    The dispatcher never holds a transaction open across network I/O: it
+    *claims* due deliveries (one short transaction that gives them a lease:
+    an owner and an expiry), sends without any transaction, then *records* each
+    outcome in another short transaction that only writes if the lease is still
+    its own (fencing). A worker that dies mid-way loses nothing: its claimed
+    deliveries become due again when their lease lapses. While a lease is held,
+    ``next_attempt_at`` is the lease's expiry, so "due" is simply "pending and
+    ``next_attempt_at <= now``".
+
+    Times are aware datetimes; lists are fresh lists of immutable values.
+
+    >>> from pendo_webhooks.storage import InMemoryStorage, OutboxStore
+    >>> outbox: OutboxStore = InMemoryStorage()
+    >>> outbox.pending_summary()
+    (0, None)
+    """
 
 
+@runtime_checkable
 class ChainingOutbox(Protocol):
     """
     **Protocol**: An outbox that records an outcome and claims the next delivery at once.
 
     Optional: a one-thread worker uses it when a store has it (``SQLiteStorage`` and
-    ``PostgresStorage`` do).
-    Strictly private.
+    ``PostgresStorage`` do). Import it from :mod:`pendo_webhooks.storage.protocols`.
+
+    >>> from pendo_webhooks.storage import InMemoryStorage
+    >>> from pendo_webhooks.storage.protocols import ChainingOutbox
+    >>> isinstance(InMemoryStorage(), ChainingOutbox)
+    False
     """
 
     def record_outcome_and_claim(

@@ -9,28 +9,14 @@ Strictly private.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, cast
+from typing import cast
 
 from .._delivery import Delivery
 from ..exceptions import ConfigurationError
+from .protocols import HostConnectionOutbox, capabilities
 
 
-__all__ = ["HostConnectionOutbox", "enqueue_through", "refuse_host_connection"]
-
-
-class HostConnectionOutbox(Protocol):
-    """
-    **Protocol**: An outbox that can write deliveries in the host's own transaction.
-
-    Implementations set the class attribute ``accepts_host_connection = True``.
-    """
-
-    def enqueue_deliveries(
-        self, deliveries: Sequence[Delivery], *, connection: object | None = None
-    ) -> list[str | None]:
-        """
-        Store deliveries like ``OutboxStore.enqueue_deliveries``, through *connection* if given.
-        """
+__all__ = ["enqueue_through", "refuse_host_connection"]
 
 
 def enqueue_through(
@@ -42,9 +28,9 @@ def enqueue_through(
     Raises:
         ConfigurationError: If *storage* cannot write through a host connection.
     """
-    if not getattr(storage, "accepts_host_connection", False):
+    if not capabilities(storage).host_connection:
         refuse_host_connection(storage, connection)
-    outbox = cast("HostConnectionOutbox", storage)
+    outbox = cast(HostConnectionOutbox, storage)
     return outbox.enqueue_deliveries(deliveries, connection=connection)
 
 

@@ -20,9 +20,9 @@ from typing import Any, Literal, overload
 
 import attrs
 
-from ._category import EventCategory
-from ._fakes import FrozenClock, RecordingTransport
-from ._models import (
+from .._category import EventCategory
+from .._fakes import FrozenClock, RecordingTransport
+from .._models import (
     AccountCreated,
     Event,
     GuideDisplayed,
@@ -34,8 +34,8 @@ from ._models import (
     TrackEventReceived,
     VisitorCreated,
 )
-from ._receiver import LocalReceiver, ReceivedRequest, Reply, SignedRequest, signed_request
-from ._values import (
+from .._receiver import LocalReceiver, ReceivedRequest, Reply, SignedRequest, signed_request
+from .._values import (
     App,
     GuideProperties,
     GuideStep,
@@ -44,8 +44,8 @@ from ._values import (
     PollResponse,
     Subscription,
 )
-from ._wire import EVENT_CLASSES
-from .exceptions import UnknownEventType, ValidationError
+from .._wire import EVENT_CLASSES
+from ..exceptions import UnknownEventType, ValidationError
 
 
 __all__ = [

@@ -1,0 +1,164 @@
+"""
+The storage seam: what pendo-webhooks needs from a store, as Protocols a host can implement.
+
+A store is one object implementing :class:`Storage`, which is made of smaller stores, so
+each part of the library can be typed by what it actually uses:
+
+* :class:`WebhookStore` and :class:`AuditStore`: webhooks and the audit log of their changes;
+* :class:`OutboxStore`: the delivery outbox, itself :class:`OutboxQueue` (enqueue, claim,
+  record, release, cancel: what a worker needs) and :class:`DeliveryLog` (get, list,
+  attempts, redeliver, purge: the history);
+* :class:`FirstSeenStore` and :class:`ExclusionStore`: the event pipeline's state;
+* :class:`SecretCodec`: how secrets are encrypted at rest.
+
+Besides, a store may offer *optional capabilities*, each a :func:`~typing.runtime_checkable`
+Protocol: :class:`ChainingOutbox` (record an outcome and claim the next delivery in one
+transaction), :class:`SharedOutcomesOutbox` (record a Segment batch's outcomes by group)
+and :class:`HostConnectionOutbox` (write deliveries in the host's own transaction). The
+engine asks :func:`capabilities` which of them a store has, in one place; a store without
+any of them is complete and correct, only slower in places.
+
+The contract suite in :mod:`pendo_webhooks.testing.storage_contract` proves a store
+against these Protocols; see the how-to "Keep the outbox in your own database".
+
+>>> from pendo_webhooks.storage import InMemoryStorage
+>>> from pendo_webhooks.storage.protocols import Storage, capabilities
+>>> store: Storage = InMemoryStorage()
+>>> capabilities(store)
+Capabilities(chained_claim=False, shared_outcomes=False, host_connection=False)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import ClassVar, Protocol, runtime_checkable
+
+import attrs
+
+from .._delivery import Attempt, Delivery
+from ._outbox_protocol import ChainingOutbox, DeliveryLog, OutboxQueue, OutboxStore
+from ._protocol import AuditStore, SecretCodec, Storage, WebhookStore
+from ._protocol_pipeline import ExclusionStore, FirstSeenOrigin, FirstSeenStore
+
+
+__all__ = [
+    "AuditStore",
+    "Capabilities",
+    "ChainingOutbox",
+    "DeliveryLog",
+    "ExclusionStore",
+    "FirstSeenOrigin",
+    "FirstSeenStore",
+    "HostConnectionOutbox",
+    "OutboxQueue",
+    "OutboxStore",
+    "SecretCodec",
+    "SharedOutcome",
+    "SharedOutcomesOutbox",
+    "Storage",
+    "WebhookStore",
+    "capabilities",
+]
+
+#: One group of :meth:`SharedOutcomesOutbox.record_shared_outcomes`: the ids of deliveries
+#: that share an outcome, that outcome's delivery state, and its attempt row (or ``None``).
+SharedOutcome = tuple[Sequence[str], Delivery, Attempt | None]
+
+
+@runtime_checkable
+class SharedOutcomesOutbox(Protocol):
+    """
+    **Protocol**: An outbox that records outcomes shared by groups of deliveries at once.
+
+    Optional: the dispatcher uses it, when a store has it, instead of
+    :meth:`OutboxQueue.record_outcomes` for a Segment batch, whose deliveries mostly share
+    one outcome (``SQLiteStorage`` has it).
+
+    >>> from pendo_webhooks.storage import InMemoryStorage
+    >>> from pendo_webhooks.storage.protocols import SharedOutcomesOutbox
+    >>> isinstance(InMemoryStorage(), SharedOutcomesOutbox)
+    False
+    """
+
+    def record_shared_outcomes(
+        self, groups: Sequence[SharedOutcome], *, owner: str, now: datetime
+    ) -> set[str]:
+        """
+        Record each group's outcome for every delivery in it, in one transaction.
+
+        Each group is ``(delivery_ids, outcome, attempt)``: every delivery in it gets
+        *outcome*'s state (as :meth:`OutboxQueue.record_outcome`) and a copy of *attempt*
+        with its own id, each fenced on its own lease.
+
+        Returns:
+            The ids of the deliveries written.
+        """
+
+
+@runtime_checkable
+class HostConnectionOutbox(Protocol):
+    """
+    **Protocol**: An outbox that can write deliveries in the host's own transaction.
+
+    Optional: ``Dispatcher.enqueue(event, connection=...)`` (the transactional outbox)
+    needs it; other stores refuse a *connection* with
+    :class:`~pendo_webhooks.exceptions.ConfigurationError`. A store says it has it with
+    the class attribute ``accepts_host_connection = True`` (``PostgresStorage`` does).
+
+    >>> from pendo_webhooks.storage import InMemoryStorage
+    >>> from pendo_webhooks.storage.protocols import capabilities
+    >>> capabilities(InMemoryStorage()).host_connection
+    False
+    """
+
+    #: ``True`` if :meth:`enqueue_deliveries` can write through the host's connection.
+    accepts_host_connection: ClassVar[bool]
+
+    def enqueue_deliveries(
+        self, deliveries: Sequence[Delivery], *, connection: object | None = None
+    ) -> list[str | None]:
+        """
+        Store deliveries as :meth:`OutboxQueue.enqueue_deliveries`, through *connection* if given.
+        """
+
+
+@attrs.frozen
+class Capabilities:
+    """
+    Which optional capabilities a store has: what :func:`capabilities` returns.
+
+    Args:
+        chained_claim: It is a :class:`ChainingOutbox`.
+        shared_outcomes: It is a :class:`SharedOutcomesOutbox`.
+        host_connection: It is a :class:`HostConnectionOutbox` that accepts a connection.
+
+    >>> Capabilities(chained_claim=True, shared_outcomes=False, host_connection=False)
+    Capabilities(chained_claim=True, shared_outcomes=False, host_connection=False)
+    """
+
+    chained_claim: bool
+    shared_outcomes: bool
+    host_connection: bool
+
+
+def capabilities(storage: object) -> Capabilities:
+    """
+    Return which optional capabilities *storage* has; the one place the engine asks.
+
+    A capability is there when its method (or, for a host connection, the true class
+    attribute ``accepts_host_connection``) can be looked up on *storage*.
+
+    >>> from pendo_webhooks.storage import InMemoryStorage
+    >>> class Postgresish(InMemoryStorage):
+    ...     accepts_host_connection = True
+    >>> capabilities(Postgresish())
+    Capabilities(chained_claim=False, shared_outcomes=False, host_connection=True)
+    """
+    # By attribute lookup, not isinstance(): on Python 3.12+ a runtime-checkable Protocol
+    # ignores attributes a proxy forwards through __getattr__, which these lookups see.
+    return Capabilities(
+        chained_claim=hasattr(storage, "record_outcome_and_claim"),
+        shared_outcomes=getattr(storage, "record_shared_outcomes", None) is not None,
+        host_connection=bool(getattr(storage, "accepts_host_connection", False)),
+    )
