@@ -27,6 +27,7 @@ from pendo_webhooks.exceptions import (
 from pendo_webhooks.registry import Actor, WebhookRegistry
 from pendo_webhooks.storage import AuditQuery, PlaintextCodec, SQLiteStorage
 from pendo_webhooks.storage._schema import APPLICATION_ID, LATEST_VERSION, apply_migrations
+from pendo_webhooks.storage._sqlite_core import switch_to_wal
 
 from .test_storage_contract import entry, make_segment, make_webhook
 
@@ -660,3 +661,56 @@ def test_sqlite_storage_in_a_fresh_directory_is_created(tmp_path: Path) -> None:
     with SQLiteStorage(os.fspath(path)) as storage:
         assert storage.list_webhooks() == []
     assert path.exists()
+
+
+class _LockedFor:
+    """
+    A stand-in connection whose WAL switch answers "database is locked" *times* times.
+    """
+
+    def __init__(self, times: int, error: str = "database is locked") -> None:
+        self.left = times
+        self.error = error
+        self.calls = 0
+
+    def execute(self, sql: str) -> _LockedFor:
+        assert sql == "PRAGMA journal_mode = WAL"
+        self.calls += 1
+        if self.left:
+            self.left -= 1
+            raise sqlite3.OperationalError(self.error)
+        return self
+
+    def fetchone(self) -> tuple[str]:
+        return ("wal",)
+
+
+class TestSwitchToWal:
+    """
+    Two processes opening a new file at once: the WAL switch waits out the other opener.
+    """
+
+    def test_a_locked_switch_is_tried_again_with_growing_pauses(self) -> None:
+        conn = _LockedFor(6)
+        pauses: list[float] = []
+        assert switch_to_wal(conn, timeout=10.0, clock=lambda: 0.0, sleep=pauses.append) == "wal"
+        assert conn.calls == 7
+        assert pauses == [0.005, 0.01, 0.02, 0.04, 0.08, 0.1]
+
+    def test_it_gives_up_when_the_busy_timeout_has_passed(self) -> None:
+        now = [0.0]
+
+        def sleep(seconds: float) -> None:
+            now[0] += seconds
+
+        conn = _LockedFor(1_000)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            switch_to_wal(conn, timeout=1.0, clock=lambda: now[0], sleep=sleep)
+        assert 1.0 <= now[0] < 1.2
+        assert conn.calls < 20
+
+    def test_other_errors_are_not_retried(self) -> None:
+        conn = _LockedFor(1, error="disk I/O error")
+        with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+            switch_to_wal(conn, timeout=10.0, sleep=lambda s: None)
+        assert conn.calls == 1

@@ -32,8 +32,9 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
@@ -416,7 +417,7 @@ class SQLiteCore:
     def _prepare(self, conn: sqlite3.Connection) -> None:
         state = self._inspect(conn)
         self._check(*state)
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = switch_to_wal(conn, timeout=self._busy_timeout)
         if str(mode).lower() != "wal":  # pragma: no cover - filesystems without shared memory
             msg = f"cannot switch {self._path} to WAL mode (it stays in {mode!r} mode)"
             raise StorageError(msg)
@@ -477,3 +478,44 @@ def _rollback(conn: sqlite3.Connection) -> None:
     # because SQLite already rolled back) adds nothing.
     with contextlib.suppress(sqlite3.Error):
         conn.execute("ROLLBACK")
+
+
+def switch_to_wal(
+    conn: Any,
+    *,
+    timeout: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """
+    Put the file in WAL mode and return the journal mode it is in, waiting out other openers.
+
+    Two processes opening a new file at once can both hold a read lock and both want the
+    exclusive lock the switch needs; SQLite then answers one of them "database is locked"
+    at once, without calling the busy handler (waiting could deadlock). The statement holds
+    no lock once it has failed, so it is tried again, backing off from 5 ms to 100 ms, until
+    *timeout* seconds have passed; then the error stands.
+
+    >>> class Locked:
+    ...     def __init__(self): self.calls = 0
+    ...     def execute(self, sql):
+    ...         self.calls += 1
+    ...         if self.calls < 3:
+    ...             raise sqlite3.OperationalError("database is locked")
+    ...         return self
+    ...     def fetchone(self): return ("wal",)
+    >>> conn = Locked()
+    >>> switch_to_wal(conn, timeout=1.0, sleep=lambda s: None), conn.calls
+    ('wal', 3)
+    """
+    deadline = clock() + timeout
+    pause = 0.005
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            message = str(exc).lower()
+            if ("locked" not in message and "busy" not in message) or clock() >= deadline:
+                raise
+        sleep(pause)
+        pause = min(pause * 2, 0.1)
