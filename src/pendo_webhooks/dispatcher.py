@@ -67,7 +67,7 @@ from ._delivery import Attempt, Delivery, DeliveryStatus, trusted_delivery
 from ._dispatch_admin import AdminMixin
 from ._dispatch_args import count_arg, seconds_arg
 from ._dispatch_running import MAX_THREADS, RunningMixin
-from ._dispatch_segment import SegmentMixin, released
+from ._dispatch_segment import SegmentMixin, exhausted, released
 from ._exclusions import ExclusionMatcher, StoredExclusions
 from ._gate import (
     DEFAULT_MAX_BODY_BYTES,
@@ -97,6 +97,7 @@ from .transports import OutgoingRequest, RequestsTransport, Transport
 __all__ = [
     "DEFAULT_LEASE",
     "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_CLAIMS",
     "Attempt",
     "Delivery",
     "DeliveryOutcome",
@@ -111,6 +112,17 @@ __all__ = [
 #: How long a claim holds unless told otherwise: longer than any attempt can take
 #: (the transport's deadline is at most 30 s), plus a margin.
 DEFAULT_LEASE = timedelta(seconds=60)
+
+#: How many claims of one delivery may end without an outcome before it ends ``dead``.
+#: A healthy delivery has none: every claim ends in an outcome, or is handed back. Each
+#: worker killed mid-attempt, or attempt that outlived its lease, adds one; five of them
+#: on one delivery say the delivery itself is the cause (a poison pill), not bad luck.
+DEFAULT_MAX_CLAIMS = 5
+
+#: A lease must be at least this many times the transport's deadline: a claimed delivery
+#: (or a Segment batch) is still attempted while half of its lease is left, so half a
+#: lease must cover a whole attempt; the other half covers the store's writes and pauses.
+LEASE_PER_DEADLINE = 2
 
 logger = logging.getLogger("pendo_webhooks")
 
@@ -136,9 +148,14 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
         clock: Returns the current aware UTC time.
         sleep: How :meth:`drain` waits for the next due time.
         rng: Jitters retry waits (a :class:`random.Random`); seed it for exact tests.
-        lease_duration: How long a claim holds (seconds or a timedelta): longer than
-            one attempt can take. A worker killed mid-attempt delays that delivery by
-            at most this much.
+        lease_duration: How long a claim holds (seconds or a timedelta): at least twice
+            the transport's ``deadline`` (when it has one; 15 s for the default
+            transport), since an attempt may start with half its lease left. A worker
+            killed mid-attempt delays that delivery by at most this much.
+        max_claims: How many claims of one delivery may end without an outcome (its
+            worker died, or its attempt outlived the lease) before the next claim ends it
+            ``dead``, with the reason, instead of sending it again; 5 by default. Claims
+            handed back unattempted do not count; a redelivery starts afresh.
         dispatch_threads: Threads for :meth:`dispatch`'s immediate attempts when an
             event goes to several webhooks, so one slow receiver delays no other.
         ids: Makes delivery ids from the prefix ``"dlv"``. By default they sort in
@@ -149,7 +166,8 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
             messages have Segment's own limit of 32,768 bytes.
 
     Raises:
-        ConfigurationError: If an argument is of the wrong kind or out of range.
+        ConfigurationError: If an argument is of the wrong kind or out of range, or the
+            lease is too short for the transport's deadline.
 
     A host process dispatches; a worker process (or a thread) delivers the retries:
 
@@ -184,6 +202,7 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
         dispatch_threads: int = 4,
         ids: Callable[[str], str] = sorted_id,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_claims: int = DEFAULT_MAX_CLAIMS,
     ) -> None:
         if not isinstance(registry, WebhookRegistry):
             raise ConfigurationError("registry: must be a WebhookRegistry")
@@ -202,6 +221,7 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
             lease = timedelta(seconds=seconds_arg("lease_duration", lease_duration))
             threads = count_arg("dispatch_threads", dispatch_threads, most=MAX_THREADS)
             self.max_body_bytes = count_arg("max_body_bytes", max_body_bytes, most=2**31)
+            self.max_claims = count_arg("max_claims", max_claims, most=1000)
         except ValidationError as exc:
             raise ConfigurationError(str(exc)) from None
         self.registry = registry
@@ -212,6 +232,12 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
             if transport is None
             else transport
         )
+        try:
+            check_lease(lease, self.transport)
+        except ConfigurationError:
+            if self._owns_transport:
+                self._close_transport()
+            raise
         self.retry = retry
         self.clock = clock
         self._sleep = sleep
@@ -251,6 +277,12 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
+        self._close_transport()
+
+    def _close_transport(self) -> None:
+        """
+        Close the transport if the dispatcher made it; :meth:`close` does it too.
+        """
         if self._owns_transport and isinstance(self.transport, RequestsTransport):
             self.transport.close()
 
@@ -613,6 +645,7 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
             lease_until=now + self.lease_duration,
             limit=limit,
             webhook_id=webhook_id,
+            max_claims=self.max_claims,
         )
 
     def _release(self, deliveries: Sequence[Delivery]) -> None:
@@ -631,6 +664,8 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
         A Segment webhook's delivery takes the webhook's other due deliveries along in
         its batch; their outcomes are returned too.
         """
+        if delivery.status is not DeliveryStatus.PENDING:
+            return [exhausted(delivery)]
         try:
             webhook = self._current_webhook(delivery.webhook_id)
         except Exception as exc:  # noqa: BLE001 - a broken store must not stop the loop
@@ -704,7 +739,16 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
                 owner=self.owner,
                 now=now,
                 lease_until=now + self.lease_duration,
+                max_claims=self.max_claims,
             )
+            if not written and chain.claimed:
+                # The claim may have ended this very delivery (its lease had lapsed, and it
+                # was claimed too often): _lost reports that, once.
+                chain.claimed = [
+                    d
+                    for d in chain.claimed
+                    if d.id != delivery.id or d.status is DeliveryStatus.PENDING
+                ]
         else:
             written = self.storage.record_outcome(updated, attempt, owner=self.owner, now=now)
         if decision.disable_webhook:
@@ -769,12 +813,13 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
             delivery.webhook_id,
             current.status,
         )
-        cancelled = current.status is DeliveryStatus.CANCELLED
+        # Cancelled, or ended by a claim (claimed too often): the store's reason says why.
+        ended = current.status in {DeliveryStatus.CANCELLED, DeliveryStatus.DEAD}
         return DeliveryOutcome(
             webhook_id=delivery.webhook_id,
             delivery_id=delivery.id,
             outcome=Outcome(current.status.value),
-            reason=current.last_error if cancelled else "lease lost; outcome not recorded",
+            reason=current.last_error if ended else "lease lost; outcome not recorded",
         )
 
     def _unexpected(self, delivery: Delivery, exc: Exception) -> DeliveryOutcome:
@@ -800,6 +845,40 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
             logger.warning("webhook %s answered 410 but was not disabled: %s", webhook.id, exc)
             return
         logger.info("webhook %s disabled by the system: %s", webhook.id, reason)
+
+
+def check_lease(lease: timedelta, transport: object) -> None:
+    """
+    Refuse a lease too short for *transport*'s ``deadline`` (if it says one).
+
+    An attempt may start with half its lease left (see ``LEASE_PER_DEADLINE``), so the
+    lease must be at least twice the deadline. Strictly private; the CLI asks it too.
+
+    Raises:
+        ConfigurationError: Naming both figures.
+
+    >>> from pendo_webhooks.exceptions import ConfigurationError
+    >>> from pendo_webhooks.transports import RequestsTransport
+    >>> with RequestsTransport(deadline=15) as transport:
+    ...     check_lease(timedelta(seconds=30), transport)
+    ...     try:
+    ...         check_lease(timedelta(seconds=20), transport)
+    ...     except ConfigurationError as exc:
+    ...         print(str(exc)[:75])
+    lease_duration: 20 s cannot cover the transport's deadline of 15 s: it must
+    """
+    deadline = getattr(transport, "deadline", None)
+    if isinstance(deadline, bool) or not isinstance(deadline, int | float):
+        return  # a transport that does not say: max_claims is what bounds it
+    least = LEASE_PER_DEADLINE * float(deadline)
+    seconds = lease.total_seconds()
+    if seconds < least:
+        msg = (
+            f"lease_duration: {seconds:g} s cannot cover the transport's deadline of "
+            f"{deadline:g} s: it must be at least {least:g} s (twice the deadline, since "
+            "an attempt may start with half its lease left)"
+        )
+        raise ConfigurationError(msg)
 
 
 def _skipped(webhook_id: str, reason: str) -> DeliveryOutcome:

@@ -75,6 +75,7 @@ class OutboxStore(Protocol):
         lease_until: datetime,
         limit: int,
         webhook_id: str | None = None,
+        max_claims: int | None = None,
     ) -> list[Delivery]:
         """
         Lease up to *limit* due deliveries to *owner* until *lease_until*, earliest due first.
@@ -83,6 +84,14 @@ class OutboxStore(Protocol):
         whose previous lease lapsed. With *webhook_id*, only that webhook's deliveries
         are claimed (a Segment batch). One transaction; the returned deliveries carry
         the new lease and their body.
+
+        Every claim is counted with the delivery, in the same statement. A claim that
+        ends without an outcome (the worker died, or the lease ran out mid-attempt) is
+        one claim more than the delivery has attempts; :meth:`release_claims` takes its
+        claim back, a redelivery forgives the past. With *max_claims*, a due delivery
+        already claimed *max_claims* times without an outcome is not leased: it ends
+        ``dead``, with :func:`claims_exhausted` as its error, and is returned so, for
+        the caller to report (the poison-pill limit of a queue).
         """
 
     def record_outcome(
@@ -204,6 +213,7 @@ class ChainingOutbox(Protocol):
         owner: str,
         now: datetime,
         lease_until: datetime,
+        max_claims: int | None = None,
     ) -> tuple[bool, list[Delivery]]:
         """
         :meth:`OutboxStore.record_outcome`, then claim up to one due delivery, in one go.
