@@ -12,6 +12,7 @@ The store fixtures (``outbox``: memory, SQLite, PostgreSQL) come from conftest.p
 from __future__ import annotations
 
 import itertools
+import threading
 from datetime import datetime, timedelta
 
 import attrs
@@ -388,3 +389,126 @@ def test_a_custom_transport_slower_than_its_lease_is_bounded_by_max_claims(
     assert [o.outcome for o in outcomes][-1] is Outcome.DEAD
     assert len(outcomes) == DEFAULT_MAX_CLAIMS + 1
     dispatcher.close()
+
+
+# -- (2) dispatch_many claims in chunks --------------------------------------------------------
+
+
+class InspectingTransport:
+    """
+    Answers 200; at every send, counts the deliveries leased in the store at that moment.
+
+    *during_first* runs once, inside the first send (another worker acting meanwhile).
+    """
+
+    def __init__(self, storage: Storage, clock: FrozenClock, during_first: object = None) -> None:
+        self.storage = storage
+        self.clock = clock
+        self.during_first = during_first
+        self.leased: list[int] = []
+        self.due_unleased: list[int] = []
+        self.lock = threading.Lock()
+
+    def send(self, request: OutgoingRequest) -> TransportResponse:
+        pending = self.storage.list_deliveries(status=DeliveryStatus.PENDING, limit=10_000)
+        with self.lock:
+            first = not self.leased
+            self.leased.append(sum(d.lease_owner is not None for d in pending))
+            self.due_unleased.append(
+                sum(d.lease_owner is None and d.next_attempt_at <= self.clock() for d in pending)
+            )
+            if first and callable(self.during_first):
+                self.during_first()
+        return TransportResponse(status=200)
+
+
+def url_hooks_dispatcher(
+    outbox: Storage, transport: object, clock: FrozenClock
+) -> tuple[Dispatcher, Webhook]:
+    webhook = hook(outbox, clock)
+    dispatcher = Dispatcher(
+        WebhookRegistry(outbox, clock=clock),
+        transport=transport,  # type: ignore[arg-type]
+        clock=clock,
+        dispatch_threads=2,
+    )
+    return dispatcher, webhook
+
+
+def test_dispatch_many_holds_at_most_one_chunk_claimed(outbox: Storage) -> None:
+    """
+    60 events to a URL webhook, 2 dispatch threads: never more than 8 deliveries (one
+    chunk: 4 per thread) are leased at once; the rest wait due, for any worker to take if
+    this host dies. All are delivered.
+    """
+    clock = FrozenClock(T0)
+    transport = InspectingTransport(outbox, clock)
+    dispatcher, _ = url_hooks_dispatcher(outbox, transport, clock)
+    events = [sample_event("npsSubmitted", unique_id=f"c{i}") for i in range(60)]
+    results = dispatcher.dispatch_many(events)
+    assert [r.outcomes[0].outcome for r in results] == [Outcome.DELIVERED] * 60
+    assert len(transport.leased) == 60
+    assert max(transport.leased) == 8
+    assert min(transport.leased) >= 1
+    # At the first send, everything but the first chunk was stored unclaimed and due.
+    assert transport.due_unleased[0] == 52
+    assert outbox.pending_summary()[0] == 0
+    dispatcher.close()
+
+
+def test_dispatch_many_leaves_a_chunk_another_worker_took(outbox: Storage) -> None:
+    """
+    A worker claims deliveries of a later chunk while the first is being sent: they are
+    reported pending (the worker sends them), and this dispatcher does not send them.
+    """
+    clock = FrozenClock(T0)
+    taken: list[Delivery] = []
+
+    def other_worker() -> None:
+        taken.extend(
+            outbox.claim_due(owner="other", now=clock(), lease_until=clock() + LEASE, limit=5)
+        )
+
+    transport = InspectingTransport(outbox, clock, during_first=other_worker)
+    dispatcher, _ = url_hooks_dispatcher(outbox, transport, clock)
+    events = [sample_event("npsSubmitted", unique_id=f"t{i}") for i in range(20)]
+    outcomes = [r.outcomes[0] for r in dispatcher.dispatch_many(events)]
+    assert len(taken) == 5
+    others = {d.id for d in taken}
+    for outcome in outcomes:
+        if outcome.delivery_id in others:
+            assert outcome.outcome is Outcome.PENDING
+            assert outcome.reason == "claimed by another worker before its turn"
+        else:
+            assert outcome.outcome is Outcome.DELIVERED
+    assert len(transport.leased) == 15
+    for delivery_id in others:
+        assert outbox.get_delivery(delivery_id).lease_owner == "other"
+    dispatcher.close()
+
+
+def test_claim_deliveries_leases_only_those_due(outbox: Storage) -> None:
+    """
+    The chunk claim: the due ones of the ids given are leased, counted like any claim;
+    a finished one, one leased by another worker and an unknown id are left alone.
+    """
+    webhook = hook(outbox)
+    due, leased, done = (delivery(webhook.id) for _ in range(3))
+    outbox.enqueue_deliveries([due, leased, done])
+    claim(outbox, T0)  # all three, by w1
+    assert outbox.release_claims([due.id, done.id], owner="w1", now=T0) == 2
+    (mine,) = outbox.claim_deliveries([done.id], owner="w2", now=T0, lease_until=T0 + LEASE)
+    finished = attrs.evolve(
+        mine, status=DeliveryStatus.DELIVERED, finished_at=T0, lease_owner=None, lease_until=None
+    )
+    assert outbox.record_outcome(finished, None, owner="w2", now=T0)
+    got = outbox.claim_deliveries(
+        [due.id, leased.id, done.id, "dlv_unknown", due.id],
+        owner="w3",
+        now=T0,
+        lease_until=T0 + LEASE,
+        max_claims=3,
+    )
+    assert [(d.id, d.lease_owner, d.lease_until) for d in got] == [(due.id, "w3", T0 + LEASE)]
+    assert outbox.get_delivery(leased.id).lease_owner == "w1"
+    assert outbox.claim_deliveries([], owner="w3", now=T0, lease_until=T0 + LEASE) == []

@@ -81,7 +81,7 @@ from ._gate import (
 from ._gate import SkipReason as GateReason
 from ._ids import sorted_id
 from ._outcomes import DeliveryOutcome, DispatchResult, DrainSummary, Outcome, TestResult
-from ._segment import MAX_MESSAGE_BYTES, too_large_reason
+from ._segment import MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, too_large_reason
 from ._webhook import Webhook, WebhookKind
 from .events import Event, EventCategory
 from .exceptions import ConfigurationError, PendoWebhooksError, UnknownWebhook, ValidationError
@@ -118,6 +118,11 @@ DEFAULT_LEASE = timedelta(seconds=60)
 #: worker killed mid-attempt, or attempt that outlived its lease, adds one; five of them
 #: on one delivery say the delivery itself is the cause (a poison pill), not bad luck.
 DEFAULT_MAX_CLAIMS = 5
+
+#: dispatch_many claims URL deliveries this many per dispatch thread at a time (a Segment
+#: webhook's, one batch's worth): a host killed mid-call strands at most one such chunk
+#: for a lease, and the rest are due at once for any worker.
+CHUNK_PER_THREAD = 4
 
 #: A lease must be at least this many times the transport's deadline: a claimed delivery
 #: (or a Segment batch) is still attempted while half of its lease is left, so half a
@@ -321,12 +326,14 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
         """
         Store many events in one transaction, like :meth:`enqueue_many`, and attempt them now.
 
-        The bulk form of :meth:`dispatch`: every delivery is stored already claimed by
-        this dispatcher, so nothing is sent before it is durable; then each Segment
-        webhook's deliveries go out in batches (up to 2,500 messages and 475,000 bytes
-        each) and every URL webhook delivery is attempted once (on the dispatch threads).
-        Whatever could not be sent while its claim was fresh is handed back, due at once,
-        for :meth:`run_due` and friends, like every retry.
+        The bulk form of :meth:`dispatch`: every delivery is stored before anything is
+        sent; then they are claimed and attempted a chunk at a time: each Segment
+        webhook's deliveries in batches (up to 2,500 messages and 475,000 bytes each),
+        every URL webhook delivery once, four per dispatch thread at a time. Only the
+        first chunk is stored claimed; the rest wait due, so a host killed mid-call
+        strands one chunk for a lease, and a worker may take the rest meanwhile (they are
+        then reported pending). Whatever could not be sent while its claim was fresh is
+        handed back, due at once, for :meth:`run_due` and friends, like every retry.
 
         Returns:
             One :class:`DispatchResult` per event, in order.
@@ -414,6 +421,8 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
     ) -> list[DispatchResult]:
         batch = self._batch(attempt)
         plans = [self._plan(event, batch) for event in events]
+        if attempt and len(plans) > 1:
+            self._claim_first_chunk(plans)
         batch_deliveries = [d for plan in plans for _, d in plan.planned]
         if batch_deliveries:
             skipped = (
@@ -452,6 +461,8 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
         def deliveries(claimed: set[str]) -> list[Delivery]:
             # Called inside the store's transaction, perhaps more than once (a retry).
             plans[:] = [self._plan(event, batch) for event in events(claimed)]
+            if attempt and len(plans) > 1:
+                self._claim_first_chunk(plans)
             return [d for plan in plans for _, d in plan.planned]
 
         _, skipped = self.storage.claim_first_seen_and_enqueue(
@@ -575,22 +586,111 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
         found = self._attempt_batch([delivery], webhook)
         return next((o for o in found if o.delivery_id == delivery.id), found[0])
 
+    def _chunks(
+        self, pairs: Sequence[tuple[Webhook, Delivery]]
+    ) -> list[list[tuple[Webhook, Delivery]]]:
+        """
+        *pairs* in the chunks dispatch_many claims and attempts them in, in order.
+
+        Each Segment webhook's deliveries in one batch's worth each, then the URL
+        deliveries, ``CHUNK_PER_THREAD`` per dispatch thread each.
+        """
+        batches: dict[str, list[tuple[Webhook, Delivery]]] = {}
+        singles: list[tuple[Webhook, Delivery]] = []
+        for pair in pairs:
+            if pair[0].kind is WebhookKind.SEGMENT:
+                batches.setdefault(pair[0].id, []).append(pair)
+            else:
+                singles.append(pair)
+        chunks = [
+            group[i : i + MAX_BATCH_MESSAGES]
+            for group in batches.values()
+            for i in range(0, len(group), MAX_BATCH_MESSAGES)
+        ]
+        size = CHUNK_PER_THREAD * self._threads
+        chunks.extend(singles[i : i + size] for i in range(0, len(singles), size))
+        return chunks
+
+    def _claim_first_chunk(self, plans: list[_Plan]) -> None:
+        """
+        Leave only the first chunk of *plans*' deliveries claimed; the rest are stored due.
+
+        So a host killed in the middle of dispatch_many strands one chunk for a lease, not
+        all of them: any worker takes the rest at once. :meth:`_attempt_stored` claims
+        them a chunk at a time.
+        """
+        claimed = [(w, d) for plan in plans for w, d in plan.planned if d.lease_owner is not None]
+        chunks = self._chunks(claimed)
+        if len(chunks) <= 1:
+            return
+        first = {d.id for _, d in chunks[0]}
+        for plan in plans:
+            plan.planned = [
+                (w, d)
+                if d.id in first or d.lease_owner is None
+                else (
+                    w,
+                    attrs.evolve(
+                        d, lease_owner=None, lease_until=None, next_attempt_at=d.created_at
+                    ),
+                )
+                for w, d in plan.planned
+            ]
+
     def _attempt_stored(self, stored: list[tuple[Webhook, Delivery]]) -> list[DeliveryOutcome]:
         """
-        Attempt many just-stored deliveries: each Segment webhook's in batches, the rest alone.
+        Attempt many just-stored deliveries a chunk at a time (see :meth:`_chunks`).
 
-        A URL delivery whose lease is half gone before its turn comes is handed back
-        (pending, due at once) rather than sent late.
+        Each chunk is claimed just before its turn (the first was stored claimed): one
+        another worker took meanwhile is reported pending. Segment deliveries go in
+        batches, URL ones alone; a URL delivery whose lease is half gone before its turn
+        comes is handed back (pending, due at once) rather than sent late.
         """
-        batches: dict[str, tuple[Webhook, list[Delivery]]] = {}
-        singles: list[tuple[Webhook, Delivery]] = []
-        for webhook, delivery in stored:
+        outcomes: dict[str, DeliveryOutcome] = {}
+        for chunk in self._chunks(stored):
+            # A Segment batch takes its webhook's due deliveries along: ours of a later chunk too.
+            waiting = [(w, d) for w, d in chunk if d.id not in outcomes]
+            if any(d.lease_owner is None for _, d in waiting):
+                waiting = self._claim_chunk(waiting, outcomes)
+            if not waiting:
+                continue
+            webhook = waiting[0][0]
             if webhook.kind is WebhookKind.SEGMENT:
-                batches.setdefault(webhook.id, (webhook, []))[1].append(delivery)
+                found = self._attempt_batch([d for _, d in waiting], webhook)
             else:
-                singles.append((webhook, delivery))
-        found = [o for hook, group in batches.values() for o in self._attempt_batch(group, hook)]
-        return found + self._attempt_all(singles, guard_lease=True)
+                found = self._attempt_all(waiting, guard_lease=True)
+            for outcome in found:
+                if outcome.delivery_id is not None:
+                    outcomes.setdefault(outcome.delivery_id, outcome)
+        return list(outcomes.values())
+
+    def _claim_chunk(
+        self, chunk: list[tuple[Webhook, Delivery]], outcomes: dict[str, DeliveryOutcome]
+    ) -> list[tuple[Webhook, Delivery]]:
+        """
+        Claim *chunk*'s unclaimed deliveries; return those now ours, put the others' outcomes.
+        """
+        now = self.clock()
+        got = {
+            d.id: d
+            for d in self.storage.claim_deliveries(
+                [d.id for _, d in chunk if d.lease_owner is None],
+                owner=self.owner,
+                now=now,
+                lease_until=now + self.lease_duration,
+                max_claims=self.max_claims,
+            )
+        }
+        ready: list[tuple[Webhook, Delivery]] = []
+        for webhook, delivery in chunk:
+            current = delivery if delivery.lease_owner is not None else got.get(delivery.id)
+            if current is None:
+                outcomes[delivery.id] = _taken(delivery)
+            elif current.status is not DeliveryStatus.PENDING:
+                outcomes[delivery.id] = exhausted(current)
+            else:
+                ready.append((webhook, current))
+        return ready
 
     def explain(self, event: Event) -> list[Decision]:
         """
@@ -905,6 +1005,16 @@ def _pending(stored: list[tuple[Webhook, Delivery]]) -> list[DeliveryOutcome]:
         DeliveryOutcome(webhook_id=w.id, delivery_id=d.id, outcome=Outcome.PENDING)
         for w, d in stored
     ]
+
+
+def _taken(delivery: Delivery) -> DeliveryOutcome:
+    # Stored unclaimed by dispatch_many, and claimed by a worker before its chunk's turn.
+    return DeliveryOutcome(
+        webhook_id=delivery.webhook_id,
+        delivery_id=delivery.id,
+        outcome=Outcome.PENDING,
+        reason="claimed by another worker before its turn",
+    )
 
 
 def _too_large(delivery: Delivery) -> DeliveryOutcome:

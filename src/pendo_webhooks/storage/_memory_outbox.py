@@ -143,32 +143,61 @@ class MemoryOutbox:
                     ),
                     key=lambda d: (d.next_attempt_at, d.id),
                 )[:limit]
-            claimed = []
-            for delivery in chosen:
-                claims = self._claims.get(delivery.id, 0)
-                self._claims[delivery.id] = claims + 1
-                if max_claims is not None and claims - delivery.attempts >= max_claims:
-                    leased = attrs.evolve(
-                        delivery,
-                        status=DeliveryStatus.DEAD,
-                        last_error=claims_exhausted(max_claims),
-                        finished_at=now,
-                        lease_owner=None,
-                        lease_until=None,
-                        next_attempt_at=now,
-                        updated_at=now,
-                    )
-                else:
-                    leased = attrs.evolve(
-                        delivery,
-                        lease_owner=owner,
-                        lease_until=lease_until,
-                        next_attempt_at=lease_until,
-                        updated_at=now,
-                    )
-                self._put(leased)
-                claimed.append(leased)
-            return claimed
+            return [self._lease(d, owner, now, lease_until, max_claims) for d in chosen]
+
+    def claim_deliveries(
+        self,
+        delivery_ids: Sequence[str],
+        *,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        max_claims: int | None = None,
+    ) -> list[Delivery]:
+        """
+        Lease those of *delivery_ids* that are due to *owner*; see OutboxStore.
+        """
+        with self._lock:
+            due = [self._pending.get(i) for i in dict.fromkeys(delivery_ids)]
+            return [
+                self._lease(d, owner, now, lease_until, max_claims)
+                for d in due
+                if d is not None and d.next_attempt_at <= now
+            ]
+
+    def _lease(
+        self,
+        delivery: Delivery,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        max_claims: int | None,
+    ) -> Delivery:
+        # One claim (call with the lock held): counted, and the end of a delivery claimed
+        # max_claims times without an outcome.
+        claims = self._claims.get(delivery.id, 0)
+        self._claims[delivery.id] = claims + 1
+        if max_claims is not None and claims - delivery.attempts >= max_claims:
+            leased = attrs.evolve(
+                delivery,
+                status=DeliveryStatus.DEAD,
+                last_error=claims_exhausted(max_claims),
+                finished_at=now,
+                lease_owner=None,
+                lease_until=None,
+                next_attempt_at=now,
+                updated_at=now,
+            )
+        else:
+            leased = attrs.evolve(
+                delivery,
+                lease_owner=owner,
+                lease_until=lease_until,
+                next_attempt_at=lease_until,
+                updated_at=now,
+            )
+        self._put(leased)
+        return leased
 
     def _take_due(self, now: datetime, limit: int) -> list[Delivery]:
         chosen: dict[str, Delivery] = {}

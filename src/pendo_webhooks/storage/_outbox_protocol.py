@@ -94,6 +94,24 @@ class OutboxStore(Protocol):
         the caller to report (the poison-pill limit of a queue).
         """
 
+    def claim_deliveries(
+        self,
+        delivery_ids: Sequence[str],
+        *,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        max_claims: int | None = None,
+    ) -> list[Delivery]:
+        """
+        Lease those of *delivery_ids* that are due to *owner* until *lease_until*.
+
+        For a caller that stored deliveries unclaimed and works through them a chunk at a
+        time (``Dispatcher.dispatch_many``). One that is not due (finished, or leased by
+        another worker) is left alone and not returned; the claims count as
+        :meth:`claim_due`'s do. One transaction; in no particular order.
+        """
+
     def record_outcome(
         self, delivery: Delivery, attempt: Attempt | None, *, owner: str, now: datetime
     ) -> bool:

@@ -39,6 +39,7 @@ from ._postgres_outbox_sql import (
     CANCEL,
     CLAIM,
     CLAIM_FOR_WEBHOOK,
+    CLAIM_IDS,
     ENQUEUE,
     LIST,
     PURGE,
@@ -272,6 +273,27 @@ class PostgresOutbox(PostgresCore):
         rows, _ = self._execute("claiming deliveries", self._q(query), params)
         # RETURNING gives rows in no particular order.
         rows.sort(key=lambda r: (r["created_at"], r["seq"]))
+        return load_rows(rows, _delivery_from_row)
+
+    def claim_deliveries(
+        self,
+        delivery_ids: Sequence[str],
+        *,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        max_claims: int | None = None,
+    ) -> list[Delivery]:
+        """
+        Lease those of *delivery_ids* that are due to *owner*; see OutboxStore.
+
+        Rows other workers are claiming at this moment are skipped, not waited for.
+        """
+        if not delivery_ids:
+            return []
+        params = _claiming(owner, now, lease_until, len(delivery_ids), max_claims=max_claims)
+        params["ids"] = list(delivery_ids)
+        rows, _ = self._execute("claiming deliveries", self._q(CLAIM_IDS), params)
         return load_rows(rows, _delivery_from_row)
 
     def record_outcome(

@@ -13,6 +13,7 @@ __all__ = [
     "CANCEL",
     "CLAIM",
     "CLAIM_FOR_WEBHOOK",
+    "CLAIM_IDS",
     "ENQUEUE",
     "LIST",
     "PURGE",
@@ -110,6 +111,27 @@ WITH due AS (
      WHERE status = 'pending' AND webhook_id = %(webhook_id)s AND next_attempt_at <= %(now)s
      ORDER BY next_attempt_at
      LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE {schema}.deliveries AS d
+   SET claims = d.claims + 1,
+       status = CASE WHEN {exhausted} THEN 'dead' ELSE d.status END,
+       last_error = CASE WHEN {exhausted} THEN %(exhausted)s ELSE d.last_error END,
+       finished_at = CASE WHEN {exhausted} THEN %(now)s ELSE d.finished_at END,
+       lease_owner = CASE WHEN {exhausted} THEN NULL ELSE %(owner)s END,
+       lease_until = CASE WHEN {exhausted} THEN NULL ELSE %(until)s END,
+       next_attempt_at = CASE WHEN {exhausted} THEN %(now)s ELSE %(until)s END,
+       updated_at = %(now)s
+  FROM due
+ WHERE d.id = due.id
+RETURNING d.*
+""".replace("{exhausted}", _EXHAUSTED)
+
+# The claim of chosen deliveries (dispatch_many's chunks), by the primary key.
+CLAIM_IDS = """
+WITH due AS (
+    SELECT id FROM {schema}.deliveries
+     WHERE id = ANY(%(ids)s::text[]) AND status = 'pending' AND next_attempt_at <= %(now)s
        FOR UPDATE SKIP LOCKED
 )
 UPDATE {schema}.deliveries AS d

@@ -26,6 +26,7 @@ request to a fast receiver takes 0.6 ms (benchmarks/RESULTS.md).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
@@ -100,6 +101,16 @@ UPDATE deliveries
                WHERE status = 'pending' AND webhook_id = :webhook_id
                  AND next_attempt_at <= :now
                ORDER BY next_attempt_at LIMIT :limit)
+RETURNING id, webhook_id, event_id, category, body, status, attempts, attempt_base,
+       next_attempt_at, created_at, updated_at, last_status, last_error, lease_owner,
+       lease_until, finished_at, redelivered_at, purged
+""".replace("{claim_set}", _CLAIM_SET)
+
+# The claim of chosen deliveries (dispatch_many's chunks), by the primary key.
+_CLAIM_IDS = """
+UPDATE deliveries
+{claim_set} WHERE id IN (SELECT value FROM json_each(:ids))
+   AND status = 'pending' AND next_attempt_at <= :now
 RETURNING id, webhook_id, event_id, category, body, status, attempts, attempt_base,
        next_attempt_at, created_at, updated_at, last_status, last_error, lease_owner,
        lease_until, finished_at, redelivered_at, purged
@@ -317,6 +328,26 @@ class SQLiteOutbox(SQLiteCore):
         # RETURNING gives rows in no particular order.
         claimed.sort(key=lambda d: (d.created_at, d.id))
         return claimed
+
+    def claim_deliveries(
+        self,
+        delivery_ids: Sequence[str],
+        *,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        max_claims: int | None = None,
+    ) -> list[Delivery]:
+        """
+        Lease those of *delivery_ids* that are due to *owner*; see OutboxStore.
+        """
+        if not delivery_ids:
+            return []
+        params = _claim_params(owner, now, lease_until, len(delivery_ids), max_claims)
+        params["ids"] = json.dumps(list(delivery_ids))
+        with self._transaction(relaxed=True) as conn:
+            rows = conn.execute(_CLAIM_IDS, params).fetchall()
+        return load_rows(rows, _delivery_from_row)
 
     def record_outcome(
         self, delivery: Delivery, attempt: Attempt | None, *, owner: str, now: datetime
