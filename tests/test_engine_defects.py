@@ -331,18 +331,18 @@ def test_a_segment_batch_leaves_out_deliveries_its_claim_ended(outbox: Storage) 
         WebhookRegistry(outbox, clock=clock), transport=transport, clock=clock, max_claims=2
     )
     events = [sample_event("npsSubmitted", unique_id=f"v{i}") for i in range(3)]
-    stored = [r.outcomes[0].delivery_id for r in dispatcher.enqueue_many(events[:2])]
-    # These two are claimed twice without an outcome (their worker died each time).
+    stored = [r.outcomes[0].delivery_id for r in dispatcher.enqueue_many(events)]
+    # The first two are claimed twice without an outcome (their worker died each time);
+    # the third, due earliest, is the one the worker claims first.
     now = T0
     for _ in range(2):
-        claimed = outbox.claim_due(
-            owner="gone", now=now, lease_until=now + LEASE, limit=10, max_claims=2
+        claimed = outbox.claim_deliveries(
+            stored[:2], owner="gone", now=now, lease_until=now + LEASE, max_claims=2
         )
-        assert sorted(d.id for d in claimed) == sorted(stored)
+        assert sorted(d.id for d in claimed) == sorted(stored[:2])
         now += LEASE * 2
     clock.advance(now - T0)
-    stored.extend(r.outcomes[0].delivery_id for r in dispatcher.enqueue_many(events[2:]))
-    found = {o.delivery_id: o for o in dispatcher.run_due()}
+    found = {o.delivery_id: o for o in dispatcher.run_due(limit=1)}
     assert len(transport.requests) == 1
     assert [found[i].outcome for i in stored] == [Outcome.DEAD, Outcome.DEAD, Outcome.DELIVERED]
     assert found[stored[0]].reason == claims_exhausted(2)
@@ -466,14 +466,14 @@ def test_dispatch_many_leaves_a_chunk_another_worker_took(outbox: Storage) -> No
 
     def other_worker() -> None:
         taken.extend(
-            outbox.claim_due(owner="other", now=clock(), lease_until=clock() + LEASE, limit=5)
+            outbox.claim_due(owner="other", now=clock(), lease_until=clock() + LEASE, limit=13)
         )
 
     transport = InspectingTransport(outbox, clock, during_first=other_worker)
     dispatcher, _ = url_hooks_dispatcher(outbox, transport, clock)
     events = [sample_event("npsSubmitted", unique_id=f"t{i}") for i in range(20)]
     outcomes = [r.outcomes[0] for r in dispatcher.dispatch_many(events)]
-    assert len(taken) == 5
+    assert len(taken) == 12  # all but the first chunk: the next two chunks are not ours
     others = {d.id for d in taken}
     for outcome in outcomes:
         if outcome.delivery_id in others:
@@ -481,9 +481,38 @@ def test_dispatch_many_leaves_a_chunk_another_worker_took(outbox: Storage) -> No
             assert outcome.reason == "claimed by another worker before its turn"
         else:
             assert outcome.outcome is Outcome.DELIVERED
-    assert len(transport.leased) == 15
+    assert len(transport.leased) == 8
     for delivery_id in others:
         assert outbox.get_delivery(delivery_id).lease_owner == "other"
+    dispatcher.close()
+
+
+def test_dispatch_many_ends_a_delivery_its_chunk_claim_finds_exhausted(outbox: Storage) -> None:
+    """
+    A worker claimed the later chunks and died (its lease lapsed, no outcome): with
+    max_claims=1, this dispatcher's chunk claim ends them dead instead of sending them.
+    """
+    clock = FrozenClock(T0)
+
+    def dying_worker() -> None:
+        # A lease that lapses at once: as if the worker died and its lease ran out.
+        outbox.claim_due(owner="gone", now=clock(), lease_until=clock(), limit=13)
+
+    transport = InspectingTransport(outbox, clock, during_first=dying_worker)
+    hook(outbox, clock)
+    dispatcher = Dispatcher(
+        WebhookRegistry(outbox, clock=clock),
+        transport=transport,
+        clock=clock,
+        dispatch_threads=2,
+        max_claims=1,
+    )
+    events = [sample_event("npsSubmitted", unique_id=f"x{i}") for i in range(20)]
+    outcomes = [r.outcomes[0].outcome for r in dispatcher.dispatch_many(events)]
+    assert sorted(outcomes) == sorted([Outcome.DELIVERED] * 8 + [Outcome.DEAD] * 12)
+    assert len(transport.leased) == 8
+    dead = outbox.list_deliveries(status=DeliveryStatus.DEAD)
+    assert {d.last_error for d in dead} == {claims_exhausted(1)}
     dispatcher.close()
 
 
