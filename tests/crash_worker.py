@@ -30,6 +30,7 @@ from pendo_webhooks.pipeline import FirstSeenTracker, Observation
 from pendo_webhooks.registry import WebhookRegistry
 from pendo_webhooks.storage import SQLiteStorage, Storage
 from pendo_webhooks.testing import RecordingTransport, sample_event
+from pendo_webhooks.transports import RequestsTransport
 
 
 #: Observations per observe_many_and_dispatch call in ``observe`` mode.
@@ -115,8 +116,10 @@ def main(argv: list[str]) -> int:
                     dispatcher.enqueue(sample_event("npsSubmitted", unique_id=new_unique_id()))
             return 0
         concurrency, lease = int(argv[3]), float(argv[4])
-        with Dispatcher(registry, lease_duration=lease) as dispatcher:
-            dispatcher.run_worker(concurrency=concurrency, poll_interval=0.05)
+        # A short lease needs a deadline it covers (at most half the lease).
+        transport = RequestsTransport(destinations=registry.destinations, deadline=lease / 2)
+        with transport, Dispatcher(registry, transport=transport, lease_duration=lease) as d:
+            d.run_worker(concurrency=concurrency, poll_interval=0.05)
     return 0
 
 

@@ -16,6 +16,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -252,6 +253,42 @@ class TestSchema:
             admin,
             "SELECT count(*) FROM {schema}.schema_migrations WHERE version = 4",
             schema=schema,
+        )
+
+    def test_migration_5_adds_the_claim_count_to_existing_deliveries(
+        self, dsn: str, schema: str, admin: psycopg.Connection[Any]
+    ) -> None:
+        """
+        A schema from before migration 5 keeps its deliveries; they start with no claims,
+        and claims are counted (max_claims) once migrated.
+        """
+        with open_store(dsn, schema) as store:
+            new = delivery(hook(store).id)
+            store.enqueue_deliveries([new])
+        run(admin, "ALTER TABLE {schema}.deliveries DROP COLUMN claims", schema=schema)
+        run(admin, "DELETE FROM {schema}.schema_migrations WHERE version = 5", schema=schema)
+        with open_store(dsn, schema) as store:
+            assert one(admin, "SELECT claims FROM {schema}.deliveries", schema=schema) == 0
+            for hour in range(2):
+                now = T0 + timedelta(hours=hour)
+                (claimed,) = store.claim_due(
+                    owner="w",
+                    now=now,
+                    lease_until=now + timedelta(minutes=1),
+                    limit=1,
+                    max_claims=1,
+                )
+                assert (
+                    one(admin, "SELECT claims FROM {schema}.deliveries", schema=schema) == 1 + hour
+                )
+            assert claimed.status is DeliveryStatus.DEAD
+        assert (
+            one(
+                admin,
+                "SELECT name FROM {schema}.schema_migrations WHERE version = 5",
+                schema=schema,
+            )
+            == "delivery claim count"
         )
 
     def test_migrate_false_refuses_a_schema_that_is_not_ready(

@@ -14,10 +14,12 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
+from pendo_webhooks.dispatcher import Delivery, DeliveryStatus
 from pendo_webhooks.exceptions import (
     ConfigurationError,
     StorageError,
@@ -89,6 +91,53 @@ class TestSchema:
         applied = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0]
         assert applied == LATEST_VERSION
         conn.close()
+
+    def test_migration_7_adds_the_claim_count_to_existing_deliveries(self, path: Path) -> None:
+        """
+        A version 6 file keeps its deliveries; they start with no claims, and claims are
+        counted (max_claims) once migrated.
+        """
+        start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        with SQLiteStorage(path) as storage:
+            registry = WebhookRegistry(storage)
+            created = registry.create(
+                ADMIN, name="Old", url="https://hooks.example.com/", categories={"npsSubmitted"}
+            )
+            registry.enable(ADMIN, created.id)
+            new = Delivery(
+                id="dlv_old",
+                webhook_id=created.id,
+                event_id="e" * 40,
+                category="npsSubmitted",
+                body=b"{}",
+                next_attempt_at=start,
+                created_at=start,
+                updated_at=start,
+            )
+            storage.enqueue_deliveries([new])
+        conn = raw(path)
+        conn.execute("ALTER TABLE deliveries DROP COLUMN claims")
+        conn.execute("DELETE FROM schema_migrations WHERE version = 7")
+        conn.execute("PRAGMA user_version = 6")
+        conn.close()
+        with SQLiteStorage(path) as storage:
+            conn = raw(path)
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
+            assert conn.execute("SELECT claims FROM deliveries").fetchone()[0] == 0
+            for hour in range(2):
+                now = start + timedelta(hours=hour)
+                (claimed,) = storage.claim_due(
+                    owner="w",
+                    now=now,
+                    lease_until=now + timedelta(minutes=1),
+                    limit=1,
+                    max_claims=1,
+                )
+            assert claimed.status is DeliveryStatus.DEAD
+            assert conn.execute("SELECT claims FROM deliveries").fetchone()[0] == 2
+            name = conn.execute("SELECT name FROM schema_migrations WHERE version = 7").fetchone()
+            assert name == ("delivery claim count",)
+            conn.close()
 
     def test_an_empty_file_of_ours_is_migrated(self, path: Path) -> None:
         """

@@ -48,7 +48,7 @@ from .storage.protocols import SharedOutcomesOutbox, capabilities
 from .transports import OutgoingRequest, Transport, TransportResponse
 
 
-__all__ = ["SegmentMixin", "released"]
+__all__ = ["SegmentMixin", "exhausted", "released"]
 
 logger = logging.getLogger("pendo_webhooks")
 
@@ -121,7 +121,11 @@ class SegmentMixin:
         """
         room = MAX_BATCH_MESSAGES - len(claimed)
         more = self._claim(room, webhook.id) if room > 0 else []
-        return self._deliver_segment([*claimed, *more], webhook)
+        # A claim may end a delivery dead (claimed too often without an outcome): not sent.
+        ended = [exhausted(d) for d in more if d.status is not DeliveryStatus.PENDING]
+        if ended:
+            more = [d for d in more if d.status is DeliveryStatus.PENDING]
+        return self._deliver_segment([*claimed, *more], webhook) + ended
 
     def _deliver_segment(
         self, deliveries: Sequence[Delivery], webhook: Webhook
@@ -338,6 +342,24 @@ def _outcome(
         status_code=sent.status,
         error_kind=sent.error_kind,
         next_attempt_at=None if after.status.is_finished else after.next_attempt_at,
+    )
+
+
+def exhausted(delivery: Delivery) -> DeliveryOutcome:
+    """
+    The outcome of a delivery its claim ended ``dead``: claimed too often without an outcome.
+    """
+    logger.warning(
+        "delivery %s to webhook %s: %s",
+        delivery.id,
+        delivery.webhook_id,
+        delivery.last_error,
+    )
+    return DeliveryOutcome(
+        webhook_id=delivery.webhook_id,
+        delivery_id=delivery.id,
+        outcome=Outcome(delivery.status.value),
+        reason=delivery.last_error,
     )
 
 

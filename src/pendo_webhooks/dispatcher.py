@@ -67,7 +67,7 @@ from ._delivery import Attempt, Delivery, DeliveryStatus, trusted_delivery
 from ._dispatch_admin import AdminMixin
 from ._dispatch_args import count_arg, seconds_arg
 from ._dispatch_running import MAX_THREADS, RunningMixin
-from ._dispatch_segment import SegmentMixin, released
+from ._dispatch_segment import SegmentMixin, exhausted, released
 from ._exclusions import ExclusionMatcher, StoredExclusions
 from ._gate import (
     DEFAULT_MAX_BODY_BYTES,
@@ -81,7 +81,7 @@ from ._gate import (
 from ._gate import SkipReason as GateReason
 from ._ids import sorted_id
 from ._outcomes import DeliveryOutcome, DispatchResult, DrainSummary, Outcome, TestResult
-from ._segment import MAX_MESSAGE_BYTES, too_large_reason
+from ._segment import MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, too_large_reason
 from ._webhook import Webhook, WebhookKind
 from .events import Event, EventCategory
 from .exceptions import ConfigurationError, PendoWebhooksError, UnknownWebhook, ValidationError
@@ -97,6 +97,7 @@ from .transports import OutgoingRequest, RequestsTransport, Transport
 __all__ = [
     "DEFAULT_LEASE",
     "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_CLAIMS",
     "Attempt",
     "Delivery",
     "DeliveryOutcome",
@@ -111,6 +112,22 @@ __all__ = [
 #: How long a claim holds unless told otherwise: longer than any attempt can take
 #: (the transport's deadline is at most 30 s), plus a margin.
 DEFAULT_LEASE = timedelta(seconds=60)
+
+#: How many claims of one delivery may end without an outcome before it ends ``dead``.
+#: A healthy delivery has none: every claim ends in an outcome, or is handed back. Each
+#: worker killed mid-attempt, or attempt that outlived its lease, adds one; five of them
+#: on one delivery say the delivery itself is the cause (a poison pill), not bad luck.
+DEFAULT_MAX_CLAIMS = 5
+
+#: dispatch_many claims URL deliveries this many per dispatch thread at a time (a Segment
+#: webhook's, one batch's worth): a host killed mid-call strands at most one such chunk
+#: for a lease, and the rest are due at once for any worker.
+CHUNK_PER_THREAD = 4
+
+#: A lease must be at least this many times the transport's deadline: a claimed delivery
+#: (or a Segment batch) is still attempted while half of its lease is left, so half a
+#: lease must cover a whole attempt; the other half covers the store's writes and pauses.
+LEASE_PER_DEADLINE = 2
 
 logger = logging.getLogger("pendo_webhooks")
 
@@ -136,9 +153,14 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
         clock: Returns the current aware UTC time.
         sleep: How :meth:`drain` waits for the next due time.
         rng: Jitters retry waits (a :class:`random.Random`); seed it for exact tests.
-        lease_duration: How long a claim holds (seconds or a timedelta): longer than
-            one attempt can take. A worker killed mid-attempt delays that delivery by
-            at most this much.
+        lease_duration: How long a claim holds (seconds or a timedelta): at least twice
+            the transport's ``deadline`` (when it has one; 15 s for the default
+            transport), since an attempt may start with half its lease left. A worker
+            killed mid-attempt delays that delivery by at most this much.
+        max_claims: How many claims of one delivery may end without an outcome (its
+            worker died, or its attempt outlived the lease) before the next claim ends it
+            ``dead``, with the reason, instead of sending it again; 5 by default. Claims
+            handed back unattempted do not count; a redelivery starts afresh.
         dispatch_threads: Threads for :meth:`dispatch`'s immediate attempts when an
             event goes to several webhooks, so one slow receiver delays no other.
         ids: Makes delivery ids from the prefix ``"dlv"``. By default they sort in
@@ -149,7 +171,8 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
             messages have Segment's own limit of 32,768 bytes.
 
     Raises:
-        ConfigurationError: If an argument is of the wrong kind or out of range.
+        ConfigurationError: If an argument is of the wrong kind or out of range, or the
+            lease is too short for the transport's deadline.
 
     A host process dispatches; a worker process (or a thread) delivers the retries:
 
@@ -184,6 +207,7 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
         dispatch_threads: int = 4,
         ids: Callable[[str], str] = sorted_id,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_claims: int = DEFAULT_MAX_CLAIMS,
     ) -> None:
         if not isinstance(registry, WebhookRegistry):
             raise ConfigurationError("registry: must be a WebhookRegistry")
@@ -202,6 +226,7 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
             lease = timedelta(seconds=seconds_arg("lease_duration", lease_duration))
             threads = count_arg("dispatch_threads", dispatch_threads, most=MAX_THREADS)
             self.max_body_bytes = count_arg("max_body_bytes", max_body_bytes, most=2**31)
+            self.max_claims = count_arg("max_claims", max_claims, most=1000)
         except ValidationError as exc:
             raise ConfigurationError(str(exc)) from None
         self.registry = registry
@@ -212,6 +237,12 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
             if transport is None
             else transport
         )
+        try:
+            check_lease(lease, self.transport)
+        except ConfigurationError:
+            if self._owns_transport:
+                self._close_transport()
+            raise
         self.retry = retry
         self.clock = clock
         self._sleep = sleep
@@ -251,6 +282,12 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
+        self._close_transport()
+
+    def _close_transport(self) -> None:
+        """
+        Close the transport if the dispatcher made it; :meth:`close` does it too.
+        """
         if self._owns_transport and isinstance(self.transport, RequestsTransport):
             self.transport.close()
 
@@ -289,12 +326,14 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
         """
         Store many events in one transaction, like :meth:`enqueue_many`, and attempt them now.
 
-        The bulk form of :meth:`dispatch`: every delivery is stored already claimed by
-        this dispatcher, so nothing is sent before it is durable; then each Segment
-        webhook's deliveries go out in batches (up to 2,500 messages and 475,000 bytes
-        each) and every URL webhook delivery is attempted once (on the dispatch threads).
-        Whatever could not be sent while its claim was fresh is handed back, due at once,
-        for :meth:`run_due` and friends, like every retry.
+        The bulk form of :meth:`dispatch`: every delivery is stored before anything is
+        sent; then they are claimed and attempted a chunk at a time: each Segment
+        webhook's deliveries in batches (up to 2,500 messages and 475,000 bytes each),
+        every URL webhook delivery once, four per dispatch thread at a time. Only the
+        first chunk is stored claimed; the rest wait due, so a host killed mid-call
+        strands one chunk for a lease, and a worker may take the rest meanwhile (they are
+        then reported pending). Whatever could not be sent while its claim was fresh is
+        handed back, due at once, for :meth:`run_due` and friends, like every retry.
 
         Returns:
             One :class:`DispatchResult` per event, in order.
@@ -382,6 +421,8 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
     ) -> list[DispatchResult]:
         batch = self._batch(attempt)
         plans = [self._plan(event, batch) for event in events]
+        if attempt and len(plans) > 1:
+            self._claim_first_chunk(plans)
         batch_deliveries = [d for plan in plans for _, d in plan.planned]
         if batch_deliveries:
             skipped = (
@@ -420,6 +461,8 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
         def deliveries(claimed: set[str]) -> list[Delivery]:
             # Called inside the store's transaction, perhaps more than once (a retry).
             plans[:] = [self._plan(event, batch) for event in events(claimed)]
+            if attempt and len(plans) > 1:
+                self._claim_first_chunk(plans)
             return [d for plan in plans for _, d in plan.planned]
 
         _, skipped = self.storage.claim_first_seen_and_enqueue(
@@ -543,22 +586,111 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
         found = self._attempt_batch([delivery], webhook)
         return next((o for o in found if o.delivery_id == delivery.id), found[0])
 
+    def _chunks(
+        self, pairs: Sequence[tuple[Webhook, Delivery]]
+    ) -> list[list[tuple[Webhook, Delivery]]]:
+        """
+        *pairs* in the chunks dispatch_many claims and attempts them in, in order.
+
+        Each Segment webhook's deliveries in one batch's worth each, then the URL
+        deliveries, ``CHUNK_PER_THREAD`` per dispatch thread each.
+        """
+        batches: dict[str, list[tuple[Webhook, Delivery]]] = {}
+        singles: list[tuple[Webhook, Delivery]] = []
+        for pair in pairs:
+            if pair[0].kind is WebhookKind.SEGMENT:
+                batches.setdefault(pair[0].id, []).append(pair)
+            else:
+                singles.append(pair)
+        chunks = [
+            group[i : i + MAX_BATCH_MESSAGES]
+            for group in batches.values()
+            for i in range(0, len(group), MAX_BATCH_MESSAGES)
+        ]
+        size = CHUNK_PER_THREAD * self._threads
+        chunks.extend(singles[i : i + size] for i in range(0, len(singles), size))
+        return chunks
+
+    def _claim_first_chunk(self, plans: list[_Plan]) -> None:
+        """
+        Leave only the first chunk of *plans*' deliveries claimed; the rest are stored due.
+
+        So a host killed in the middle of dispatch_many strands one chunk for a lease, not
+        all of them: any worker takes the rest at once. :meth:`_attempt_stored` claims
+        them a chunk at a time.
+        """
+        claimed = [(w, d) for plan in plans for w, d in plan.planned if d.lease_owner is not None]
+        chunks = self._chunks(claimed)
+        if len(chunks) <= 1:
+            return
+        first = {d.id for _, d in chunks[0]}
+        for plan in plans:
+            plan.planned = [
+                (w, d)
+                if d.id in first or d.lease_owner is None
+                else (
+                    w,
+                    attrs.evolve(
+                        d, lease_owner=None, lease_until=None, next_attempt_at=d.created_at
+                    ),
+                )
+                for w, d in plan.planned
+            ]
+
     def _attempt_stored(self, stored: list[tuple[Webhook, Delivery]]) -> list[DeliveryOutcome]:
         """
-        Attempt many just-stored deliveries: each Segment webhook's in batches, the rest alone.
+        Attempt many just-stored deliveries a chunk at a time (see :meth:`_chunks`).
 
-        A URL delivery whose lease is half gone before its turn comes is handed back
-        (pending, due at once) rather than sent late.
+        Each chunk is claimed just before its turn (the first was stored claimed): one
+        another worker took meanwhile is reported pending. Segment deliveries go in
+        batches, URL ones alone; a URL delivery whose lease is half gone before its turn
+        comes is handed back (pending, due at once) rather than sent late.
         """
-        batches: dict[str, tuple[Webhook, list[Delivery]]] = {}
-        singles: list[tuple[Webhook, Delivery]] = []
-        for webhook, delivery in stored:
+        outcomes: dict[str, DeliveryOutcome] = {}
+        for chunk in self._chunks(stored):
+            # A Segment batch takes its webhook's due deliveries along: ours of a later chunk too.
+            waiting = [(w, d) for w, d in chunk if d.id not in outcomes]
+            if any(d.lease_owner is None for _, d in waiting):
+                waiting = self._claim_chunk(waiting, outcomes)
+            if not waiting:
+                continue
+            webhook = waiting[0][0]
             if webhook.kind is WebhookKind.SEGMENT:
-                batches.setdefault(webhook.id, (webhook, []))[1].append(delivery)
+                found = self._attempt_batch([d for _, d in waiting], webhook)
             else:
-                singles.append((webhook, delivery))
-        found = [o for hook, group in batches.values() for o in self._attempt_batch(group, hook)]
-        return found + self._attempt_all(singles, guard_lease=True)
+                found = self._attempt_all(waiting, guard_lease=True)
+            for outcome in found:
+                if outcome.delivery_id is not None:
+                    outcomes.setdefault(outcome.delivery_id, outcome)
+        return list(outcomes.values())
+
+    def _claim_chunk(
+        self, chunk: list[tuple[Webhook, Delivery]], outcomes: dict[str, DeliveryOutcome]
+    ) -> list[tuple[Webhook, Delivery]]:
+        """
+        Claim *chunk*'s unclaimed deliveries; return those now ours, put the others' outcomes.
+        """
+        now = self.clock()
+        got = {
+            d.id: d
+            for d in self.storage.claim_deliveries(
+                [d.id for _, d in chunk if d.lease_owner is None],
+                owner=self.owner,
+                now=now,
+                lease_until=now + self.lease_duration,
+                max_claims=self.max_claims,
+            )
+        }
+        ready: list[tuple[Webhook, Delivery]] = []
+        for webhook, delivery in chunk:
+            current = delivery if delivery.lease_owner is not None else got.get(delivery.id)
+            if current is None:
+                outcomes[delivery.id] = _taken(delivery)
+            elif current.status is not DeliveryStatus.PENDING:
+                outcomes[delivery.id] = exhausted(current)
+            else:
+                ready.append((webhook, current))
+        return ready
 
     def explain(self, event: Event) -> list[Decision]:
         """
@@ -613,6 +745,7 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
             lease_until=now + self.lease_duration,
             limit=limit,
             webhook_id=webhook_id,
+            max_claims=self.max_claims,
         )
 
     def _release(self, deliveries: Sequence[Delivery]) -> None:
@@ -631,6 +764,8 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
         A Segment webhook's delivery takes the webhook's other due deliveries along in
         its batch; their outcomes are returned too.
         """
+        if delivery.status is not DeliveryStatus.PENDING:
+            return [exhausted(delivery)]
         try:
             webhook = self._current_webhook(delivery.webhook_id)
         except Exception as exc:  # noqa: BLE001 - a broken store must not stop the loop
@@ -704,7 +839,16 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
                 owner=self.owner,
                 now=now,
                 lease_until=now + self.lease_duration,
+                max_claims=self.max_claims,
             )
+            if not written and chain.claimed:
+                # The claim may have ended this very delivery (its lease had lapsed, and it
+                # was claimed too often): _lost reports that, once.
+                chain.claimed = [
+                    d
+                    for d in chain.claimed
+                    if d.id != delivery.id or d.status is DeliveryStatus.PENDING
+                ]
         else:
             written = self.storage.record_outcome(updated, attempt, owner=self.owner, now=now)
         if decision.disable_webhook:
@@ -769,12 +913,13 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
             delivery.webhook_id,
             current.status,
         )
-        cancelled = current.status is DeliveryStatus.CANCELLED
+        # Cancelled, or ended by a claim (claimed too often): the store's reason says why.
+        ended = current.status in {DeliveryStatus.CANCELLED, DeliveryStatus.DEAD}
         return DeliveryOutcome(
             webhook_id=delivery.webhook_id,
             delivery_id=delivery.id,
             outcome=Outcome(current.status.value),
-            reason=current.last_error if cancelled else "lease lost; outcome not recorded",
+            reason=current.last_error if ended else "lease lost; outcome not recorded",
         )
 
     def _unexpected(self, delivery: Delivery, exc: Exception) -> DeliveryOutcome:
@@ -802,6 +947,40 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
         logger.info("webhook %s disabled by the system: %s", webhook.id, reason)
 
 
+def check_lease(lease: timedelta, transport: object) -> None:
+    """
+    Refuse a lease too short for *transport*'s ``deadline`` (if it says one).
+
+    An attempt may start with half its lease left (see ``LEASE_PER_DEADLINE``), so the
+    lease must be at least twice the deadline. Strictly private; the CLI asks it too.
+
+    Raises:
+        ConfigurationError: Naming both figures.
+
+    >>> from pendo_webhooks.exceptions import ConfigurationError
+    >>> from pendo_webhooks.transports import RequestsTransport
+    >>> with RequestsTransport(deadline=15) as transport:
+    ...     check_lease(timedelta(seconds=30), transport)
+    ...     try:
+    ...         check_lease(timedelta(seconds=20), transport)
+    ...     except ConfigurationError as exc:
+    ...         print(str(exc)[:75])
+    lease_duration: 20 s cannot cover the transport's deadline of 15 s: it must
+    """
+    deadline = getattr(transport, "deadline", None)
+    if isinstance(deadline, bool) or not isinstance(deadline, int | float):
+        return  # a transport that does not say: max_claims is what bounds it
+    least = LEASE_PER_DEADLINE * float(deadline)
+    seconds = lease.total_seconds()
+    if seconds < least:
+        msg = (
+            f"lease_duration: {seconds:g} s cannot cover the transport's deadline of "
+            f"{deadline:g} s: it must be at least {least:g} s (twice the deadline, since "
+            "an attempt may start with half its lease left)"
+        )
+        raise ConfigurationError(msg)
+
+
 def _skipped(webhook_id: str, reason: str) -> DeliveryOutcome:
     return DeliveryOutcome(
         webhook_id=webhook_id, delivery_id=None, outcome=Outcome.SKIPPED, reason=reason
@@ -826,6 +1005,16 @@ def _pending(stored: list[tuple[Webhook, Delivery]]) -> list[DeliveryOutcome]:
         DeliveryOutcome(webhook_id=w.id, delivery_id=d.id, outcome=Outcome.PENDING)
         for w, d in stored
     ]
+
+
+def _taken(delivery: Delivery) -> DeliveryOutcome:
+    # Stored unclaimed by dispatch_many, and claimed by a worker before its chunk's turn.
+    return DeliveryOutcome(
+        webhook_id=delivery.webhook_id,
+        delivery_id=delivery.id,
+        outcome=Outcome.PENDING,
+        reason="claimed by another worker before its turn",
+    )
 
 
 def _too_large(delivery: Delivery) -> DeliveryOutcome:

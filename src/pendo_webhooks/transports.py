@@ -219,6 +219,12 @@ class Transport(Protocol):
     ``"tls"``, ``"blocked"``
     (:class:`~pendo_webhooks.exceptions.DestinationBlocked`), ``"too-large"`` or
     ``"error"``. They never retry and never follow redirects.
+
+    A transport may say how long one send can take at most, as a ``deadline``
+    attribute in seconds (:class:`RequestsTransport` does): the
+    :class:`~pendo_webhooks.dispatcher.Dispatcher` then refuses a lease too short to
+    cover it. Without one, no lease is refused, and a delivery whose attempts keep
+    outliving their lease ends ``dead`` after the dispatcher's ``max_claims``.
     """
 
     def send(self, request: OutgoingRequest) -> TransportResponse:
@@ -327,6 +333,17 @@ class RequestsTransport:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    @property
+    def deadline(self) -> float:
+        """
+        The most one send may take, in seconds: connect, send, headers and body.
+
+        >>> with RequestsTransport(deadline=10) as transport:
+        ...     transport.deadline
+        10.0
+        """
+        return self._deadline
 
     def close(self) -> None:
         """

@@ -204,6 +204,8 @@ LIBRARY_WORDS: tuple[tuple[str, str], ...] = (
         "pass unsigned=True to do that on purpose, or rotate_secret() to replace the secret",
         "give --unsigned to do that on purpose, or use 'webhooks rotate-secret' to replace it",
     ),
+    ("lease_duration:", "--lease:"),
+    ("the transport's deadline of", "the --timeout of"),
 )
 
 

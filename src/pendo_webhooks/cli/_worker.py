@@ -19,6 +19,8 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import timedelta
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from ._common import (
@@ -90,6 +92,14 @@ def register(subparsers: Any) -> None:
         help="deadline of one attempt, at most 30 (default: 15)",
     )
     parser.add_argument(
+        "--lease",
+        type=seconds(0.02, 86400),
+        default=60.0,
+        metavar="SECONDS",
+        help="how long a claim holds: the deliveries of a killed worker wait this long "
+        "before another worker takes them; at least twice --timeout (default: 60)",
+    )
+    parser.add_argument(
         "--until-idle",
         action="store_true",
         help="exit once nothing is pending (retries included) instead of waiting for more",
@@ -151,6 +161,10 @@ class CountingTransport:
         self._retry = retry
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
+        # The wrapped transport's deadline, if it says one: the dispatcher checks the lease.
+        deadline = getattr(inner, "deadline", None)
+        if deadline is not None:
+            self.deadline = deadline
 
     def send(self, request: OutgoingRequest) -> TransportResponse:
         """
@@ -274,11 +288,13 @@ def _summary_fields(summary: DrainSummary) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
-    from ..dispatcher import Dispatcher  # noqa: PLC0415 - loaded when the command runs
+    from ..dispatcher import Dispatcher, check_lease  # noqa: PLC0415 - loaded when it runs
     from ..registry import WebhookRegistry  # noqa: PLC0415
     from ..retry import RetryPolicy  # noqa: PLC0415
     from ..transports import RequestsTransport  # noqa: PLC0415
 
+    # Before the file is opened (and its settings changed): the lease must cover --timeout.
+    check_lease(timedelta(seconds=args.lease), SimpleNamespace(deadline=args.timeout))
     path = database(args)
     retry = RetryPolicy()
     with contextlib.ExitStack() as stack:
@@ -291,7 +307,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         counting = CountingTransport(transport, retry)
         registry = WebhookRegistry(storage, destinations=policy)
         with (
-            Dispatcher(registry, transport=counting, retry=retry) as dispatcher,
+            Dispatcher(
+                registry, transport=counting, retry=retry, lease_duration=args.lease
+            ) as dispatcher,
             _progress(
                 console,
                 args.progress_every,

@@ -19,7 +19,13 @@ import attrs
 
 from .._delivery import Attempt, Delivery, DeliveryStatus
 from .._webhook import Webhook
-from ._outbox_common import duplicate_delivery, not_finished, purged_body, unknown_delivery
+from ._outbox_common import (
+    claims_exhausted,
+    duplicate_delivery,
+    not_finished,
+    purged_body,
+    unknown_delivery,
+)
 from ._outbox_protocol import SkipReason
 
 
@@ -46,6 +52,8 @@ class MemoryOutbox:
         self._pending: dict[str, Delivery] = {}
         self._due: list[tuple[datetime, int, str]] = []
         self._seq = itertools.count()
+        # Claims per delivery id; claims - attempts is how many ended without an outcome.
+        self._claims: dict[str, int] = {}
 
     # -- machinery (call with the lock held) -----------------------------------------------
 
@@ -76,6 +84,7 @@ class MemoryOutbox:
             finished_at=None,
             updated_at=now,
         )
+        self._claims[delivery.id] = delivery.attempts
         self._put(reopened)
         return reopened
 
@@ -103,6 +112,8 @@ class MemoryOutbox:
                     results.append(SkipReason.DUPLICATE)
                 else:
                     self._event_keys.add(key)
+                    if delivery.lease_owner is not None:
+                        self._claims[delivery.id] = 1  # stored leased: that claim counts
                     self._put(delivery)
                     results.append(None)
             return results
@@ -115,6 +126,7 @@ class MemoryOutbox:
         lease_until: datetime,
         limit: int,
         webhook_id: str | None = None,
+        max_claims: int | None = None,
     ) -> list[Delivery]:
         """
         Lease up to *limit* due deliveries to *owner*; see OutboxStore.
@@ -131,18 +143,61 @@ class MemoryOutbox:
                     ),
                     key=lambda d: (d.next_attempt_at, d.id),
                 )[:limit]
-            claimed = []
-            for delivery in chosen:
-                leased = attrs.evolve(
-                    delivery,
-                    lease_owner=owner,
-                    lease_until=lease_until,
-                    next_attempt_at=lease_until,
-                    updated_at=now,
-                )
-                self._put(leased)
-                claimed.append(leased)
-            return claimed
+            return [self._lease(d, owner, now, lease_until, max_claims) for d in chosen]
+
+    def claim_deliveries(
+        self,
+        delivery_ids: Sequence[str],
+        *,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        max_claims: int | None = None,
+    ) -> list[Delivery]:
+        """
+        Lease those of *delivery_ids* that are due to *owner*; see OutboxStore.
+        """
+        with self._lock:
+            due = [self._pending.get(i) for i in dict.fromkeys(delivery_ids)]
+            return [
+                self._lease(d, owner, now, lease_until, max_claims)
+                for d in due
+                if d is not None and d.next_attempt_at <= now
+            ]
+
+    def _lease(
+        self,
+        delivery: Delivery,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        max_claims: int | None,
+    ) -> Delivery:
+        # One claim (call with the lock held): counted, and the end of a delivery claimed
+        # max_claims times without an outcome.
+        claims = self._claims.get(delivery.id, 0)
+        self._claims[delivery.id] = claims + 1
+        if max_claims is not None and claims - delivery.attempts >= max_claims:
+            leased = attrs.evolve(
+                delivery,
+                status=DeliveryStatus.DEAD,
+                last_error=claims_exhausted(max_claims),
+                finished_at=now,
+                lease_owner=None,
+                lease_until=None,
+                next_attempt_at=now,
+                updated_at=now,
+            )
+        else:
+            leased = attrs.evolve(
+                delivery,
+                lease_owner=owner,
+                lease_until=lease_until,
+                next_attempt_at=lease_until,
+                updated_at=now,
+            )
+        self._put(leased)
+        return leased
 
     def _take_due(self, now: datetime, limit: int) -> list[Delivery]:
         chosen: dict[str, Delivery] = {}
@@ -203,6 +258,8 @@ class MemoryOutbox:
             for delivery_id in delivery_ids:
                 current = self._pending.get(delivery_id)
                 if current is not None and current.lease_owner == owner:
+                    # A claim handed back unattempted is not counted against the delivery.
+                    self._claims[delivery_id] = max(self._claims.get(delivery_id, 0) - 1, 0)
                     self._put(
                         attrs.evolve(
                             current,

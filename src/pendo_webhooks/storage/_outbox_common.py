@@ -15,6 +15,7 @@ from ..exceptions import ConflictError, StorageError, UnknownDelivery, Validatio
 
 __all__ = [
     "attempt_from_row",
+    "claims_exhausted",
     "delivery_from_row",
     "duplicate_delivery",
     "load_rows",
@@ -25,6 +26,19 @@ __all__ = [
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
+
+
+def claims_exhausted(max_claims: int) -> str:
+    """
+    The error a delivery ends ``dead`` with once claimed *max_claims* times without an outcome.
+
+    >>> claims_exhausted(5)[:41]
+    'claimed 5 times without an outcome (the w'
+    """
+    return (
+        f"claimed {max_claims} times without an outcome "
+        "(the worker died or the lease ran out mid-attempt each time)"
+    )
 
 
 class Row(Protocol):

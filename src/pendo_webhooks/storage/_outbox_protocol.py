@@ -79,6 +79,7 @@ class OutboxQueue(Protocol):
         lease_until: datetime,
         limit: int,
         webhook_id: str | None = None,
+        max_claims: int | None = None,
     ) -> list[Delivery]:
         """
         Lease up to *limit* due deliveries to *owner* until *lease_until*, earliest due first.
@@ -87,6 +88,32 @@ class OutboxQueue(Protocol):
         whose previous lease lapsed. With *webhook_id*, only that webhook's deliveries
         are claimed (a Segment batch). One transaction; the returned deliveries carry
         the new lease and their body.
+
+        Every claim is counted with the delivery, in the same statement. A claim that
+        ends without an outcome (the worker died, or the lease ran out mid-attempt) is
+        one claim more than the delivery has attempts; :meth:`release_claims` takes its
+        claim back, a redelivery forgives the past. With *max_claims*, a due delivery
+        already claimed *max_claims* times without an outcome is not leased: it ends
+        ``dead``, with :func:`claims_exhausted` as its error, and is returned so, for
+        the caller to report (the poison-pill limit of a queue).
+        """
+
+    def claim_deliveries(
+        self,
+        delivery_ids: Sequence[str],
+        *,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        max_claims: int | None = None,
+    ) -> list[Delivery]:
+        """
+        Lease those of *delivery_ids* that are due to *owner* until *lease_until*.
+
+        For a caller that stored deliveries unclaimed and works through them a chunk at a
+        time (``Dispatcher.dispatch_many``). One that is not due (finished, or leased by
+        another worker) is left alone and not returned; the claims count as
+        :meth:`claim_due`'s do. One transaction; in no particular order.
         """
 
     def record_outcome(
@@ -251,6 +278,7 @@ class ChainingOutbox(Protocol):
         owner: str,
         now: datetime,
         lease_until: datetime,
+        max_claims: int | None = None,
     ) -> tuple[bool, list[Delivery]]:
         """
         :meth:`OutboxStore.record_outcome`, then claim up to one due delivery, in one go.

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, TypeVar
 from .._delivery import Attempt, Delivery, DeliveryStatus
 from ._outbox_common import (
     attempt_from_row,
+    claims_exhausted,
     delivery_from_row,
     duplicate_delivery,
     load_rows,
@@ -38,6 +39,7 @@ from ._postgres_outbox_sql import (
     CANCEL,
     CLAIM,
     CLAIM_FOR_WEBHOOK,
+    CLAIM_IDS,
     ENQUEUE,
     LIST,
     PURGE,
@@ -140,7 +142,13 @@ def _recording(
 
 
 def _claiming(
-    owner: str, now: datetime, lease_until: datetime, limit: int, webhook_id: str | None = None
+    owner: str,
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+    *,
+    webhook_id: str | None = None,
+    max_claims: int | None = None,
 ) -> dict[str, Any]:
     # CLAIM's (and CLAIM_FOR_WEBHOOK's) parameters.
     return {
@@ -149,6 +157,8 @@ def _claiming(
         "now": now,
         "limit": limit,
         "webhook_id": webhook_id,
+        "max_claims": max_claims,
+        "exhausted": None if max_claims is None else claims_exhausted(max_claims),
     }
 
 
@@ -249,17 +259,41 @@ class PostgresOutbox(PostgresCore):
         lease_until: datetime,
         limit: int,
         webhook_id: str | None = None,
+        max_claims: int | None = None,
     ) -> list[Delivery]:
         """
         Lease up to *limit* due deliveries to *owner*; see OutboxStore.
 
         Rows other workers are claiming at this moment are skipped, not waited for.
         """
-        params = _claiming(owner, now, lease_until, limit, webhook_id)
+        params = _claiming(
+            owner, now, lease_until, limit, webhook_id=webhook_id, max_claims=max_claims
+        )
         query = CLAIM if webhook_id is None else CLAIM_FOR_WEBHOOK
         rows, _ = self._execute("claiming deliveries", self._q(query), params)
         # RETURNING gives rows in no particular order.
         rows.sort(key=lambda r: (r["created_at"], r["seq"]))
+        return load_rows(rows, _delivery_from_row)
+
+    def claim_deliveries(
+        self,
+        delivery_ids: Sequence[str],
+        *,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        max_claims: int | None = None,
+    ) -> list[Delivery]:
+        """
+        Lease those of *delivery_ids* that are due to *owner*; see OutboxStore.
+
+        Rows other workers are claiming at this moment are skipped, not waited for.
+        """
+        if not delivery_ids:
+            return []
+        params = _claiming(owner, now, lease_until, len(delivery_ids), max_claims=max_claims)
+        params["ids"] = list(delivery_ids)
+        rows, _ = self._execute("claiming deliveries", self._q(CLAIM_IDS), params)
         return load_rows(rows, _delivery_from_row)
 
     def record_outcome(
@@ -293,6 +327,7 @@ class PostgresOutbox(PostgresCore):
         owner: str,
         now: datetime,
         lease_until: datetime,
+        max_claims: int | None = None,
     ) -> tuple[bool, list[Delivery]]:
         """
         Record one outcome as :meth:`record_outcome`, and claim the next due delivery.
@@ -301,7 +336,7 @@ class PostgresOutbox(PostgresCore):
         attempts one delivery at a time; see ``SQLiteStorage.record_outcome_and_claim``.
         """
         record = _recording([(delivery, attempt)], owner, now)
-        claim = _claiming(owner, now, lease_until, 1)
+        claim = _claiming(owner, now, lease_until, 1, max_claims=max_claims)
 
         def both(cur: Any) -> tuple[bool, list[Any]]:
             cur.execute(self._q(RECORD), record)

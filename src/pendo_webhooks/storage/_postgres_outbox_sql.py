@@ -13,6 +13,7 @@ __all__ = [
     "CANCEL",
     "CLAIM",
     "CLAIM_FOR_WEBHOOK",
+    "CLAIM_IDS",
     "ENQUEUE",
     "LIST",
     "PURGE",
@@ -56,12 +57,12 @@ stored AS (
     INSERT INTO {schema}.deliveries (
         id, webhook_id, event_id, category, body, status, attempts, attempt_base,
         next_attempt_at, created_at, updated_at, last_status, last_error, lease_owner,
-        lease_until, finished_at, redelivered_at, purged
+        lease_until, finished_at, redelivered_at, purged, claims
     )
     SELECT i.id, i.webhook_id, i.event_id, i.category, i.body, i.status, i.attempts,
            i.attempt_base, i.next_attempt_at, i.created_at, i.updated_at, i.last_status,
            i.last_error, i.lease_owner, i.lease_until, i.finished_at, i.redelivered_at,
-           i.purged
+           i.purged, (i.lease_owner IS NOT NULL)::integer
       FROM input AS i
      WHERE i.webhook_id IN (SELECT id FROM live)
        AND (SELECT id FROM taken) IS NULL
@@ -77,6 +78,11 @@ SELECT (SELECT id FROM taken) AS taken,
  ORDER BY i.n
 """
 
+# Each claim counts itself (claims - attempts is how many claims ended without an outcome);
+# a due delivery that has reached %(max_claims)s such claims ends dead instead of leased, in
+# the same statement (a NULL limit switches it off). SET reads the row as it was.
+_EXHAUSTED = "d.claims - d.attempts >= %(max_claims)s::integer"
+
 CLAIM = """
 WITH due AS (
     SELECT id FROM {schema}.deliveries
@@ -86,12 +92,18 @@ WITH due AS (
        FOR UPDATE SKIP LOCKED
 )
 UPDATE {schema}.deliveries AS d
-   SET lease_owner = %(owner)s, lease_until = %(until)s, next_attempt_at = %(until)s,
+   SET claims = d.claims + 1,
+       status = CASE WHEN {exhausted} THEN 'dead' ELSE d.status END,
+       last_error = CASE WHEN {exhausted} THEN %(exhausted)s ELSE d.last_error END,
+       finished_at = CASE WHEN {exhausted} THEN %(now)s ELSE d.finished_at END,
+       lease_owner = CASE WHEN {exhausted} THEN NULL ELSE %(owner)s END,
+       lease_until = CASE WHEN {exhausted} THEN NULL ELSE %(until)s END,
+       next_attempt_at = CASE WHEN {exhausted} THEN %(now)s ELSE %(until)s END,
        updated_at = %(now)s
   FROM due
  WHERE d.id = due.id
 RETURNING d.*
-"""
+""".replace("{exhausted}", _EXHAUSTED)
 
 CLAIM_FOR_WEBHOOK = """
 WITH due AS (
@@ -102,12 +114,39 @@ WITH due AS (
        FOR UPDATE SKIP LOCKED
 )
 UPDATE {schema}.deliveries AS d
-   SET lease_owner = %(owner)s, lease_until = %(until)s, next_attempt_at = %(until)s,
+   SET claims = d.claims + 1,
+       status = CASE WHEN {exhausted} THEN 'dead' ELSE d.status END,
+       last_error = CASE WHEN {exhausted} THEN %(exhausted)s ELSE d.last_error END,
+       finished_at = CASE WHEN {exhausted} THEN %(now)s ELSE d.finished_at END,
+       lease_owner = CASE WHEN {exhausted} THEN NULL ELSE %(owner)s END,
+       lease_until = CASE WHEN {exhausted} THEN NULL ELSE %(until)s END,
+       next_attempt_at = CASE WHEN {exhausted} THEN %(now)s ELSE %(until)s END,
        updated_at = %(now)s
   FROM due
  WHERE d.id = due.id
 RETURNING d.*
-"""
+""".replace("{exhausted}", _EXHAUSTED)
+
+# The claim of chosen deliveries (dispatch_many's chunks), by the primary key.
+CLAIM_IDS = """
+WITH due AS (
+    SELECT id FROM {schema}.deliveries
+     WHERE id = ANY(%(ids)s::text[]) AND status = 'pending' AND next_attempt_at <= %(now)s
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE {schema}.deliveries AS d
+   SET claims = d.claims + 1,
+       status = CASE WHEN {exhausted} THEN 'dead' ELSE d.status END,
+       last_error = CASE WHEN {exhausted} THEN %(exhausted)s ELSE d.last_error END,
+       finished_at = CASE WHEN {exhausted} THEN %(now)s ELSE d.finished_at END,
+       lease_owner = CASE WHEN {exhausted} THEN NULL ELSE %(owner)s END,
+       lease_until = CASE WHEN {exhausted} THEN NULL ELSE %(until)s END,
+       next_attempt_at = CASE WHEN {exhausted} THEN %(now)s ELSE %(until)s END,
+       updated_at = %(now)s
+  FROM due
+ WHERE d.id = due.id
+RETURNING d.*
+""".replace("{exhausted}", _EXHAUSTED)
 
 # Every outcome fenced on its own lease; attempt rows inserted only for the deliveries whose
 # update happened; per input row, in order, whether it was written.
@@ -153,7 +192,8 @@ SELECT i.id IN (SELECT id FROM done) AS written FROM input AS i ORDER BY i.n
 
 RELEASE = """
 UPDATE {schema}.deliveries
-   SET lease_owner = NULL, lease_until = NULL, next_attempt_at = %(now)s, updated_at = %(now)s
+   SET lease_owner = NULL, lease_until = NULL, next_attempt_at = %(now)s, updated_at = %(now)s,
+       claims = greatest(claims - 1, 0)
  WHERE id = ANY(%(ids)s::text[]) AND status = 'pending' AND lease_owner = %(owner)s
 """
 
@@ -167,7 +207,8 @@ UPDATE {schema}.deliveries
 REDELIVER = """
 UPDATE {schema}.deliveries
    SET status = 'pending', next_attempt_at = %(now)s, attempt_base = attempts,
-       redelivered_at = %(now)s, finished_at = NULL, updated_at = %(now)s
+       redelivered_at = %(now)s, finished_at = NULL, updated_at = %(now)s,
+       claims = attempts
  WHERE id = %(id)s
 RETURNING *
 """
@@ -175,7 +216,8 @@ RETURNING *
 REDELIVER_FAILED = """
 UPDATE {schema}.deliveries
    SET status = 'pending', next_attempt_at = %(now)s, attempt_base = attempts,
-       redelivered_at = %(now)s, finished_at = NULL, updated_at = %(now)s
+       redelivered_at = %(now)s, finished_at = NULL, updated_at = %(now)s,
+       claims = attempts
  WHERE webhook_id = %(webhook_id)s AND status IN ('failed', 'dead') AND NOT purged
    AND created_at >= %(since)s AND created_at < %(until)s
 """

@@ -232,6 +232,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        5,
+        "delivery claim count",
+        (
+            # How many times each delivery was claimed; with its attempts, how many claims
+            # ended without an outcome (the poison-pill limit of claim_due's max_claims).
+            """
+            ALTER TABLE {schema}.deliveries
+                ADD COLUMN claims integer NOT NULL DEFAULT 0
+            """,
+        ),
+    ),
 )
 
 #: The newest schema version this code writes and understands.

@@ -265,6 +265,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        7,
+        "delivery claim count",
+        (
+            # How many times each delivery was claimed; with its attempts, how many claims
+            # ended without an outcome (the poison-pill limit of claim_due's max_claims).
+            "ALTER TABLE deliveries ADD COLUMN claims INTEGER NOT NULL DEFAULT 0",
+        ),
+    ),
 )
 
 #: The schema version this code writes and understands.

@@ -33,8 +33,11 @@ _INSERT = """
 INSERT INTO deliveries (
     id, webhook_id, event_id, category, body, status, attempts, attempt_base,
     next_attempt_at, created_at, updated_at, last_status, last_error, lease_owner,
-    lease_until, finished_at, redelivered_at, purged
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    lease_until, finished_at, redelivered_at, purged, claims
+) VALUES (
+    ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+    ?14 IS NOT NULL
+)
 ON CONFLICT (webhook_id, event_id) DO NOTHING
 """
 

@@ -26,6 +26,7 @@ request to a fast receiver takes 0.6 ms (benchmarks/RESULTS.md).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
@@ -34,6 +35,7 @@ from typing import Any, TypeVar
 from .._delivery import Attempt, Delivery, DeliveryStatus
 from ._outbox_common import (
     attempt_from_row,
+    claims_exhausted,
     delivery_from_row,
     duplicate_delivery,
     load_rows,
@@ -52,43 +54,67 @@ _T = TypeVar("_T")
 
 # Stored only while the webhook exists and is enabled, in the same transaction; a second
 # delivery of one event to one webhook is skipped (the upsert needs the SELECT's WHERE).
+# A delivery stored already leased (dispatch's immediate attempt) counts that claim.
 # Numbered parameters, in _delivery_row's order: binding by name costs about 8 us a row.
 _INSERT = """
 INSERT INTO deliveries (
     id, webhook_id, event_id, category, body, status, attempts, attempt_base,
     next_attempt_at, created_at, updated_at, last_status, last_error, lease_owner,
-    lease_until, finished_at, redelivered_at, purged
+    lease_until, finished_at, redelivered_at, purged, claims
 )
-SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18
+SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+       ?14 IS NOT NULL
  WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = ?2 AND enabled = 1)
 ON CONFLICT (webhook_id, event_id) DO NOTHING
 """
 
+# Each claim counts itself (claims - attempts is how many claims ended without an outcome);
+# a due delivery that has reached :max_claims such claims ends dead instead of leased, in the
+# same statement (a NULL :max_claims switches the limit off). SET reads the row as it was.
+_EXHAUSTED = "claims - attempts >= :max_claims"
+_CLAIM_SET = f"""   SET claims = claims + 1,
+       status = CASE WHEN {_EXHAUSTED} THEN 'dead' ELSE status END,
+       last_error = CASE WHEN {_EXHAUSTED} THEN :exhausted ELSE last_error END,
+       finished_at = CASE WHEN {_EXHAUSTED} THEN :now ELSE finished_at END,
+       lease_owner = CASE WHEN {_EXHAUSTED} THEN NULL ELSE :owner END,
+       lease_until = CASE WHEN {_EXHAUSTED} THEN NULL ELSE :until END,
+       next_attempt_at = CASE WHEN {_EXHAUSTED} THEN :now ELSE :until END,
+       updated_at = :now
+"""
+
 _CLAIM = """
 UPDATE deliveries
-   SET lease_owner = :owner, lease_until = :until, next_attempt_at = :until, updated_at = :now
- WHERE id IN (SELECT id FROM deliveries
+{claim_set} WHERE id IN (SELECT id FROM deliveries
                WHERE status = 'pending' AND next_attempt_at <= :now
                ORDER BY next_attempt_at LIMIT :limit)
 RETURNING id, webhook_id, event_id, category, body, status, attempts, attempt_base,
        next_attempt_at, created_at, updated_at, last_status, last_error, lease_owner,
        lease_until, finished_at, redelivered_at, purged
-"""
+""".replace("{claim_set}", _CLAIM_SET)
 
 # INDEXED BY: left to itself, the planner picks the (webhook_id, event_id) index for the
 # webhook filter, which walks every delivery the webhook ever had (delivered ones too) and
 # sorts them; the partial index of pending deliveries holds only what can be due.
 _CLAIM_FOR_WEBHOOK = """
 UPDATE deliveries
-   SET lease_owner = :owner, lease_until = :until, next_attempt_at = :until, updated_at = :now
- WHERE id IN (SELECT id FROM deliveries INDEXED BY deliveries_due
+{claim_set} WHERE id IN (SELECT id FROM deliveries INDEXED BY deliveries_due
                WHERE status = 'pending' AND webhook_id = :webhook_id
                  AND next_attempt_at <= :now
                ORDER BY next_attempt_at LIMIT :limit)
 RETURNING id, webhook_id, event_id, category, body, status, attempts, attempt_base,
        next_attempt_at, created_at, updated_at, last_status, last_error, lease_owner,
        lease_until, finished_at, redelivered_at, purged
-"""
+""".replace("{claim_set}", _CLAIM_SET)
+
+# The claim of chosen deliveries (dispatch_many's chunks), by the primary key.
+_CLAIM_IDS = """
+UPDATE deliveries
+{claim_set} WHERE id IN (SELECT value FROM json_each(:ids))
+   AND status = 'pending' AND next_attempt_at <= :now
+RETURNING id, webhook_id, event_id, category, body, status, attempts, attempt_base,
+       next_attempt_at, created_at, updated_at, last_status, last_error, lease_owner,
+       lease_until, finished_at, redelivered_at, purged
+""".replace("{claim_set}", _CLAIM_SET)
 
 _RECORD = """
 UPDATE deliveries
@@ -108,9 +134,11 @@ INSERT INTO delivery_attempts (
 )
 """
 
+# A claim handed back unattempted is not counted against the delivery.
 _RELEASE = """
 UPDATE deliveries
-   SET lease_owner = NULL, lease_until = NULL, next_attempt_at = :now, updated_at = :now
+   SET lease_owner = NULL, lease_until = NULL, next_attempt_at = :now, updated_at = :now,
+       claims = max(claims - 1, 0)
  WHERE id = :id AND status = 'pending' AND lease_owner = :owner
 """
 
@@ -124,7 +152,7 @@ UPDATE deliveries
 _REDELIVER = """
 UPDATE deliveries
    SET status = 'pending', next_attempt_at = :now, attempt_base = attempts,
-       redelivered_at = :now, finished_at = NULL, updated_at = :now
+       redelivered_at = :now, finished_at = NULL, updated_at = :now, claims = attempts
  WHERE id = :id
 RETURNING id, webhook_id, event_id, category, body, status, attempts, attempt_base,
        next_attempt_at, created_at, updated_at, last_status, last_error, lease_owner,
@@ -134,7 +162,7 @@ RETURNING id, webhook_id, event_id, category, body, status, attempts, attempt_ba
 _REDELIVER_FAILED = """
 UPDATE deliveries
    SET status = 'pending', next_attempt_at = :now, attempt_base = attempts,
-       redelivered_at = :now, finished_at = NULL, updated_at = :now
+       redelivered_at = :now, finished_at = NULL, updated_at = :now, claims = attempts
  WHERE webhook_id = :webhook_id AND status IN ('failed', 'dead') AND purged = 0
    AND created_at >= :since AND created_at < :until
 """
@@ -214,8 +242,17 @@ def _record_params(delivery: Delivery, owner: str, now: str) -> dict[str, Any]:
     }
 
 
-def _claim_params(owner: str, now: datetime, lease_until: datetime, limit: int) -> dict[str, Any]:
-    return {"owner": owner, "until": utc_iso(lease_until), "now": utc_iso(now), "limit": limit}
+def _claim_params(
+    owner: str, now: datetime, lease_until: datetime, limit: int, max_claims: int | None
+) -> dict[str, Any]:
+    return {
+        "owner": owner,
+        "until": utc_iso(lease_until),
+        "now": utc_iso(now),
+        "limit": limit,
+        "max_claims": max_claims,
+        "exhausted": None if max_claims is None else claims_exhausted(max_claims),
+    }
 
 
 def _record_one(
@@ -275,11 +312,12 @@ class SQLiteOutbox(SQLiteCore):
         lease_until: datetime,
         limit: int,
         webhook_id: str | None = None,
+        max_claims: int | None = None,
     ) -> list[Delivery]:
         """
         Lease up to *limit* due deliveries to *owner*; see OutboxStore.
         """
-        params = _claim_params(owner, now, lease_until, limit)
+        params = _claim_params(owner, now, lease_until, limit, max_claims)
         sql = _CLAIM
         if webhook_id is not None:
             sql = _CLAIM_FOR_WEBHOOK
@@ -290,6 +328,26 @@ class SQLiteOutbox(SQLiteCore):
         # RETURNING gives rows in no particular order.
         claimed.sort(key=lambda d: (d.created_at, d.id))
         return claimed
+
+    def claim_deliveries(
+        self,
+        delivery_ids: Sequence[str],
+        *,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        max_claims: int | None = None,
+    ) -> list[Delivery]:
+        """
+        Lease those of *delivery_ids* that are due to *owner*; see OutboxStore.
+        """
+        if not delivery_ids:
+            return []
+        params = _claim_params(owner, now, lease_until, len(delivery_ids), max_claims)
+        params["ids"] = json.dumps(list(delivery_ids))
+        with self._transaction(relaxed=True) as conn:
+            rows = conn.execute(_CLAIM_IDS, params).fetchall()
+        return load_rows(rows, _delivery_from_row)
 
     def record_outcome(
         self, delivery: Delivery, attempt: Attempt | None, *, owner: str, now: datetime
@@ -324,6 +382,7 @@ class SQLiteOutbox(SQLiteCore):
         owner: str,
         now: datetime,
         lease_until: datetime,
+        max_claims: int | None = None,
     ) -> tuple[bool, list[Delivery]]:
         """
         Record one outcome as :meth:`record_outcome`, and claim the next due delivery.
@@ -336,7 +395,9 @@ class SQLiteOutbox(SQLiteCore):
         """
         with self._transaction(relaxed=True) as conn:
             written = _record_one(conn, delivery, attempt, owner, utc_iso(now))
-            rows = conn.execute(_CLAIM, _claim_params(owner, now, lease_until, 1)).fetchall()
+            rows = conn.execute(
+                _CLAIM, _claim_params(owner, now, lease_until, 1, max_claims)
+            ).fetchall()
         return written, load_rows(rows, _delivery_from_row)
 
     def record_shared_outcomes(
