@@ -51,6 +51,7 @@ from pendo_webhooks.exceptions import (
 from pendo_webhooks.pipeline import Exclusion, ExclusionRule
 from pendo_webhooks.registry import AuditEntry, RetiredSecret, Webhook
 from pendo_webhooks.storage import AuditQuery, FirstSeenOrigin
+from pendo_webhooks.storage.protocols import claims_exhausted
 
 
 SCHEMA = """
@@ -73,6 +74,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     next_attempt_at TEXT NOT NULL,
     created_at TEXT NOT NULL,
     body BLOB NOT NULL,
+    claims INTEGER NOT NULL,                -- leases taken; claims - attempts ended unrecorded
     data TEXT NOT NULL,                     -- every other field, as JSON
     UNIQUE (webhook_id, event_id)
 );
@@ -418,9 +420,14 @@ class PlainSQLiteStore:
                 try:
                     conn.execute(
                         "INSERT INTO deliveries (id, webhook_id, event_id, status, "
-                        "next_attempt_at, created_at, body, data) VALUES (:id, :webhook_id, "
-                        ":event_id, :status, :next_attempt_at, :created_at, :body, :data)",
-                        _delivery_row(delivery),
+                        "next_attempt_at, created_at, body, data, claims) VALUES (:id, "
+                        ":webhook_id, :event_id, :status, :next_attempt_at, :created_at, "
+                        ":body, :data, :claims)",
+                        # A delivery stored leased (dispatch()'s first attempt) used a claim.
+                        {
+                            **_delivery_row(delivery),
+                            "claims": int(delivery.lease_owner is not None),
+                        },
                     )
                 except sqlite3.IntegrityError:  # the same event to the same webhook
                     results.append("duplicate")
@@ -440,6 +447,7 @@ class PlainSQLiteStore:
         lease_until: datetime,
         limit: int,
         webhook_id: str | None = None,
+        max_claims: int | None = None,
     ) -> list[Delivery]:
         sql = "SELECT * FROM deliveries WHERE status = ? AND next_attempt_at <= ?"
         params: list[object] = [PENDING, _text(now)]
@@ -448,19 +456,81 @@ class PlainSQLiteStore:
             params.append(webhook_id)
         sql += " ORDER BY next_attempt_at, seq LIMIT ?"
         params.append(limit)
+        with self._transaction() as conn:
+            rows = conn.execute(sql, params).fetchall()
+            return [
+                self._lease(
+                    conn, row, owner=owner, now=now, lease_until=lease_until, max_claims=max_claims
+                )
+                for row in rows
+            ]
+
+    def claim_deliveries(
+        self,
+        delivery_ids: Sequence[str],
+        *,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        max_claims: int | None = None,
+    ) -> list[Delivery]:
         claimed = []
         with self._transaction() as conn:
-            for row in conn.execute(sql, params).fetchall():
-                leased = attrs.evolve(
-                    _delivery(row),
-                    lease_owner=owner,
-                    lease_until=lease_until,
-                    next_attempt_at=lease_until,
-                    updated_at=now,
-                )
-                self._save(conn, leased)
-                claimed.append(leased)
+            for delivery_id in dict.fromkeys(delivery_ids):  # each id once
+                row = conn.execute(
+                    "SELECT * FROM deliveries WHERE id = ? AND status = ? "
+                    "AND next_attempt_at <= ?",
+                    (delivery_id, PENDING, _text(now)),
+                ).fetchone()
+                if row is not None:
+                    claimed.append(
+                        self._lease(
+                            conn,
+                            row,
+                            owner=owner,
+                            now=now,
+                            lease_until=lease_until,
+                            max_claims=max_claims,
+                        )
+                    )
         return claimed
+
+    def _lease(
+        self,
+        conn: sqlite3.Connection,
+        row: sqlite3.Row,
+        *,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        max_claims: int | None,
+    ) -> Delivery:
+        """
+        One claim, counted; or, past *max_claims* claims without an outcome, the end.
+        """
+        delivery = _delivery(row)
+        conn.execute("UPDATE deliveries SET claims = claims + 1 WHERE id = ?", (delivery.id,))
+        if max_claims is not None and row["claims"] - delivery.attempts >= max_claims:
+            changed = attrs.evolve(
+                delivery,
+                status=DeliveryStatus.DEAD,
+                last_error=claims_exhausted(max_claims),
+                finished_at=now,
+                lease_owner=None,
+                lease_until=None,
+                next_attempt_at=now,
+                updated_at=now,
+            )
+        else:
+            changed = attrs.evolve(
+                delivery,
+                lease_owner=owner,
+                lease_until=lease_until,
+                next_attempt_at=lease_until,
+                updated_at=now,
+            )
+        self._save(conn, changed)
+        return changed
 
     def _record(
         self,
@@ -524,6 +594,11 @@ class PlainSQLiteStore:
             for delivery_id in delivery_ids:
                 current = self._load(conn, delivery_id)
                 if current.status is DeliveryStatus.PENDING and current.lease_owner == owner:
+                    # A claim handed back unattempted does not count against the delivery.
+                    conn.execute(
+                        "UPDATE deliveries SET claims = max(claims - 1, 0) WHERE id = ?",
+                        (delivery_id,),
+                    )
                     self._save(
                         conn,
                         attrs.evolve(
@@ -609,6 +684,10 @@ class PlainSQLiteStore:
             updated_at=now,
         )
         self._save(conn, reopened)
+        # A redelivery forgives the claims that ended without an outcome.
+        conn.execute(
+            "UPDATE deliveries SET claims = ? WHERE id = ?", (delivery.attempts, delivery.id)
+        )
         return reopened
 
     def redeliver(self, delivery_id: str, *, now: datetime) -> Delivery:

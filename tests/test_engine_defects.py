@@ -175,91 +175,9 @@ def _memory() -> Storage:
 # -- (1b) the poison-pill limit, in the store -------------------------------------------------
 
 
-class TestClaimLimit:
-    def test_claims_without_an_outcome_end_the_delivery_dead(self, outbox: Storage) -> None:
-        """
-        Claimed 3 times, each lease lapsing unrecorded: the 4th claim ends it dead, with why.
-        """
-        new = delivery(hook(outbox).id)
-        outbox.enqueue_deliveries([new])
-        now = T0
-        for _ in range(3):
-            (leased,) = claim(outbox, now)
-            assert leased.status is DeliveryStatus.PENDING
-            assert leased.lease_owner == "w1"
-            now = leased.lease_until + timedelta(seconds=1)  # type: ignore[operator]
-        (ended,) = claim(outbox, now)
-        assert ended.status is DeliveryStatus.DEAD
-        assert ended.last_error == claims_exhausted(3)
-        assert ended.lease_owner is None
-        assert ended.lease_until is None
-        stored = outbox.get_delivery(new.id)
-        assert stored.status is DeliveryStatus.DEAD
-        assert stored.last_error == (
-            "claimed 3 times without an outcome "
-            "(the worker died or the lease ran out mid-attempt each time)"
-        )
-        assert stored.finished_at == now
-        assert stored.attempts == 0
-        assert claim(outbox, now + LEASE * 2) == []
-
-    def test_without_a_limit_claims_go_on(self, outbox: Storage) -> None:
-        outbox.enqueue_deliveries([delivery(hook(outbox).id)])
-        now = T0
-        for _ in range(8):
-            (leased,) = claim(outbox, now, max_claims=None)
-            assert leased.status is DeliveryStatus.PENDING
-            now += LEASE * 2
-
-    def test_released_claims_do_not_count(self, outbox: Storage) -> None:
-        new = delivery(hook(outbox).id)
-        outbox.enqueue_deliveries([new])
-        for _ in range(6):
-            (leased,) = claim(outbox, T0, max_claims=1)
-            assert leased.status is DeliveryStatus.PENDING
-            assert outbox.release_claims([new.id], owner="w1", now=T0) == 1
-        (leased,) = claim(outbox, T0, max_claims=1)
-        assert leased.status is DeliveryStatus.PENDING
-
-    def test_claims_that_end_in_an_outcome_do_not_count(self, outbox: Storage) -> None:
-        new = delivery(hook(outbox).id)
-        outbox.enqueue_deliveries([new])
-        now = T0
-        for number in range(1, 7):
-            (leased,) = claim(outbox, now, max_claims=1)
-            assert leased.status is DeliveryStatus.PENDING
-            assert outbox.record_outcome(*retried(leased, now), owner="w1", now=now)
-            assert outbox.get_delivery(new.id).attempts == number
-        # One claim lapses unrecorded: that is the one allowed; the next ends it.
-        (leased,) = claim(outbox, now, max_claims=1)
-        assert leased.status is DeliveryStatus.PENDING
-        (ended,) = claim(outbox, now + LEASE * 2, max_claims=1)
-        assert ended.status is DeliveryStatus.DEAD
-        assert ended.attempts == 6
-
-    def test_a_redelivery_starts_afresh(self, outbox: Storage) -> None:
-        new = delivery(hook(outbox).id)
-        outbox.enqueue_deliveries([new])
-        claim(outbox, T0, max_claims=1)
-        (ended,) = claim(outbox, T0 + LEASE * 2, max_claims=1)
-        assert ended.status is DeliveryStatus.DEAD
-        later = T0 + LEASE * 4
-        outbox.redeliver(new.id, now=later)
-        (leased,) = claim(outbox, later, max_claims=1)
-        assert leased.status is DeliveryStatus.PENDING
-        assert leased.lease_owner == "w1"
-
-    def test_a_delivery_stored_leased_has_used_one_claim(self, outbox: Storage) -> None:
-        """
-        dispatch() stores its deliveries already claimed: that claim counts like any other.
-        """
-        new = delivery(
-            hook(outbox).id, lease_owner="host", lease_until=T0 + LEASE, next_attempt_at=T0 + LEASE
-        )
-        outbox.enqueue_deliveries([new])
-        (ended,) = claim(outbox, T0 + LEASE * 2, max_claims=1)
-        assert ended.status is DeliveryStatus.DEAD
-        assert ended.last_error == claims_exhausted(1)
+# The store's side of the claim limit (counted claims, released claims, redeliveries, the
+# chunk claim) is in the shipped contract suite, OutboxQueueContract, run on every backend by
+# tests/test_outbox_contract.py and on the example store by tests/test_example_store.py.
 
 
 # -- (1b) the poison-pill limit, through the engine ------------------------------------------
@@ -514,30 +432,3 @@ def test_dispatch_many_ends_a_delivery_its_chunk_claim_finds_exhausted(outbox: S
     dead = outbox.list_deliveries(status=DeliveryStatus.DEAD)
     assert {d.last_error for d in dead} == {claims_exhausted(1)}
     dispatcher.close()
-
-
-def test_claim_deliveries_leases_only_those_due(outbox: Storage) -> None:
-    """
-    The chunk claim: the due ones of the ids given are leased, counted like any claim;
-    a finished one, one leased by another worker and an unknown id are left alone.
-    """
-    webhook = hook(outbox)
-    due, leased, done = (delivery(webhook.id) for _ in range(3))
-    outbox.enqueue_deliveries([due, leased, done])
-    claim(outbox, T0)  # all three, by w1
-    assert outbox.release_claims([due.id, done.id], owner="w1", now=T0) == 2
-    (mine,) = outbox.claim_deliveries([done.id], owner="w2", now=T0, lease_until=T0 + LEASE)
-    finished = attrs.evolve(
-        mine, status=DeliveryStatus.DELIVERED, finished_at=T0, lease_owner=None, lease_until=None
-    )
-    assert outbox.record_outcome(finished, None, owner="w2", now=T0)
-    got = outbox.claim_deliveries(
-        [due.id, leased.id, done.id, "dlv_unknown", due.id],
-        owner="w3",
-        now=T0,
-        lease_until=T0 + LEASE,
-        max_claims=3,
-    )
-    assert [(d.id, d.lease_owner, d.lease_until) for d in got] == [(due.id, "w3", T0 + LEASE)]
-    assert outbox.get_delivery(leased.id).lease_owner == "w1"
-    assert outbox.claim_deliveries([], owner="w3", now=T0, lease_until=T0 + LEASE) == []

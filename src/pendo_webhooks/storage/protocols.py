@@ -37,6 +37,7 @@ from typing import ClassVar, Protocol, runtime_checkable
 import attrs
 
 from .._delivery import Attempt, Delivery
+from ._outbox_common import claims_exhausted
 from ._outbox_protocol import ChainingOutbox, DeliveryLog, OutboxQueue, OutboxStore
 from ._protocol import AuditStore, SecretCodec, Storage, WebhookStore
 from ._protocol_pipeline import ExclusionStore, FirstSeenOrigin, FirstSeenStore
@@ -59,6 +60,7 @@ __all__ = [
     "Storage",
     "WebhookStore",
     "capabilities",
+    "claims_exhausted",
 ]
 
 #: One group of :meth:`SharedOutcomesOutbox.record_shared_outcomes`: the ids of deliveries

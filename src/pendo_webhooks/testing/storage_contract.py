@@ -70,7 +70,7 @@ from ..registry import Actor, AuditEntry, RetiredSecret, Webhook, WebhookKind, W
 from ..retry import Verdict
 from ..signing import SignatureScheme
 from ..storage import AuditQuery, Storage
-from ..storage.protocols import capabilities
+from ..storage.protocols import capabilities, claims_exhausted
 
 
 __all__ = [
@@ -254,9 +254,39 @@ def _finished(claimed: Delivery, status: DeliveryStatus, now: datetime) -> Deliv
 
 
 def _claim(
-    store: Storage, owner: str = "w1", now: datetime = _T0, limit: int = 10, **kw: str
+    store: Storage,
+    owner: str = "w1",
+    now: datetime = _T0,
+    limit: int = 10,
+    *,
+    webhook_id: str | None = None,
+    max_claims: int | None = None,
 ) -> list[Delivery]:
-    return store.claim_due(owner=owner, now=now, lease_until=now + _LEASE, limit=limit, **kw)
+    return store.claim_due(
+        owner=owner,
+        now=now,
+        lease_until=now + _LEASE,
+        limit=limit,
+        webhook_id=webhook_id,
+        max_claims=max_claims,
+    )
+
+
+def _retried(claimed: Delivery, now: datetime) -> tuple[Delivery, Attempt]:
+    """
+    *claimed* after an attempt answered 503 at *now* (due again at once), and its attempt row.
+    """
+    updated = attrs.evolve(
+        claimed,
+        attempts=claimed.attempts + 1,
+        next_attempt_at=now,
+        updated_at=now,
+        last_status=503,
+        last_error="HTTP 503",
+        lease_owner=None,
+        lease_until=None,
+    )
+    return updated, _attempt_for(claimed, started_at=now)
 
 
 def _run_to(store: Storage, webhook_id: str, status: DeliveryStatus, **fields: object) -> Delivery:
@@ -875,6 +905,126 @@ class OutboxQueueContract:
         late = _finished(claimed, DeliveryStatus.DELIVERED, now)
         assert not storage.record_outcome(late, None, owner="w1", now=now)
         assert storage.get_delivery(leased.id).status is DeliveryStatus.CANCELLED
+
+    # -- the claim count: the poison-pill limit ------------------------------------------
+
+    def test_claims_without_an_outcome_end_the_delivery_dead(self, storage: Storage) -> None:
+        """
+        Claimed 3 times, each lease lapsing unrecorded: the 4th claim (``max_claims=3``)
+        ends it ``dead`` with :func:`~pendo_webhooks.storage.protocols.claims_exhausted`.
+        """
+        new = _delivery(_hook(storage).id)
+        storage.enqueue_deliveries([new])
+        now = _T0
+        for _ in range(3):
+            (leased,) = _claim(storage, now=now, max_claims=3)
+            assert (leased.status, leased.lease_owner) == (DeliveryStatus.PENDING, "w1")
+            now = now + _LEASE + timedelta(seconds=1)
+        (ended,) = _claim(storage, now=now, max_claims=3)
+        assert ended.status is DeliveryStatus.DEAD
+        assert (ended.lease_owner, ended.lease_until) == (None, None)
+        stored = storage.get_delivery(new.id)
+        assert stored.status is DeliveryStatus.DEAD
+        assert stored.last_error == claims_exhausted(3)
+        assert (stored.finished_at, stored.attempts) == (now, 0)
+        assert _claim(storage, now=now + _LEASE * 2, max_claims=3) == []
+
+    def test_without_a_claim_limit_claims_go_on(self, storage: Storage) -> None:
+        storage.enqueue_deliveries([_delivery(_hook(storage).id)])
+        now = _T0
+        for _ in range(8):
+            (leased,) = _claim(storage, now=now)
+            assert leased.status is DeliveryStatus.PENDING
+            now += _LEASE * 2
+
+    def test_released_claims_do_not_count(self, storage: Storage) -> None:
+        new = _delivery(_hook(storage).id)
+        storage.enqueue_deliveries([new])
+        for _ in range(6):
+            (leased,) = _claim(storage, max_claims=1)
+            assert leased.status is DeliveryStatus.PENDING
+            assert storage.release_claims([new.id], owner="w1", now=_T0) == 1
+        (leased,) = _claim(storage, max_claims=1)
+        assert leased.status is DeliveryStatus.PENDING
+
+    def test_claims_that_end_in_an_outcome_do_not_count(self, storage: Storage) -> None:
+        new = _delivery(_hook(storage).id)
+        storage.enqueue_deliveries([new])
+        now = _T0
+        for number in range(1, 7):
+            (leased,) = _claim(storage, now=now, max_claims=1)
+            assert leased.status is DeliveryStatus.PENDING
+            assert storage.record_outcome(*_retried(leased, now), owner="w1", now=now)
+            assert storage.get_delivery(new.id).attempts == number
+        # One claim lapses unrecorded: that is the one allowed; the next ends it.
+        (leased,) = _claim(storage, now=now, max_claims=1)
+        assert leased.status is DeliveryStatus.PENDING
+        (ended,) = _claim(storage, now=now + _LEASE * 2, max_claims=1)
+        assert (ended.status, ended.attempts) == (DeliveryStatus.DEAD, 6)
+
+    def test_a_redelivery_starts_the_claim_count_afresh(self, storage: Storage) -> None:
+        new = _delivery(_hook(storage).id)
+        storage.enqueue_deliveries([new])
+        _claim(storage, max_claims=1)
+        (ended,) = _claim(storage, now=_T0 + _LEASE * 2, max_claims=1)
+        assert ended.status is DeliveryStatus.DEAD
+        later = _T0 + _LEASE * 4
+        storage.redeliver(new.id, now=later)
+        (leased,) = _claim(storage, now=later, max_claims=1)
+        assert (leased.status, leased.lease_owner) == (DeliveryStatus.PENDING, "w1")
+
+    def test_a_delivery_stored_leased_has_used_one_claim(self, storage: Storage) -> None:
+        """
+        ``dispatch()`` stores its deliveries already claimed: that claim counts too.
+        """
+        new = _delivery(
+            _hook(storage).id,
+            lease_owner="host",
+            lease_until=_T0 + _LEASE,
+            next_attempt_at=_T0 + _LEASE,
+        )
+        storage.enqueue_deliveries([new])
+        (ended,) = _claim(storage, now=_T0 + _LEASE * 2, max_claims=1)
+        assert (ended.status, ended.last_error) == (DeliveryStatus.DEAD, claims_exhausted(1))
+
+    def test_claim_deliveries_leases_only_those_due(self, storage: Storage) -> None:
+        """
+        The chunk claim: the due ones of the ids given are leased, counted like any claim;
+        a finished one, one leased by another worker and an unknown id are left alone.
+        """
+        webhook = _hook(storage)
+        due, leased, done = (_delivery(webhook.id) for _ in range(3))
+        storage.enqueue_deliveries([due, leased, done])
+        _claim(storage)  # all three, by w1
+        assert storage.release_claims([due.id, done.id], owner="w1", now=_T0) == 2
+        (mine,) = storage.claim_deliveries(
+            [done.id], owner="w2", now=_T0, lease_until=_T0 + _LEASE
+        )
+        finished = _finished(mine, DeliveryStatus.DELIVERED, _T0)
+        assert storage.record_outcome(finished, None, owner="w2", now=_T0)
+        got = storage.claim_deliveries(
+            [due.id, leased.id, done.id, "dlv_unknown", due.id],
+            owner="w3",
+            now=_T0,
+            lease_until=_T0 + _LEASE,
+            max_claims=3,
+        )
+        assert [(d.id, d.lease_owner, d.lease_until) for d in got] == [
+            (due.id, "w3", _T0 + _LEASE)
+        ]
+        assert storage.get_delivery(leased.id).lease_owner == "w1"
+        assert storage.claim_deliveries([], owner="w3", now=_T0, lease_until=_T0 + _LEASE) == []
+
+    def test_claim_deliveries_ends_an_exhausted_delivery(self, storage: Storage) -> None:
+        new = _delivery(_hook(storage).id)
+        storage.enqueue_deliveries([new])
+        _claim(storage, max_claims=1)
+        later = _T0 + _LEASE * 2
+        (ended,) = storage.claim_deliveries(
+            [new.id], owner="w2", now=later, lease_until=later + _LEASE, max_claims=1
+        )
+        assert (ended.status, ended.last_error) == (DeliveryStatus.DEAD, claims_exhausted(1))
+        assert storage.get_delivery(new.id).status is DeliveryStatus.DEAD
 
 
 class DeliveryLogContract:
