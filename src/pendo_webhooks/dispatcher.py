@@ -87,9 +87,10 @@ from .exceptions import ConfigurationError, PendoWebhooksError, UnknownWebhook, 
 from .formatters import Formatter, SegmentFormatter, URLFormatter
 from .registry import WebhookRegistry
 from .retry import RetryPolicy, Verdict
-from .storage import InMemoryStorage, Storage
+from .storage import Storage
+from .storage._host_connection import enqueue_through
 from .storage._outbox_protocol import SkipReason
-from .storage._postgres_host import enqueue_through
+from .storage.protocols import capabilities
 from .transports import OutgoingRequest, RequestsTransport, Transport
 
 
@@ -143,8 +144,9 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
 
     Args:
         registry: Where webhooks are looked up, and which disables a webhook on 410.
-        storage: The store holding the outbox; the registry's store by default (for
-            :class:`~pendo_webhooks.storage.InMemoryStorage` it must be that one).
+        storage: The store holding the outbox; the registry's store by default (for a
+            process-local store, such as :class:`~pendo_webhooks.storage.InMemoryStorage`,
+            it must be that one).
         transport: Sends requests; by default a
             :class:`~pendo_webhooks.transports.RequestsTransport` guarded by the
             registry's destination policy, closed by :meth:`close`.
@@ -211,8 +213,11 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
         if not isinstance(registry, WebhookRegistry):
             raise ConfigurationError("registry: must be a WebhookRegistry")
         storage = registry.storage if storage is None else storage
-        if isinstance(storage, InMemoryStorage) and storage is not registry.storage:
-            msg = "storage: an InMemoryStorage must be the registry's own store"
+        if capabilities(storage).process_local and storage is not registry.storage:
+            msg = (
+                f"storage: a {type(storage).__name__} keeps its state in this process only, "
+                "so it must be the registry's own store"
+            )
             raise ConfigurationError(msg)
         if not isinstance(retry, RetryPolicy):
             raise ConfigurationError("retry: must be a RetryPolicy")
