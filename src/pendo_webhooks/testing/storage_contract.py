@@ -1461,5 +1461,5 @@ class StorageContract(
     that implements all of the seam.
 
     >>> len([name for name in dir(StorageContract) if name.startswith("test_")])
-    59
+    67
     """
