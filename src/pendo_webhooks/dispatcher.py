@@ -72,12 +72,12 @@ from ._gate import (
     DEFAULT_MAX_BODY_BYTES,
     Decision,
     DestinationResolver,
+    SkipReason,
     describe,
     evaluate,
     event_gate,
     payload_measure,
 )
-from ._gate import SkipReason as GateReason
 from ._ids import sorted_id
 from ._outcomes import DeliveryOutcome, DispatchResult, DrainSummary, Outcome, TestResult
 from ._segment import MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, too_large_reason
@@ -89,7 +89,7 @@ from .registry import WebhookRegistry
 from .retry import RetryPolicy, Verdict
 from .storage import Storage
 from .storage._host_connection import enqueue_through
-from .storage._outbox_protocol import SkipReason
+from .storage._outbox_protocol import EnqueueSkip
 from .storage.protocols import capabilities
 from .transports import OutgoingRequest, RequestsTransport, Transport
 
@@ -132,9 +132,9 @@ LEASE_PER_DEADLINE = 2
 logger = logging.getLogger("pendo_webhooks")
 
 _SKIPPED = {
-    SkipReason.DUPLICATE: "duplicate: this event was already enqueued for this webhook",
-    SkipReason.DISABLED: "webhook disabled",
-    SkipReason.DELETED: "webhook deleted",
+    EnqueueSkip.DUPLICATE: "duplicate: this event was already enqueued for this webhook",
+    EnqueueSkip.DISABLED: "webhook disabled",
+    EnqueueSkip.DELETED: "webhook deleted",
 }
 
 
@@ -1011,7 +1011,7 @@ def _skipped(webhook_id: str, reason: str) -> DeliveryOutcome:
 
 
 def _gated(
-    event: Event, webhooks: Sequence[Webhook], reason: GateReason, detail: str
+    event: Event, webhooks: Sequence[Webhook], reason: SkipReason, detail: str
 ) -> DispatchResult:
     # An event-wide reason (exclusion, agent version): every subscribed webhook skips it,
     # with the text explain() gives.
