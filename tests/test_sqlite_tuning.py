@@ -26,11 +26,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pendo_webhooks._transitions import new_id
 from pendo_webhooks.dispatcher import DeliveryStatus
 from pendo_webhooks.events import EventCategory
 from pendo_webhooks.exceptions import ConfigurationError, StorageError, UnknownWebhook
-from pendo_webhooks.registry import Actor, Webhook, WebhookRegistry
+from pendo_webhooks.registry import Actor, Webhook, WebhookRegistry, new_id
 from pendo_webhooks.storage import SQLiteStorage
 from pendo_webhooks.storage._sqlite_core import (
     AUTOCHECKPOINT_PAGES,

@@ -22,7 +22,7 @@ import requests
 import urllib3.response
 
 from pendo_webhooks import _guarded_http
-from pendo_webhooks._deadline import Attempt, Watchdog
+from pendo_webhooks._deadline import Watchdog, WatchedSend
 from pendo_webhooks._guarded_http import GuardConfig
 from pendo_webhooks._transport_errors import describe_os_error, translate
 from pendo_webhooks.exceptions import (
@@ -546,9 +546,9 @@ class TestDeadline:
         left, right = socket.socketpair()
         other_left, other_right = socket.socketpair()
         with left, right, other_left, other_right:
-            expiring: Attempt[object] = Attempt(config, time.monotonic())
+            expiring: WatchedSend[object] = WatchedSend(config, time.monotonic())
             expiring.watch(left)
-            released: Attempt[object] = Attempt(config, time.monotonic())
+            released: WatchedSend[object] = WatchedSend(config, time.monotonic())
             released.watch(other_left)
             released.release()
 
@@ -560,7 +560,7 @@ class TestDeadline:
             other_right.sendall(b"k")
             assert other_left.recv(1) == b"k"  # untouched
 
-            finished: Attempt[object] = Attempt(config, time.monotonic())
+            finished: WatchedSend[object] = WatchedSend(config, time.monotonic())
             finished.finish()
             finished.expire()
             assert not finished.expired
@@ -572,7 +572,7 @@ class TestDeadline:
         left, right = socket.socketpair()
         with left, right:
             dup = left.dup()
-            attempt: Attempt[object] = Attempt(object(), time.monotonic() + 60)
+            attempt: WatchedSend[object] = WatchedSend(object(), time.monotonic() + 60)
             attempt.watch(dup, owned=True)
             attempt.watch(left)
             attempt.finish()
@@ -586,7 +586,7 @@ class TestDeadline:
         """
         left, right = socket.socketpair()
         with left, right:
-            attempt: Attempt[object] = Attempt(object(), time.monotonic())
+            attempt: WatchedSend[object] = WatchedSend(object(), time.monotonic())
             attempt.expire()
             attempt.watch(left)
 
@@ -806,7 +806,7 @@ class TestDNS:
             connect_timeout=1.0,
             dns_timeout=1.0,
         )
-        late = Attempt(config, time.monotonic() - 1)
+        late = WatchedSend(config, time.monotonic() - 1)
 
         for host in ("named.test", "127.0.0.1"):
             with pytest.raises(TransportError) as info:

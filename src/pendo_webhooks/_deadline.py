@@ -6,13 +6,13 @@ Strictly private; used by :mod:`pendo_webhooks._guarded_http` and
 
 Socket timeouts bound the gap *between* bytes, not the whole exchange: a receiver
 that trickles one header line every second keeps a ``timeout=(5, 5)`` request alive
-for as long as it likes. So every attempt gets an
-:class:`Attempt` with an absolute deadline, registered with its transport's
+for as long as it likes. So every attempt gets a
+:class:`WatchedSend` with an absolute deadline, registered with its transport's
 :class:`Watchdog`. When the deadline passes the watchdog marks the attempt
 *expired* and shuts down the socket the attempt is using, which wakes any blocked
 ``recv``. ``http.client`` reads that EOF as the end of the headers and may even
 report a status, so the sender must treat an expired attempt as a timeout
-whatever it parsed; :attr:`Attempt.expired` is the flag it checks.
+whatever it parsed; :attr:`WatchedSend.expired` is the flag it checks.
 
 One watchdog thread serves every attempt of a transport, so a send costs a lock
 and a dict insert instead of a thread, and the thread wakes about once per
@@ -28,7 +28,7 @@ import time
 from typing import Generic, TypeVar
 
 
-__all__ = ["Attempt", "Watchdog"]
+__all__ = ["Watchdog", "WatchedSend"]
 
 _C = TypeVar("_C")
 
@@ -40,7 +40,7 @@ def _shutdown(sock: socket.socket) -> None:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
-class Attempt(Generic[_C]):
+class WatchedSend(Generic[_C]):
     """
     One send: its deadline, the socket it is using, and whether time ran out.
 
@@ -139,7 +139,7 @@ class Watchdog(Generic[_C]):
         self._name = name
         self._cond = threading.Condition(threading.Lock())
         # A dict as an ordered set: O(1) removal of finished attempts.
-        self._pending: dict[Attempt[_C], None] = {}
+        self._pending: dict[WatchedSend[_C], None] = {}
         # When the thread next looks at the queue; None while it waits for work.
         self._wake_at: float | None = None
         self._thread: threading.Thread | None = None
@@ -152,7 +152,7 @@ class Watchdog(Generic[_C]):
         """
         return self._closed
 
-    def begin(self, config: _C) -> Attempt[_C] | None:
+    def begin(self, config: _C) -> WatchedSend[_C] | None:
         """
         Start an attempt whose deadline is *budget* seconds from now.
 
@@ -162,7 +162,7 @@ class Watchdog(Generic[_C]):
         with self._cond:
             if self._closed:
                 return None
-            attempt = Attempt(config, time.monotonic() + self._budget)
+            attempt = WatchedSend(config, time.monotonic() + self._budget)
             self._pending[attempt] = None
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
@@ -171,7 +171,7 @@ class Watchdog(Generic[_C]):
                 self._cond.notify()
         return attempt
 
-    def end(self, attempt: Attempt[_C]) -> None:
+    def end(self, attempt: WatchedSend[_C]) -> None:
         """
         Finish *attempt*: it can no longer expire, and stops watching its socket.
         """

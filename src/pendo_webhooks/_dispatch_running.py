@@ -12,7 +12,9 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
+
+import attrs
 
 from ._clock import Clock
 from ._delivery import Delivery
@@ -21,10 +23,10 @@ from ._outcomes import DeliveryOutcome, DrainSummary, Outcome
 from ._runner import Runner, pause, stop_on_signals
 from .exceptions import PendoWebhooksError
 from .storage import Storage
-from .storage.protocols import capabilities
+from .storage.protocols import ChainingOutbox, capabilities
 
 
-__all__ = ["MAX_THREADS", "RunningMixin"]
+__all__ = ["MAX_THREADS", "ClaimNext", "RunningMixin"]
 
 #: The most threads one call may use.
 MAX_THREADS = 256
@@ -35,6 +37,24 @@ _IDLE_PAUSE = 0.05
 logger = logging.getLogger("pendo_webhooks")
 
 
+@attrs.frozen
+class ClaimNext:
+    """
+    A one-thread runner's request: record an outcome and claim the next due delivery.
+
+    Passed down ``_attempt_claimed`` to ``_record``, which then records through
+    *outbox*'s ``record_outcome_and_claim`` (one transaction for both) and returns what
+    it claimed: ``None`` where no claim was made (a cancellation, a Segment batch, a
+    bug), ``[]`` where nothing was due. Strictly private.
+
+    Args:
+        outbox: The store, as the :class:`~pendo_webhooks.storage.protocols.ChainingOutbox`
+            it is.
+    """
+
+    outbox: ChainingOutbox
+
+
 class RunningMixin:
     """
     Claims and attempts due deliveries. Strictly private: a base of the Dispatcher.
@@ -43,7 +63,6 @@ class RunningMixin:
     storage: Storage
     clock: Clock
     _sleep: Callable[[float], object]
-    _chain: threading.local
 
     if TYPE_CHECKING:
 
@@ -52,38 +71,34 @@ class RunningMixin:
 
         def _claim(self, limit: int, webhook_id: str | None = None) -> list[Delivery]: ...
 
-        def _attempt_claimed(self, delivery: Delivery) -> Sequence[DeliveryOutcome]: ...
+        def _attempt_claimed(
+            self, delivery: Delivery, claim_next: ClaimNext | None = None
+        ) -> tuple[list[DeliveryOutcome], list[Delivery] | None]: ...
 
         def _release(self, deliveries: Sequence[Delivery]) -> None: ...
 
     def _runner(self, concurrency: int) -> Runner:
-        chained = capabilities(self.storage).chained_claim
-        return Runner(
-            claim=self._claim,
-            attempt=self._attempt_claimed,
-            release=self._release,
-            concurrency=count_arg("concurrency", concurrency, most=MAX_THREADS),
-            attempt_chained=self._attempt_chained if chained else None,
+        claim_next = (
+            ClaimNext(cast(ChainingOutbox, self.storage))
+            if capabilities(self.storage).chained_claim
+            else None
         )
 
-    def _attempt_chained(
-        self, delivery: Delivery
-    ) -> tuple[Sequence[DeliveryOutcome], list[Delivery] | None]:
-        """
-        Attempt *delivery*; have its outcome's transaction claim the next due one too.
+        def attempt(delivery: Delivery) -> Sequence[DeliveryOutcome]:
+            return self._attempt_claimed(delivery)[0]
 
-        Returns the outcomes, and what was claimed (``None`` if the outcome was
-        recorded otherwise: a cancellation, a Segment batch, a bug).
-        """
-        chain = self._chain
-        chain.want = True
-        chain.claimed = None
-        try:
-            found = self._attempt_claimed(delivery)
-        finally:
-            chain.want = False
-        claimed, chain.claimed = chain.claimed, None
-        return found, claimed
+        def attempt_chained(
+            delivery: Delivery,
+        ) -> tuple[Sequence[DeliveryOutcome], list[Delivery] | None]:
+            return self._attempt_claimed(delivery, claim_next)
+
+        return Runner(
+            claim=self._claim,
+            attempt=attempt,
+            release=self._release,
+            concurrency=count_arg("concurrency", concurrency, most=MAX_THREADS),
+            attempt_chained=None if claim_next is None else attempt_chained,
+        )
 
     def run_due(self, *, limit: int = 100, concurrency: int = 1) -> list[DeliveryOutcome]:
         """

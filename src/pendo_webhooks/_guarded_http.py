@@ -42,7 +42,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.connection import allowed_gai_family
 
 from . import _transport_errors
-from ._deadline import Attempt
+from ._deadline import WatchedSend
 from .exceptions import DestinationBlocked, TransportError
 from .guard import DestinationPolicy, parse_ip_host
 
@@ -84,16 +84,16 @@ class GuardConfig:
 _local = threading.local()
 
 
-def current_attempt() -> Attempt[GuardConfig] | None:
+def current_attempt() -> WatchedSend[GuardConfig] | None:
     """
     Return the attempt the calling thread is sending, if any.
     """
-    attempt: Attempt[GuardConfig] | None = getattr(_local, "attempt", None)
+    attempt: WatchedSend[GuardConfig] | None = getattr(_local, "attempt", None)
     return attempt
 
 
 @contextlib.contextmanager
-def activate(attempt: Attempt[GuardConfig]) -> Iterator[None]:
+def activate(attempt: WatchedSend[GuardConfig]) -> Iterator[None]:
     """
     Make *attempt* the calling thread's current attempt for the ``with`` block.
     """
@@ -158,7 +158,7 @@ def _sockaddr(ip: _IPAddress, port: int, sockaddr: tuple[Any, ...] = ()) -> tupl
 
 
 def _candidates(
-    attempt: Attempt[GuardConfig], host: str, port: int
+    attempt: WatchedSend[GuardConfig], host: str, port: int
 ) -> list[tuple[int, tuple[Any, ...]]]:
     config = attempt.config
     literal = parse_ip_host(host)
@@ -183,7 +183,7 @@ def _family(ip: _IPAddress) -> int:
 
 
 def open_vetted_socket(
-    attempt: Attempt[GuardConfig],
+    attempt: WatchedSend[GuardConfig],
     host: str,
     port: int,
     *,

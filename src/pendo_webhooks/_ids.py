@@ -1,7 +1,13 @@
 """
-Time-ordered ids: what :class:`~pendo_webhooks.dispatcher.Dispatcher` names deliveries with.
+Every id the library mints, in one place.
 
-Strictly private.
+Random ids, :func:`new_id` (webhooks, audit entries) and :func:`new_unique_id` (an
+event's ``uniqueId``), published as :func:`pendo_webhooks.registry.new_id` and
+:func:`pendo_webhooks.events.new_unique_id`; and their time-ordered twins,
+:func:`sorted_id` (what :class:`~pendo_webhooks.dispatcher.Dispatcher` names
+deliveries with) and :func:`sorted_unique_id` (first-seen events).
+
+Strictly private; import the public two from where they are documented.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import threading
 import time
 
 
-__all__ = ["sorted_id", "sorted_unique_id"]
+__all__ = ["new_id", "new_unique_id", "sorted_id", "sorted_unique_id"]
 
 _URLSAFE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 # The same 64 characters in ASCII order, so that encoded times compare as the times do.
@@ -26,6 +32,27 @@ _now_ns = time.time_ns
 def _time_part(millis: int) -> str:
     # 48 bits of milliseconds since the epoch as 8 characters of _SORTED.
     return base64.urlsafe_b64encode(millis.to_bytes(6, "big")).translate(_TO_SORTED).decode()
+
+
+def new_id(prefix: str) -> str:
+    """
+    Return *prefix*, an underscore, and 24 random URL-safe characters (144 random bits).
+
+    >>> new_id("wh").startswith("wh_"), len(new_id("wh"))
+    (True, 27)
+    """
+    return f"{prefix}_{secrets.token_urlsafe(18)}"
+
+
+def new_unique_id() -> str:
+    """
+    Mint a fresh ``uniqueId``: 40 lowercase hex characters from :mod:`secrets`.
+
+    >>> u = new_unique_id()
+    >>> len(u), u == u.lower(), u != new_unique_id()
+    (40, True, True)
+    """
+    return secrets.token_hex(20)
 
 
 def sorted_id(prefix: str) -> str:

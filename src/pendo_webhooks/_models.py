@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import secrets
 import socket
 from collections.abc import Mapping
 from datetime import datetime
@@ -49,21 +48,9 @@ __all__ = [
     "PollSubmitted",
     "TrackEventReceived",
     "VisitorCreated",
-    "new_unique_id",
 ]
 
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def new_unique_id() -> str:
-    """
-    Mint a fresh ``uniqueId``: 40 lowercase hex characters from :mod:`secrets`.
-
-    >>> u = new_unique_id()
-    >>> len(u), u == u.lower(), u != new_unique_id()
-    (40, True, True)
-    """
-    return secrets.token_hex(20)
 
 
 # Host-side metadata: never on the wire, not part of equality.

@@ -11,7 +11,6 @@ Strictly private; the public names are re-exported from :mod:`pendo_webhooks.reg
 from __future__ import annotations
 
 import enum
-import secrets
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
@@ -34,7 +33,6 @@ __all__ = [
     "UNSET",
     "Keep",
     "check_grace",
-    "new_id",
     "rotated",
     "updated",
 ]
@@ -55,16 +53,6 @@ class _Unset(enum.Enum):
 UNSET: Final = _Unset.UNSET
 #: The type of :data:`UNSET`, for signatures.
 Keep = Literal[_Unset.UNSET]
-
-
-def new_id(prefix: str) -> str:
-    """
-    Return *prefix*, an underscore, and 24 random URL-safe characters (144 random bits).
-
-    >>> new_id("wh").startswith("wh_"), len(new_id("wh"))
-    (True, 27)
-    """
-    return f"{prefix}_{secrets.token_urlsafe(18)}"
 
 
 def updated(current: Webhook, changes: Mapping[str, Any], kind: WebhookKind | Keep) -> Webhook:

@@ -57,7 +57,6 @@ import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import cast
 
 import attrs
 
@@ -66,19 +65,19 @@ from ._clock import Clock, utcnow
 from ._delivery import Attempt, Delivery, DeliveryStatus, trusted_delivery
 from ._dispatch_admin import AdminMixin
 from ._dispatch_args import count_arg, seconds_arg
-from ._dispatch_running import MAX_THREADS, RunningMixin
+from ._dispatch_running import MAX_THREADS, ClaimNext, RunningMixin
 from ._dispatch_segment import SegmentMixin, exhausted, released
 from ._exclusions import ExclusionMatcher, StoredExclusions
 from ._gate import (
     DEFAULT_MAX_BODY_BYTES,
     Decision,
     DestinationResolver,
+    SkipReason,
     describe,
     evaluate,
     event_gate,
     payload_measure,
 )
-from ._gate import SkipReason as GateReason
 from ._ids import sorted_id
 from ._outcomes import DeliveryOutcome, DispatchResult, DrainSummary, Outcome, TestResult
 from ._segment import MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, too_large_reason
@@ -88,9 +87,10 @@ from .exceptions import ConfigurationError, PendoWebhooksError, UnknownWebhook, 
 from .formatters import Formatter, SegmentFormatter, URLFormatter
 from .registry import WebhookRegistry
 from .retry import RetryPolicy, Verdict
-from .storage import InMemoryStorage, Storage
-from .storage._outbox_protocol import ChainingOutbox, SkipReason
-from .storage._postgres_host import enqueue_through
+from .storage import Storage
+from .storage._host_connection import enqueue_through
+from .storage._outbox_protocol import EnqueueSkip
+from .storage.protocols import capabilities
 from .transports import OutgoingRequest, RequestsTransport, Transport
 
 
@@ -132,9 +132,9 @@ LEASE_PER_DEADLINE = 2
 logger = logging.getLogger("pendo_webhooks")
 
 _SKIPPED = {
-    SkipReason.DUPLICATE: "duplicate: this event was already enqueued for this webhook",
-    SkipReason.DISABLED: "webhook disabled",
-    SkipReason.DELETED: "webhook deleted",
+    EnqueueSkip.DUPLICATE: "duplicate: this event was already enqueued for this webhook",
+    EnqueueSkip.DISABLED: "webhook disabled",
+    EnqueueSkip.DELETED: "webhook deleted",
 }
 
 
@@ -144,8 +144,9 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
 
     Args:
         registry: Where webhooks are looked up, and which disables a webhook on 410.
-        storage: The store holding the outbox; the registry's store by default (for
-            :class:`~pendo_webhooks.storage.InMemoryStorage` it must be that one).
+        storage: The store holding the outbox; the registry's store by default (for a
+            process-local store, such as :class:`~pendo_webhooks.storage.InMemoryStorage`,
+            it must be that one).
         transport: Sends requests; by default a
             :class:`~pendo_webhooks.transports.RequestsTransport` guarded by the
             registry's destination policy, closed by :meth:`close`.
@@ -212,8 +213,11 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
         if not isinstance(registry, WebhookRegistry):
             raise ConfigurationError("registry: must be a WebhookRegistry")
         storage = registry.storage if storage is None else storage
-        if isinstance(storage, InMemoryStorage) and storage is not registry.storage:
-            msg = "storage: an InMemoryStorage must be the registry's own store"
+        if capabilities(storage).process_local and storage is not registry.storage:
+            msg = (
+                f"storage: a {type(storage).__name__} keeps its state in this process only, "
+                "so it must be the registry's own store"
+            )
             raise ConfigurationError(msg)
         if not isinstance(retry, RetryPolicy):
             raise ConfigurationError("retry: must be a RetryPolicy")
@@ -252,8 +256,6 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
         self._ids = ids
         self._token = secrets.token_hex(6)
         self._lock = threading.Lock()
-        # Per thread: a one-thread runner asking _record to claim its next delivery too.
-        self._chain = threading.local()
         self._pool: ThreadPoolExecutor | None = None
         self._signers = SignerCache()
         self._formatters: dict[WebhookKind, Formatter] = {
@@ -582,7 +584,7 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
         Attempt a just-stored delivery; for Segment, in a batch with the webhook's due ones.
         """
         if webhook.kind is WebhookKind.URL:
-            return self._attempt(delivery, webhook)
+            return self._attempt(delivery, webhook)[0]
         found = self._attempt_batch([delivery], webhook)
         return next((o for o in found if o.delivery_id == delivery.id), found[0])
 
@@ -757,22 +759,30 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
         except UnknownWebhook:
             return None
 
-    def _attempt_claimed(self, delivery: Delivery) -> list[DeliveryOutcome]:
+    def _attempt_claimed(
+        self, delivery: Delivery, claim_next: ClaimNext | None = None
+    ) -> tuple[list[DeliveryOutcome], list[Delivery] | None]:
         """
         Attempt a claimed delivery against its webhook as it is now; never raise.
 
         A Segment webhook's delivery takes the webhook's other due deliveries along in
-        its batch; their outcomes are returned too.
+        its batch; their outcomes are returned too. With *claim_next*, a URL delivery's
+        outcome is recorded in the transaction that claims the next due delivery.
+
+        Returns:
+            The outcomes, and what was claimed along with them (``None``: no claim was
+            made; a cancellation, a Segment batch, a bug or no *claim_next*).
         """
         if delivery.status is not DeliveryStatus.PENDING:
-            return [exhausted(delivery)]
+            return [exhausted(delivery)], None
         try:
             webhook = self._current_webhook(delivery.webhook_id)
         except Exception as exc:  # noqa: BLE001 - a broken store must not stop the loop
-            return [self._unexpected(delivery, exc)]
+            return [self._unexpected(delivery, exc)], None
         if webhook is not None and webhook.kind is WebhookKind.SEGMENT:
-            return self._attempt_batch([delivery], webhook)
-        return [self._attempt(delivery, webhook)]
+            return self._attempt_batch([delivery], webhook), None
+        outcome, claimed = self._attempt(delivery, webhook, claim_next)
+        return [outcome], claimed
 
     def _attempt_batch(
         self, deliveries: Sequence[Delivery], webhook: Webhook
@@ -789,21 +799,24 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
         except Exception as exc:  # noqa: BLE001 - C4: one delivery never blocks the others
             return [self._unexpected(delivery, exc) for delivery in deliveries]
 
-    def _attempt(self, delivery: Delivery, webhook: Webhook | None) -> DeliveryOutcome:
+    def _attempt(
+        self, delivery: Delivery, webhook: Webhook | None, claim_next: ClaimNext | None = None
+    ) -> tuple[DeliveryOutcome, list[Delivery] | None]:
         """
         Attempt a claimed delivery once and record the outcome; never raise.
 
+        Returns the outcome, and what *claim_next* claimed with it (``None``: no claim).
         An exception here is a bug (sending errors are outcomes): the delivery stays
         pending and leased, and comes back when the lease lapses.
         """
         try:
             why = unwanted(delivery, webhook)
             if webhook is None or why is not None:
-                return self._cancel(delivery, why or "webhook deleted")
+                return self._cancel(delivery, why or "webhook deleted"), None
             sent = self._send_url(webhook, delivery.body, delivery.event_id)
-            return self._record(delivery, webhook, sent)
+            return self._record(delivery, webhook, sent, claim_next)
         except Exception as exc:  # noqa: BLE001 - C4: one delivery never blocks the others
-            return self._unexpected(delivery, exc)
+            return self._unexpected(delivery, exc), None
 
     def _send_url(self, webhook: Webhook, body: bytes, event_id: str) -> Exchange:
         """
@@ -815,9 +828,18 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
 
         return exchange(self.transport, build, clock=self.clock)
 
-    def _record(self, delivery: Delivery, webhook: Webhook, sent: Exchange) -> DeliveryOutcome:
+    def _record(
+        self,
+        delivery: Delivery,
+        webhook: Webhook,
+        sent: Exchange,
+        claim_next: ClaimNext | None = None,
+    ) -> tuple[DeliveryOutcome, list[Delivery] | None]:
         """
         Decide what follows *sent*, store it with its attempt row (fenced), act on a 410.
+
+        With *claim_next* (a one-thread runner), the same transaction claims the next due
+        delivery; returns the outcome and that claim (``None`` without *claim_next*).
         """
         now = self.clock()
         decision = self.retry.decide(
@@ -829,11 +851,11 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
             rng=self._rng.uniform,
         )
         updated, attempt = settle(delivery, sent, decision, now=now)
-        chain = self._chain
-        if getattr(chain, "want", False):
-            # A one-thread runner: claim its next delivery in the same transaction.
-            chain.want = False
-            written, chain.claimed = cast(ChainingOutbox, self.storage).record_outcome_and_claim(
+        claimed: list[Delivery] | None = None
+        if claim_next is None:
+            written = self.storage.record_outcome(updated, attempt, owner=self.owner, now=now)
+        else:
+            written, claimed = claim_next.outbox.record_outcome_and_claim(
                 updated,
                 attempt,
                 owner=self.owner,
@@ -841,20 +863,21 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
                 lease_until=now + self.lease_duration,
                 max_claims=self.max_claims,
             )
-            if not written and chain.claimed:
+            if not written and claimed:
                 # The claim may have ended this very delivery (its lease had lapsed, and it
                 # was claimed too often): _lost reports that, once.
-                chain.claimed = [
-                    d
-                    for d in chain.claimed
-                    if d.id != delivery.id or d.status is DeliveryStatus.PENDING
+                claimed = [
+                    d for d in claimed if d.id != delivery.id or d.status is DeliveryStatus.PENDING
                 ]
-        else:
-            written = self.storage.record_outcome(updated, attempt, owner=self.owner, now=now)
-        if decision.disable_webhook:
-            self._disable_gone(webhook)
-        if not written:
-            return self._lost(delivery)
+        try:
+            if decision.disable_webhook:
+                self._disable_gone(webhook)
+            if not written:
+                return self._lost(delivery), claimed
+        except BaseException:
+            if claimed:  # nobody will attempt them now: give them back at once
+                self._release(claimed)
+            raise
         outcome = DeliveryOutcome(
             webhook_id=delivery.webhook_id,
             delivery_id=delivery.id,
@@ -878,7 +901,7 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
                 sent.duration,
                 decision.reason,
             )
-        return outcome
+        return outcome, claimed
 
     def _cancel(self, delivery: Delivery, why: str) -> DeliveryOutcome:
         now = self.clock()
@@ -988,7 +1011,7 @@ def _skipped(webhook_id: str, reason: str) -> DeliveryOutcome:
 
 
 def _gated(
-    event: Event, webhooks: Sequence[Webhook], reason: GateReason, detail: str
+    event: Event, webhooks: Sequence[Webhook], reason: SkipReason, detail: str
 ) -> DispatchResult:
     # An event-wide reason (exclusion, agent version): every subscribed webhook skips it,
     # with the text explain() gives.

@@ -62,6 +62,7 @@ from __future__ import annotations
 
 from ._agent_version import MIN_SURVEY_AGENT_VERSION, AgentVersion
 from ._category import EventCategory
+from ._ids import new_unique_id
 from ._models import (
     AccountCreated,
     Event,
@@ -73,7 +74,6 @@ from ._models import (
     PollSubmitted,
     TrackEventReceived,
     VisitorCreated,
-    new_unique_id,
 )
 from ._serialize import to_wire, to_wire_dict
 from ._values import (

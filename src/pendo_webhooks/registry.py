@@ -42,6 +42,7 @@ from ._audit import (
 from ._clock import Clock, utcnow
 from ._delivery import clip_error
 from ._exclusions import Exclusion, ExclusionKind
+from ._ids import new_id
 from ._policy import SYSTEM_ACTOR_ID, Actor, AdminOnly, PermissionPolicy
 from ._secret import Secret
 from ._transitions import (
@@ -49,7 +50,6 @@ from ._transitions import (
     UNSET,
     Keep,
     check_grace,
-    new_id,
     rotated,
     updated,
 )

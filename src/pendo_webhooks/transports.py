@@ -54,7 +54,7 @@ import requests
 import urllib3.exceptions
 
 from . import _guarded_http, _transport_errors
-from ._deadline import Attempt, Watchdog
+from ._deadline import Watchdog, WatchedSend
 from ._guarded_http import GuardConfig, Resolver
 from ._version import __version__
 from .exceptions import (
@@ -402,7 +402,7 @@ class RequestsTransport:
         )
 
     def _exchange(
-        self, request: OutgoingRequest, url: str, attempt: Attempt[GuardConfig]
+        self, request: OutgoingRequest, url: str, attempt: WatchedSend[GuardConfig]
     ) -> tuple[int, Mapping[str, str], bytes, bool]:
         response = self._session.request(
             request.method,
@@ -439,7 +439,7 @@ class RequestsTransport:
         )
 
 
-def _read_capped(raw: Any, cap: int, attempt: Attempt[GuardConfig]) -> tuple[bytes, bool]:
+def _read_capped(raw: Any, cap: int, attempt: WatchedSend[GuardConfig]) -> tuple[bytes, bool]:
     """
     Read at most *cap* body bytes (plus one, to learn whether more exist), as sent.
     """

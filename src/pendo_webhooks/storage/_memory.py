@@ -9,15 +9,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
+from typing import ClassVar
 
 from .._audit import AuditEntry, AuditQuery
 from .._delivery import Delivery
 from .._webhook import Webhook
 from ..events import EventCategory
 from ._errors import duplicate_webhook, stale_version, unknown_webhook
+from ._host_connection import refuse_host_connection
 from ._memory_outbox import MemoryOutbox
 from ._memory_pipeline import InMemoryPipeline
-from ._postgres_host import refuse_host_connection
 
 
 __all__ = ["InMemoryStorage"]
@@ -37,6 +38,9 @@ class InMemoryStorage(MemoryOutbox, InMemoryPipeline):
     >>> InMemoryStorage()
     <InMemoryStorage(num_webhooks=0, num_audit_entries=0)>
     """
+
+    #: Its state is this object's alone (see ``Capabilities.process_local``).
+    process_local: ClassVar[bool] = True
 
     def __init__(self) -> None:
         super().__init__()

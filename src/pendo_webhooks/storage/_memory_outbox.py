@@ -26,7 +26,7 @@ from ._outbox_common import (
     purged_body,
     unknown_delivery,
 )
-from ._outbox_protocol import SkipReason
+from ._outbox_protocol import EnqueueSkip
 
 
 __all__ = ["MemoryOutbox"]
@@ -105,11 +105,11 @@ class MemoryOutbox:
                 webhook = self._webhooks.get(delivery.webhook_id)
                 key = (delivery.webhook_id, delivery.event_id)
                 if webhook is None:
-                    results.append(SkipReason.DELETED)
+                    results.append(EnqueueSkip.DELETED)
                 elif not webhook.enabled:
-                    results.append(SkipReason.DISABLED)
+                    results.append(EnqueueSkip.DISABLED)
                 elif key in self._event_keys:
-                    results.append(SkipReason.DUPLICATE)
+                    results.append(EnqueueSkip.DUPLICATE)
                 else:
                     self._event_keys.add(key)
                     if delivery.lease_owner is not None:

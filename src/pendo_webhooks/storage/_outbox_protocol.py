@@ -13,10 +13,10 @@ from typing import Protocol, runtime_checkable
 from .._delivery import Attempt, Delivery, DeliveryStatus
 
 
-__all__ = ["ChainingOutbox", "DeliveryLog", "OutboxQueue", "OutboxStore", "SkipReason"]
+__all__ = ["ChainingOutbox", "DeliveryLog", "EnqueueSkip", "OutboxQueue", "OutboxStore"]
 
 
-class SkipReason:
+class EnqueueSkip:
     """
     Why :meth:`OutboxStore.enqueue_deliveries` did not store a delivery. Strictly private.
     """

@@ -33,7 +33,7 @@ from ._outbox_common import (
     purged_body,
     unknown_delivery,
 )
-from ._outbox_protocol import SkipReason
+from ._outbox_protocol import EnqueueSkip
 from ._postgres_core import PostgresCore
 from ._postgres_outbox_sql import (
     CANCEL,
@@ -215,11 +215,11 @@ def enqueue_results(rows: Sequence[Mapping[str, Any]]) -> list[str | None]:
         if row["stored"]:
             results.append(None)
         elif row["live"]:
-            results.append(SkipReason.DUPLICATE)
+            results.append(EnqueueSkip.DUPLICATE)
         elif row["known"]:
-            results.append(SkipReason.DISABLED)
+            results.append(EnqueueSkip.DISABLED)
         else:
-            results.append(SkipReason.DELETED)
+            results.append(EnqueueSkip.DELETED)
     return results
 
 

@@ -20,11 +20,11 @@ import hashlib
 import re
 from typing import Any
 
-import attrs
 from psycopg import Connection, sql
 from psycopg.rows import tuple_row
 
 from ..exceptions import ConfigurationError, StorageError
+from ._sql import Migration
 
 
 __all__ = [
@@ -32,7 +32,6 @@ __all__ = [
     "LATEST_VERSION",
     "MIGRATIONS",
     "SCHEMA_COMMENT",
-    "Migration",
     "check_schema_name",
     "lock_key",
     "migrate",
@@ -47,19 +46,6 @@ SCHEMA_COMMENT = "pendo-webhooks storage; managed by the library, do not edit"
 
 # Lower case only: an unquoted name in psql then means the same schema.
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-
-
-@attrs.frozen
-class Migration:
-    """
-    One step of the schema; ``{schema}`` in a statement is the quoted schema name.
-
-    Strictly private.
-    """
-
-    version: int
-    name: str
-    statements: tuple[str, ...]
 
 
 MIGRATIONS: tuple[Migration, ...] = (

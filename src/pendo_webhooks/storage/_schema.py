@@ -14,24 +14,13 @@ from __future__ import annotations
 
 import sqlite3
 
-import attrs
+from ._sql import Migration
 
 
-__all__ = ["APPLICATION_ID", "LATEST_VERSION", "MIGRATIONS", "Migration", "apply_migrations"]
+__all__ = ["APPLICATION_ID", "LATEST_VERSION", "MIGRATIONS", "apply_migrations"]
 
 #: ``PRAGMA application_id`` of every pendo-webhooks database: the bytes ``PWHK``.
 APPLICATION_ID = int.from_bytes(b"PWHK", "big")
-
-
-@attrs.frozen
-class Migration:
-    """
-    One step of the schema. Strictly private.
-    """
-
-    version: int
-    name: str
-    statements: tuple[str, ...]
 
 
 MIGRATIONS: tuple[Migration, ...] = (

@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 
 from .._delivery import Delivery
-from ._postgres_host import refuse_host_connection
+from ._host_connection import refuse_host_connection
 from ._sqlite_outbox import SQLiteOutbox, enqueue_in
 from ._sqlite_pipeline import SQLitePipeline, claim_in
 from ._sqlite_webhooks import SQLiteWebhooks

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from .._delivery import Attempt, Delivery
-from ._outbox_protocol import SkipReason
+from ._outbox_protocol import EnqueueSkip
 from ._sqlite_core import utc_iso
 
 
@@ -119,7 +119,7 @@ def enqueue_bulk(
     Insert *deliveries* in the caller's transaction; ``None`` if the row-by-row way must do it.
 
     Only when every webhook named is there and enabled; a duplicate of an event already
-    stored (or earlier in *deliveries*) is skipped as :attr:`SkipReason.DUPLICATE`. A
+    stored (or earlier in *deliveries*) is skipped as :attr:`EnqueueSkip.DUPLICATE`. A
     delivery id already taken undoes the whole attempt (a savepoint) and returns ``None``.
     """
     webhook_ids = sorted({d.webhook_id for d in deliveries})
@@ -181,7 +181,7 @@ def enqueue_bulk(
         return [None] * len(rows)
     ids = [d.id for d in deliveries]
     stored = _existing(conn, _STORED, ids)
-    return [None if i in stored else SkipReason.DUPLICATE for i in ids]
+    return [None if i in stored else EnqueueSkip.DUPLICATE for i in ids]
 
 
 def record_bulk(

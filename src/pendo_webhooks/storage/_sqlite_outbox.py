@@ -43,7 +43,7 @@ from ._outbox_common import (
     purged_body,
     unknown_delivery,
 )
-from ._outbox_protocol import SkipReason
+from ._outbox_protocol import EnqueueSkip
 from ._sqlite_bulk import SharedOutcome, enqueue_bulk, record_bulk, record_shared
 from ._sqlite_core import SQLiteCore, from_utc_iso, utc_iso
 
@@ -554,7 +554,7 @@ def _insert(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> list[s
 def _skip_reason(conn: sqlite3.Connection, webhook_id: str) -> str:
     found = conn.execute("SELECT enabled FROM webhooks WHERE id = ?", (webhook_id,)).fetchone()
     if found is None:
-        return SkipReason.DELETED
+        return EnqueueSkip.DELETED
     if not found[0]:
-        return SkipReason.DISABLED
-    return SkipReason.DUPLICATE
+        return EnqueueSkip.DISABLED
+    return EnqueueSkip.DUPLICATE

@@ -25,7 +25,7 @@ against these Protocols; see the how-to "Keep the outbox in your own database".
 >>> from pendo_webhooks.storage.protocols import Storage, capabilities
 >>> store: Storage = InMemoryStorage()
 >>> capabilities(store)
-Capabilities(chained_claim=False, shared_outcomes=False, host_connection=False)
+Capabilities(chained_claim=False, shared_outcomes=False, host_connection=False, process_local=True)
 """
 
 from __future__ import annotations
@@ -134,14 +134,20 @@ class Capabilities:
         chained_claim: It is a :class:`ChainingOutbox`.
         shared_outcomes: It is a :class:`SharedOutcomesOutbox`.
         host_connection: It is a :class:`HostConnectionOutbox` that accepts a connection.
+        process_local: Its state lives in this process's memory, in this one object (its
+            class says so with the attribute ``process_local = True``, as
+            ``InMemoryStorage`` does): another instance shares nothing with it, so a
+            ``Dispatcher`` must use the registry's own store, not another one.
 
-    >>> Capabilities(chained_claim=True, shared_outcomes=False, host_connection=False)
-    Capabilities(chained_claim=True, shared_outcomes=False, host_connection=False)
+    >>> found = Capabilities(chained_claim=True, shared_outcomes=False, host_connection=False)
+    >>> found.chained_claim, found.process_local
+    (True, False)
     """
 
     chained_claim: bool
     shared_outcomes: bool
     host_connection: bool
+    process_local: bool = False
 
 
 def capabilities(storage: object) -> Capabilities:
@@ -149,13 +155,15 @@ def capabilities(storage: object) -> Capabilities:
     Return which optional capabilities *storage* has; the one place the engine asks.
 
     A capability is there when its method (or, for a host connection, the true class
-    attribute ``accepts_host_connection``) can be looked up on *storage*.
+    attribute ``accepts_host_connection``) can be looked up on *storage*; a store is
+    process-local when its class has the true attribute ``process_local``.
 
     >>> from pendo_webhooks.storage import InMemoryStorage
     >>> class Postgresish(InMemoryStorage):
     ...     accepts_host_connection = True
-    >>> capabilities(Postgresish())
-    Capabilities(chained_claim=False, shared_outcomes=False, host_connection=True)
+    >>> capabilities(Postgresish())  # doctest: +NORMALIZE_WHITESPACE
+    Capabilities(chained_claim=False, shared_outcomes=False, host_connection=True,
+                 process_local=True)
     """
     # By attribute lookup, not isinstance(): on Python 3.12+ a runtime-checkable Protocol
     # ignores attributes a proxy forwards through __getattr__, which these lookups see.
@@ -163,4 +171,7 @@ def capabilities(storage: object) -> Capabilities:
         chained_claim=hasattr(storage, "record_outcome_and_claim"),
         shared_outcomes=getattr(storage, "record_shared_outcomes", None) is not None,
         host_connection=bool(getattr(storage, "accepts_host_connection", False)),
+        # On the class: a proxy in front of the registry's own in-memory store shares its
+        # state, so it must not count as another process-local store.
+        process_local=bool(getattr(type(storage), "process_local", False)),
     )
