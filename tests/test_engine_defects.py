@@ -11,16 +11,13 @@ The store fixtures (``outbox``: memory, SQLite, PostgreSQL) come from conftest.p
 
 from __future__ import annotations
 
-import itertools
 import threading
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-import attrs
 import pytest
 
 from pendo_webhooks.dispatcher import (
     DEFAULT_MAX_CLAIMS,
-    Attempt,
     Delivery,
     DeliveryStatus,
     Dispatcher,
@@ -29,7 +26,7 @@ from pendo_webhooks.dispatcher import (
 from pendo_webhooks.exceptions import ConfigurationError
 from pendo_webhooks.guard import DestinationPolicy
 from pendo_webhooks.registry import Actor, Webhook, WebhookRegistry
-from pendo_webhooks.retry import RetryPolicy, Verdict
+from pendo_webhooks.retry import RetryPolicy
 from pendo_webhooks.storage import Storage
 from pendo_webhooks.storage._outbox_common import claims_exhausted
 from pendo_webhooks.testing import FrozenClock, RecordingTransport, sample_event
@@ -43,7 +40,6 @@ T0 = START
 LEASE = timedelta(seconds=60)
 ADMIN = Actor("u-1", is_admin=True)
 LOCAL = DestinationPolicy.local_testing()
-_ids = itertools.count(1)
 
 
 def hook(storage: Storage, clock: FrozenClock | None = None, **fields: object) -> Webhook:
@@ -61,60 +57,6 @@ def hook(storage: Storage, clock: FrozenClock | None = None, **fields: object) -
         del made["url"]
     created = registry.create(ADMIN, **made)  # type: ignore[arg-type]
     return registry.enable(ADMIN, created.id)
-
-
-def delivery(webhook_id: str, **overrides: object) -> Delivery:
-    """
-    A new pending delivery due at T0; *overrides* replace fields.
-    """
-    n = next(_ids)
-    fields: dict[str, object] = {
-        "id": f"dlv_engine_{n}",
-        "webhook_id": webhook_id,
-        "event_id": f"{n:040x}",
-        "category": "npsSubmitted",
-        "body": b'{"n":%d}' % n,
-        "next_attempt_at": T0,
-        "created_at": T0,
-        "updated_at": T0,
-    }
-    fields.update(overrides)
-    return Delivery(**fields)  # type: ignore[arg-type]
-
-
-def claim(store: Storage, now: datetime, max_claims: int | None = 3) -> list[Delivery]:
-    return store.claim_due(
-        owner="w1", now=now, lease_until=now + LEASE, limit=10, max_claims=max_claims
-    )
-
-
-def retried(claimed: Delivery, now: datetime) -> tuple[Delivery, Attempt]:
-    """
-    *claimed* after an attempt answered 503 at *now* (due again at once), and its attempt row.
-    """
-    updated = attrs.evolve(
-        claimed,
-        attempts=claimed.attempts + 1,
-        next_attempt_at=now,
-        updated_at=now,
-        last_status=503,
-        last_error="HTTP 503",
-        lease_owner=None,
-        lease_until=None,
-    )
-    attempt = Attempt(
-        delivery_id=claimed.id,
-        number=claimed.attempts + 1,
-        started_at=now,
-        duration=0.1,
-        status_code=503,
-        verdict=Verdict.RETRY,
-        reason="HTTP 503, retried",
-    )
-    return updated, attempt
-
-
-# -- (1a) the lease must cover the transport's deadline ---------------------------------------
 
 
 class DeadlineTransport(RecordingTransport):

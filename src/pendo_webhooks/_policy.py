@@ -11,7 +11,7 @@ from typing import Protocol
 
 import attrs
 
-from ._webhook import check_trimmed_text, check_visible_text
+from ._webhook import check_trimmed_text, refuse_invisible
 from .exceptions import InvalidType, PermissionDenied, ValidationError
 
 
@@ -41,8 +41,7 @@ _MAX_ID_LENGTH = 200
 
 
 def _check_actor_id(_: object, __: attrs.Attribute[str], value: str) -> None:
-    check_trimmed_text("actor.id", value, max_length=_MAX_ID_LENGTH)
-    check_visible_text("actor.id", value, max_length=_MAX_ID_LENGTH)
+    refuse_invisible("actor.id", check_trimmed_text("actor.id", value, max_length=_MAX_ID_LENGTH))
     if value == SYSTEM_ACTOR_ID:
         msg = f"{SYSTEM_ACTOR_ID!r} is reserved for changes the library makes itself"
         raise ValidationError("actor.id", msg)

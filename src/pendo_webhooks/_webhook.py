@@ -40,6 +40,7 @@ __all__ = [
     "check_text",
     "check_trimmed_text",
     "check_visible_text",
+    "refuse_invisible",
     "secret_or_none",
     "to_category",
     "to_kind",
@@ -189,7 +190,15 @@ def check_visible_text(field: str, value: object, *, max_length: int) -> str:
     >>> check_visible_text("name", "\\U0001f469\\u200d\\U0001f4bb NPS", max_length=200)
     '\U0001f469\u200d\U0001f4bb NPS'
     """
-    text = check_text(field, value, max_length=max_length)
+    return refuse_invisible(field, check_text(field, value, max_length=max_length))
+
+
+def refuse_invisible(field: str, text: str) -> str:
+    """
+    Return *text* if it holds no invisible format character (see :func:`check_visible_text`).
+
+    For text another check has already vetted (an actor id, checked untrimmed).
+    """
     bad = next(
         (ch for ch in text if unicodedata.category(ch) == "Cf" and ch not in _ALLOWED_FORMAT),
         None,

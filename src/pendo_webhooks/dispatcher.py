@@ -422,10 +422,8 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
         self, events: Iterable[Event], *, attempt: bool, connection: object | None = None
     ) -> list[DispatchResult]:
         batch = self._batch(attempt)
-        plans = [self._plan(event, batch) for event in events]
-        if attempt and len(plans) > 1:
-            self._claim_first_chunk(plans)
-        batch_deliveries = [d for plan in plans for _, d in plan.planned]
+        plans = self._plan_all(events, batch, attempt=attempt)
+        batch_deliveries = _planned(plans)
         if batch_deliveries:
             skipped = (
                 self.storage.enqueue_deliveries(batch_deliveries)
@@ -462,16 +460,23 @@ class Dispatcher(RunningMixin, AdminMixin, SegmentMixin):
 
         def deliveries(claimed: set[str]) -> list[Delivery]:
             # Called inside the store's transaction, perhaps more than once (a retry).
-            plans[:] = [self._plan(event, batch) for event in events(claimed)]
-            if attempt and len(plans) > 1:
-                self._claim_first_chunk(plans)
-            return [d for plan in plans for _, d in plan.planned]
+            plans[:] = self._plan_all(events(claimed), batch, attempt=attempt)
+            return _planned(plans)
 
         _, skipped = self.storage.claim_first_seen_and_enqueue(
             keys, at=at, deliveries=deliveries, connection=connection
         )
         _sort(plans, skipped)
         return self._settle(plans, attempt=attempt)
+
+    def _plan_all(self, events: Iterable[Event], batch: _Batch, *, attempt: bool) -> list[_Plan]:
+        """
+        Plan each event's deliveries; to attempt many, only the first chunk stays claimed.
+        """
+        plans = [self._plan(event, batch) for event in events]
+        if attempt and len(plans) > 1:
+            self._claim_first_chunk(plans)
+        return plans
 
     def _batch(self, attempt: bool) -> _Batch:
         now = self.clock()
@@ -1047,6 +1052,13 @@ def _too_large(delivery: Delivery) -> DeliveryOutcome:
         outcome=Outcome.FAILED,
         reason=delivery.last_error,
     )
+
+
+def _planned(plans: list[_Plan]) -> list[Delivery]:
+    """
+    Every delivery *plans* will store, in order.
+    """
+    return [d for plan in plans for _, d in plan.planned]
 
 
 def _sort(plans: list[_Plan], skipped: Sequence[str | None]) -> None:

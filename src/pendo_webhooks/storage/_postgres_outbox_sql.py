@@ -83,14 +83,8 @@ SELECT (SELECT id FROM taken) AS taken,
 # the same statement (a NULL limit switches it off). SET reads the row as it was.
 _EXHAUSTED = "d.claims - d.attempts >= %(max_claims)s::integer"
 
-CLAIM = """
-WITH due AS (
-    SELECT id FROM {schema}.deliveries
-     WHERE status = 'pending' AND next_attempt_at <= %(now)s
-     ORDER BY next_attempt_at
-     LIMIT %(limit)s
-       FOR UPDATE SKIP LOCKED
-)
+# What every claim does to the rows its "due" CTE picked: lease them, or end the exhausted.
+_LEASE_DUE = """
 UPDATE {schema}.deliveries AS d
    SET claims = d.claims + 1,
        status = CASE WHEN {exhausted} THEN 'dead' ELSE d.status END,
@@ -104,6 +98,16 @@ UPDATE {schema}.deliveries AS d
  WHERE d.id = due.id
 RETURNING d.*
 """.replace("{exhausted}", _EXHAUSTED)
+
+CLAIM = """
+WITH due AS (
+    SELECT id FROM {schema}.deliveries
+     WHERE status = 'pending' AND next_attempt_at <= %(now)s
+     ORDER BY next_attempt_at
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+)
+{lease_due}""".replace("{lease_due}", _LEASE_DUE)
 
 CLAIM_FOR_WEBHOOK = """
 WITH due AS (
@@ -113,19 +117,7 @@ WITH due AS (
      LIMIT %(limit)s
        FOR UPDATE SKIP LOCKED
 )
-UPDATE {schema}.deliveries AS d
-   SET claims = d.claims + 1,
-       status = CASE WHEN {exhausted} THEN 'dead' ELSE d.status END,
-       last_error = CASE WHEN {exhausted} THEN %(exhausted)s ELSE d.last_error END,
-       finished_at = CASE WHEN {exhausted} THEN %(now)s ELSE d.finished_at END,
-       lease_owner = CASE WHEN {exhausted} THEN NULL ELSE %(owner)s END,
-       lease_until = CASE WHEN {exhausted} THEN NULL ELSE %(until)s END,
-       next_attempt_at = CASE WHEN {exhausted} THEN %(now)s ELSE %(until)s END,
-       updated_at = %(now)s
-  FROM due
- WHERE d.id = due.id
-RETURNING d.*
-""".replace("{exhausted}", _EXHAUSTED)
+{lease_due}""".replace("{lease_due}", _LEASE_DUE)
 
 # The claim of chosen deliveries (dispatch_many's chunks), by the primary key.
 CLAIM_IDS = """
@@ -134,19 +126,7 @@ WITH due AS (
      WHERE id = ANY(%(ids)s::text[]) AND status = 'pending' AND next_attempt_at <= %(now)s
        FOR UPDATE SKIP LOCKED
 )
-UPDATE {schema}.deliveries AS d
-   SET claims = d.claims + 1,
-       status = CASE WHEN {exhausted} THEN 'dead' ELSE d.status END,
-       last_error = CASE WHEN {exhausted} THEN %(exhausted)s ELSE d.last_error END,
-       finished_at = CASE WHEN {exhausted} THEN %(now)s ELSE d.finished_at END,
-       lease_owner = CASE WHEN {exhausted} THEN NULL ELSE %(owner)s END,
-       lease_until = CASE WHEN {exhausted} THEN NULL ELSE %(until)s END,
-       next_attempt_at = CASE WHEN {exhausted} THEN %(now)s ELSE %(until)s END,
-       updated_at = %(now)s
-  FROM due
- WHERE d.id = due.id
-RETURNING d.*
-""".replace("{exhausted}", _EXHAUSTED)
+{lease_due}""".replace("{lease_due}", _LEASE_DUE)
 
 # Every outcome fenced on its own lease; attempt rows inserted only for the deliveries whose
 # update happened; per input row, in order, whether it was written.
