@@ -14,11 +14,29 @@ from __future__ import annotations
 import base64
 import hmac
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from ._clock import Clock, utcnow
 from ._secret import Secret
 from .exceptions import ConfigurationError, SignatureError, ValidationError
+
+
+class HeaderItems(Protocol):
+    """
+    **Protocol**: Request headers as the verify functions read them: anything with ``items()``.
+
+    A ``dict``, Flask/Werkzeug's ``request.headers``, Starlette's and Django's
+    ``request.headers`` all fit; names match case-insensitively.
+
+    >>> from pendo_webhooks.signing import HeaderItems
+    >>> headers: HeaderItems = {"X-Pendo-Signature": "0" * 64}
+    >>> sorted(headers.items())
+    [('X-Pendo-Signature', '0000000000000000000000000000000000000000000000000000000000000000')]
+    """
+
+    def items(self) -> Iterable[tuple[str, str]]:
+        """The ``(name, value)`` pairs, each name as many times as it was sent."""
 
 
 #: The default name of the Pendo signature header (Pendo does not publish one).
@@ -101,7 +119,7 @@ def validate_header_name(name: str, field: str) -> str:
 
 def verify_pendo(
     body: bytes | str,
-    headers: Mapping[str, str],
+    headers: HeaderItems,
     secrets: Secret | str | Sequence[Secret | str],
     *,
     header: str = DEFAULT_SIGNATURE_HEADER,
@@ -154,7 +172,7 @@ def verify_pendo(
 
 def verify_standard(
     body: bytes | str,
-    headers: Mapping[str, str],
+    headers: HeaderItems,
     secrets: Secret | str | Sequence[Secret | str],
     *,
     tolerance: int = DEFAULT_TOLERANCE,

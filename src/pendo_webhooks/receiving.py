@@ -36,12 +36,12 @@ module works with whichever framework is installed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 from ._clock import Clock, utcnow
 from ._secret import Secret
-from ._verify import DEFAULT_SIGNATURE_HEADER, DEFAULT_TOLERANCE
+from ._verify import DEFAULT_SIGNATURE_HEADER, DEFAULT_TOLERANCE, HeaderItems
 from .exceptions import SignatureError
 from .signing import SignatureScheme, verify_event
 
@@ -98,11 +98,11 @@ class StarletteRequest(Protocol):
         """The whole body, read once and cached by Starlette."""
 
 
-def _headers(request: object) -> Mapping[str, str]:
+def _headers(request: object) -> HeaderItems:
     headers = getattr(request, "headers", None)
     if headers is None:
         raise SignatureError("headers: the request has none")
-    result: Mapping[str, str] = headers
+    result: HeaderItems = headers
     return result
 
 

@@ -34,7 +34,7 @@ import enum
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, TypeVar, overload
 
 import attrs
@@ -47,6 +47,7 @@ from ._verify import (
     ID_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
+    HeaderItems,
     validate_header_name,
     verify_pendo,
     verify_standard,
@@ -61,6 +62,7 @@ __all__ = [
     "DEFAULT_SIGNATURE_HEADER",
     "DEFAULT_TOLERANCE",
     "CombinedSigner",
+    "HeaderItems",
     "PendoSigner",
     "Secret",
     "SignatureScheme",
@@ -390,7 +392,7 @@ def generate_secret() -> Secret:
 
 def verify(
     body: bytes | str,
-    headers: Mapping[str, str],
+    headers: HeaderItems,
     secrets: Secret | str | Sequence[Secret | str],
     *,
     scheme: SignatureScheme | str = SignatureScheme.BOTH,
@@ -445,7 +447,7 @@ EventT3 = TypeVar("EventT3", bound="Event")
 @overload
 def verify_event(
     body: bytes | str,
-    headers: Mapping[str, str],
+    headers: HeaderItems,
     secrets: Secret | str | Sequence[Secret | str],
     *,
     expect: None = None,
@@ -457,7 +459,7 @@ def verify_event(
 @overload
 def verify_event(
     body: bytes | str,
-    headers: Mapping[str, str],
+    headers: HeaderItems,
     secrets: Secret | str | Sequence[Secret | str],
     *,
     expect: type[EventT],
@@ -469,7 +471,7 @@ def verify_event(
 @overload
 def verify_event(
     body: bytes | str,
-    headers: Mapping[str, str],
+    headers: HeaderItems,
     secrets: Secret | str | Sequence[Secret | str],
     *,
     expect: tuple[type[EventT], type[EventT2]],
@@ -481,7 +483,7 @@ def verify_event(
 @overload
 def verify_event(
     body: bytes | str,
-    headers: Mapping[str, str],
+    headers: HeaderItems,
     secrets: Secret | str | Sequence[Secret | str],
     *,
     expect: tuple[type[EventT], type[EventT2], type[EventT3]],
@@ -493,7 +495,7 @@ def verify_event(
 @overload
 def verify_event(
     body: bytes | str,
-    headers: Mapping[str, str],
+    headers: HeaderItems,
     secrets: Secret | str | Sequence[Secret | str],
     *,
     expect: tuple[type[Event], ...],
@@ -506,7 +508,7 @@ def verify_event(
 
 def verify_event(
     body: bytes | str,
-    headers: Mapping[str, str],
+    headers: HeaderItems,
     secrets: Secret | str | Sequence[Secret | str],
     *,
     expect: object = None,

@@ -27,3 +27,17 @@ def handle(body: bytes, headers: dict[str, str], request: DjangoRequest) -> None
     )
     assert_type(verify_django_request(request, "s3cr3t", expect=PollSubmitted), PollSubmitted)
     assert_type(verify_django_request(request, "s3cr3t"), Event)
+
+
+def framework_headers() -> None:
+    # A framework's own header objects are accepted as they are, not only dicts.
+    from flask import request
+    from starlette.datastructures import Headers
+    from werkzeug.datastructures import EnvironHeaders
+
+    from pendo_webhooks.signing import verify
+
+    verify(request.get_data(), request.headers, "s3cr3t")
+    verify(b"{}", EnvironHeaders({}), "s3cr3t", scheme="pendo")
+    verify(b"{}", Headers({"x-pendo-signature": "0" * 64}), "s3cr3t")
+    assert_type(verify_event(b"{}", request.headers, "s3cr3t"), Event)
