@@ -20,10 +20,11 @@ from functools import lru_cache
 from typing import cast
 
 from .._audit import AuditEntry
-from .._exclusions import Exclusion, ExclusionRule, duplicate_exclusion, unknown_exclusion
+from .._exclusions import Exclusion, duplicate_exclusion, unknown_exclusion
 from ._protocol_pipeline import FirstSeenOrigin
-from ._sqlite_core import SQLiteCore, from_utc_iso, utc_iso
-from ._sqlite_webhooks import _append_audit, _loaded
+from ._sql_rows import exclusion_from_row, exclusion_params
+from ._sqlite_core import SQLiteCore
+from ._sqlite_webhooks import SQLITE_COLUMNS, append_audit
 
 
 __all__ = ["SQLitePipeline", "claim_in"]
@@ -138,17 +139,11 @@ class SQLitePipeline(SQLiteCore):
                 raise duplicate_exclusion(exclusion, existing[0])
             conn.execute(
                 "INSERT INTO exclusions (id, kind, pattern, created_at, created_by)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (
-                    exclusion.id,
-                    rule.kind.value,
-                    rule.pattern,
-                    utc_iso(exclusion.created_at),
-                    exclusion.created_by,
-                ),
+                " VALUES (:id, :kind, :pattern, :created_at, :created_by)",
+                exclusion_params(exclusion, SQLITE_COLUMNS),
             )
             _bump_version(conn)
-            _append_audit(conn, audit)
+            append_audit(conn, audit)
 
     def delete_exclusion(self, exclusion_id: str, *, audit: AuditEntry) -> None:
         """
@@ -158,7 +153,7 @@ class SQLitePipeline(SQLiteCore):
             if conn.execute("DELETE FROM exclusions WHERE id = ?", (exclusion_id,)).rowcount == 0:
                 raise unknown_exclusion(exclusion_id)
             _bump_version(conn)
-            _append_audit(conn, audit)
+            append_audit(conn, audit)
 
     def get_exclusion(self, exclusion_id: str) -> Exclusion:
         """
@@ -167,14 +162,14 @@ class SQLitePipeline(SQLiteCore):
         rows = self._query("SELECT * FROM exclusions WHERE id = ?", (exclusion_id,))
         if not rows:
             raise unknown_exclusion(exclusion_id)
-        return _exclusion_from_row(rows[0])
+        return exclusion_from_row(rows[0], SQLITE_COLUMNS)
 
     def list_exclusions(self) -> list[Exclusion]:
         """
         Return every exclusion, oldest first (then by id).
         """
         rows = self._query("SELECT * FROM exclusions ORDER BY created_at, id")
-        return [_exclusion_from_row(row) for row in rows]
+        return [exclusion_from_row(row, SQLITE_COLUMNS) for row in rows]
 
     def exclusions_version(self) -> int:
         """
@@ -186,15 +181,3 @@ class SQLitePipeline(SQLiteCore):
 
 def _bump_version(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE exclusions_version SET version = version + 1 WHERE id = 1")
-
-
-def _exclusion_from_row(row: sqlite3.Row) -> Exclusion:
-    def build() -> Exclusion:
-        return Exclusion(
-            id=row["id"],
-            rule=ExclusionRule(row["kind"], row["pattern"]),
-            created_at=from_utc_iso(row["created_at"]),
-            created_by=row["created_by"],
-        )
-
-    return _loaded(row["id"], build)
