@@ -16,7 +16,6 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import psycopg
@@ -38,6 +37,7 @@ from ._postgres_schema import (
 )
 from ._postgres_schema import migrate as migrate_schema
 from ._protocol import SecretCodec
+from ._sql import closed_error, enter_self, exit_closing
 
 
 if TYPE_CHECKING:
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 __all__ = ["PostgresCore", "host_cursor", "host_unit"]
 
 _T = TypeVar("_T")
-_Self = TypeVar("_Self", bound="PostgresCore")
 
 # A transaction that lost a serialization race or a deadlock is run again, this many times.
 _RETRIES = 3
@@ -216,16 +215,8 @@ class PostgresCore:
         state = ", closed" if self._closed else ""
         return f"<{type(self).__name__}({self._where}, schema={self._schema!r}{state})>"
 
-    def __enter__(self: _Self) -> _Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    __enter__ = enter_self
+    __exit__ = exit_closing
 
     def close(self) -> None:
         """
@@ -306,8 +297,7 @@ class PostgresCore:
             return self._pool_obj
         with self._lock:
             if self._closed:
-                msg = f"{self!r} is closed"
-                raise StorageError(msg)
+                raise closed_error(self)
             if self._pid != os.getpid():  # pragma: no branch - re-checked under the lock
                 _FORK_ORPHANS.append(self._pool_obj)
                 self._pool_obj = self._new_pool()
