@@ -49,6 +49,7 @@ from ._postgres_outbox_sql import (
     RELEASE,
 )
 from ._postgres_webhooks import as_utc
+from ._sql import record_one_outcome
 
 
 __all__ = ["PostgresOutbox", "enqueue_params", "enqueue_results"]
@@ -296,13 +297,7 @@ class PostgresOutbox(PostgresCore):
         rows, _ = self._execute("claiming deliveries", self._q(CLAIM_IDS), params)
         return load_rows(rows, _delivery_from_row)
 
-    def record_outcome(
-        self, delivery: Delivery, attempt: Attempt | None, *, owner: str, now: datetime
-    ) -> bool:
-        """
-        Write a claimed delivery's new state if *owner* still holds its lease; see OutboxStore.
-        """
-        return self.record_outcomes([(delivery, attempt)], owner=owner, now=now)[0]
+    record_outcome = record_one_outcome
 
     def record_outcomes(
         self, outcomes: Sequence[tuple[Delivery, Attempt | None]], *, owner: str, now: datetime

@@ -44,6 +44,7 @@ from ._outbox_common import (
     unknown_delivery,
 )
 from ._outbox_protocol import EnqueueSkip
+from ._sql import record_one_outcome
 from ._sqlite_bulk import SharedOutcome, enqueue_bulk, record_bulk, record_shared
 from ._sqlite_core import SQLiteCore, from_utc_iso, utc_iso
 
@@ -349,13 +350,7 @@ class SQLiteOutbox(SQLiteCore):
             rows = conn.execute(_CLAIM_IDS, params).fetchall()
         return load_rows(rows, _delivery_from_row)
 
-    def record_outcome(
-        self, delivery: Delivery, attempt: Attempt | None, *, owner: str, now: datetime
-    ) -> bool:
-        """
-        Write a claimed delivery's new state if *owner* still holds its lease; see OutboxStore.
-        """
-        return self.record_outcomes([(delivery, attempt)], owner=owner, now=now)[0]
+    record_outcome = record_one_outcome
 
     def record_outcomes(
         self, outcomes: Sequence[tuple[Delivery, Attempt | None]], *, owner: str, now: datetime
