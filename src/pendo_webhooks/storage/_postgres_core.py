@@ -37,7 +37,7 @@ from ._postgres_schema import (
 )
 from ._postgres_schema import migrate as migrate_schema
 from ._protocol import SecretCodec
-from ._sql import closed_error, enter_self, exit_closing
+from ._sql import closed_error, enter_self, exit_closing, store_repr
 
 
 if TYPE_CHECKING:
@@ -212,8 +212,7 @@ class PostgresCore:
         return self._schema
 
     def __repr__(self) -> str:
-        state = ", closed" if self._closed else ""
-        return f"<{type(self).__name__}({self._where}, schema={self._schema!r}{state})>"
+        return store_repr(self, f"{self._where}, schema={self._schema!r}", closed=self._closed)
 
     __enter__ = enter_self
     __exit__ = exit_closing

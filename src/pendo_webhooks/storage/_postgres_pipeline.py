@@ -22,9 +22,8 @@ from psycopg.rows import DictRow
 
 from .._audit import AuditEntry
 from .._exclusions import Exclusion, duplicate_exclusion, unknown_exclusion
-from ._postgres_webhooks import POSTGRES_COLUMNS, PostgresWebhooks
+from ._postgres_webhooks import POSTGRES_ROWS, PostgresWebhooks
 from ._protocol_pipeline import FirstSeenOrigin
-from ._sql_rows import exclusion_from_row, exclusion_params
 
 
 __all__ = ["CLAIM", "PostgresPipeline", "decoded", "encoded"]
@@ -107,7 +106,7 @@ class PostgresPipeline(PostgresWebhooks):
         """
         Store a new exclusion and its audit entry in one transaction, or raise ConflictError.
         """
-        params = exclusion_params(exclusion, POSTGRES_COLUMNS)
+        params = POSTGRES_ROWS.exclusion_params(exclusion)
 
         def write(cur: Cursor[DictRow]) -> None:
             cur.execute(self._q(_INSERT_EXCLUSION), params)
@@ -155,7 +154,7 @@ class PostgresPipeline(PostgresWebhooks):
         )
         if not rows:
             raise unknown_exclusion(exclusion_id)
-        return exclusion_from_row(rows[0], POSTGRES_COLUMNS)
+        return POSTGRES_ROWS.exclusion(rows[0])
 
     def list_exclusions(self) -> list[Exclusion]:
         """
@@ -165,7 +164,7 @@ class PostgresPipeline(PostgresWebhooks):
             "listing exclusions",
             self._q("SELECT * FROM {schema}.exclusions ORDER BY created_at, id"),
         )
-        return [exclusion_from_row(row, POSTGRES_COLUMNS) for row in rows]
+        return [POSTGRES_ROWS.exclusion(row) for row in rows]
 
     def exclusions_version(self) -> int:
         """

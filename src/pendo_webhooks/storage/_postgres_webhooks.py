@@ -24,18 +24,10 @@ from .._webhook import Webhook
 from ..events import EventCategory
 from ._errors import duplicate_webhook, unknown_webhook
 from ._postgres_core import PostgresCore
-from ._sql_rows import (
-    Columns,
-    audit_from_row,
-    audit_params,
-    check_version,
-    loaded,
-    webhook_from_row,
-    webhook_params,
-)
+from ._sql_rows import RowFormat, as_is, check_version, loaded
 
 
-__all__ = ["POSTGRES_COLUMNS", "PostgresWebhooks", "as_utc"]
+__all__ = ["POSTGRES_ROWS", "PostgresWebhooks", "as_utc"]
 
 _INSERT_WEBHOOK = """
 INSERT INTO {schema}.webhooks (
@@ -89,10 +81,6 @@ def as_utc(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
-def _same(value: Any) -> Any:
-    return value
-
-
 def _utf8(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
@@ -104,8 +92,8 @@ def _from_utf8(stored: bytes) -> str:
 #: How PostgreSQL keeps what SQLite keeps otherwise: ``timestamptz`` and ``boolean``
 #: as they are, secrets as UTF-8 ``bytea`` (any text survives, NUL included), and
 #: ``json`` columns, which psycopg reads back parsed.
-POSTGRES_COLUMNS = Columns(
-    time=_same, when=as_utc, flag=bool, secret=_utf8, secret_text=_from_utf8, json=_same
+POSTGRES_ROWS = RowFormat(
+    time=as_is, when=as_utc, flag=bool, secret=_utf8, secret_text=_from_utf8, json=as_is
 )
 
 
@@ -234,7 +222,7 @@ class PostgresWebhooks(PostgresCore):
             """
         ).format(schema=self._ident, where=where)
         rows = self._read("reading the audit log", statement, params)
-        return [audit_from_row(row, POSTGRES_COLUMNS) for row in rows]
+        return [POSTGRES_ROWS.audit(row) for row in rows]
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -248,15 +236,15 @@ class PostgresWebhooks(PostgresCore):
         check_version(webhook_id, expected_version, None if found is None else found["version"])
 
     def _append_audit(self, cur: Cursor[DictRow], audit: AuditEntry) -> None:
-        cur.execute(self._q(_INSERT_AUDIT), audit_params(audit, POSTGRES_COLUMNS))
+        cur.execute(self._q(_INSERT_AUDIT), POSTGRES_ROWS.audit_params(audit))
 
     def _to_row(self, webhook: Webhook) -> dict[str, Any]:
-        row = webhook_params(webhook, self._codec, POSTGRES_COLUMNS)
+        row = POSTGRES_ROWS.webhook_params(webhook, self._codec)
         row["categories"] = sorted(c.value for c in webhook.categories)
         return row
 
     def _from_row(self, row: Mapping[str, Any]) -> Webhook:
         return loaded(
             row["id"],
-            lambda: webhook_from_row(row, self._codec, POSTGRES_COLUMNS, row["categories"]),
+            lambda: POSTGRES_ROWS.webhook(row, self._codec, row["categories"]),
         )

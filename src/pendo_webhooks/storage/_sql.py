@@ -5,7 +5,8 @@ A schema is an append-only tuple of numbered :class:`Migration` steps; both stor
 the ones a database lacks with :func:`run_migrations` (each in its own SQL: ``?`` or
 ``%s``, ``PRAGMA user_version`` or none), refuse a database a newer library migrated
 with :func:`newer_schema`, and are context managers that close on exit
-(:func:`enter_self`, :func:`exit_closing`), raising :func:`closed_error` once closed.
+(:func:`enter_self`, :func:`exit_closing`), raising :func:`closed_error` once closed
+and saying so in their repr (:func:`store_repr`).
 Their outboxes record one outcome as a batch of one (:func:`record_one_outcome`).
 
 >>> step = Migration(1, "webhooks", ("CREATE TABLE webhooks (id TEXT PRIMARY KEY)",))
@@ -40,6 +41,7 @@ __all__ = [
     "newer_schema",
     "record_one_outcome",
     "run_migrations",
+    "store_repr",
 ]
 
 _T = TypeVar("_T")
@@ -94,6 +96,17 @@ def newer_schema(where: str, found: str, latest: int) -> StorageError:
         f"{where} has {found}, newer than this version of pendo-webhooks understands "
         f"(it knows up to {latest}); upgrade pendo-webhooks"
     )
+
+
+def store_repr(store: object, where: str, *, closed: bool) -> str:
+    """
+    A store's repr: its class, *where* it keeps its state (never a password), and if closed.
+
+    >>> store_repr(object(), "path='hooks.sqlite3'", closed=True)
+    "<object(path='hooks.sqlite3', closed)>"
+    """
+    state = ", closed" if closed else ""
+    return f"<{type(store).__name__}({where}{state})>"
 
 
 def closed_error(store: object) -> StorageError:

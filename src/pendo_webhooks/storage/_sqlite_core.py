@@ -44,7 +44,7 @@ from ..exceptions import ConfigurationError, StorageError
 from ._codec import PlaintextCodec
 from ._protocol import SecretCodec
 from ._schema import APPLICATION_ID, LATEST_VERSION, apply_migrations
-from ._sql import closed_error, enter_self, exit_closing, newer_schema
+from ._sql import closed_error, enter_self, exit_closing, newer_schema, store_repr
 
 
 __all__ = [
@@ -302,8 +302,7 @@ class SQLiteCore:
         return self._path
 
     def __repr__(self) -> str:
-        state = ", closed" if self._closed else ""
-        return f"<{type(self).__name__}(path={str(self._path)!r}{state})>"
+        return store_repr(self, f"path={str(self._path)!r}", closed=self._closed)
 
     __enter__ = enter_self
     __exit__ = exit_closing

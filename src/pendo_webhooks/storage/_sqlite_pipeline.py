@@ -22,9 +22,8 @@ from typing import cast
 from .._audit import AuditEntry
 from .._exclusions import Exclusion, duplicate_exclusion, unknown_exclusion
 from ._protocol_pipeline import FirstSeenOrigin
-from ._sql_rows import exclusion_from_row, exclusion_params
 from ._sqlite_core import SQLiteCore
-from ._sqlite_webhooks import SQLITE_COLUMNS, append_audit
+from ._sqlite_webhooks import SQLITE_ROWS, append_audit
 
 
 __all__ = ["SQLitePipeline", "claim_in"]
@@ -140,7 +139,7 @@ class SQLitePipeline(SQLiteCore):
             conn.execute(
                 "INSERT INTO exclusions (id, kind, pattern, created_at, created_by)"
                 " VALUES (:id, :kind, :pattern, :created_at, :created_by)",
-                exclusion_params(exclusion, SQLITE_COLUMNS),
+                SQLITE_ROWS.exclusion_params(exclusion),
             )
             _bump_version(conn)
             append_audit(conn, audit)
@@ -162,14 +161,14 @@ class SQLitePipeline(SQLiteCore):
         rows = self._query("SELECT * FROM exclusions WHERE id = ?", (exclusion_id,))
         if not rows:
             raise unknown_exclusion(exclusion_id)
-        return exclusion_from_row(rows[0], SQLITE_COLUMNS)
+        return SQLITE_ROWS.exclusion(rows[0])
 
     def list_exclusions(self) -> list[Exclusion]:
         """
         Return every exclusion, oldest first (then by id).
         """
         rows = self._query("SELECT * FROM exclusions ORDER BY created_at, id")
-        return [exclusion_from_row(row, SQLITE_COLUMNS) for row in rows]
+        return [SQLITE_ROWS.exclusion(row) for row in rows]
 
     def exclusions_version(self) -> int:
         """

@@ -28,29 +28,17 @@ from .._webhook import Webhook
 from ..events import EventCategory
 from ..exceptions import StorageError
 from ._errors import duplicate_webhook, unknown_webhook
-from ._sql_rows import (
-    Columns,
-    audit_from_row,
-    audit_params,
-    check_version,
-    loaded,
-    webhook_from_row,
-    webhook_params,
-)
+from ._sql_rows import RowFormat, as_is, check_version, loaded
 from ._sqlite_core import SQLiteCore, from_utc_iso, utc_iso
 
 
-__all__ = ["SQLITE_COLUMNS", "SQLiteWebhooks", "append_audit"]
-
-
-def _same(value: Any) -> Any:
-    return value
+__all__ = ["SQLITE_ROWS", "SQLiteWebhooks", "append_audit"]
 
 
 #: How SQLite keeps what PostgreSQL keeps otherwise: times as fixed-width UTC ISO text,
 #: booleans as 0 and 1, secrets as the codec's text, JSON as text.
-SQLITE_COLUMNS = Columns(
-    time=utc_iso, when=from_utc_iso, flag=int, secret=_same, secret_text=_same, json=json.loads
+SQLITE_ROWS = RowFormat(
+    time=utc_iso, when=from_utc_iso, flag=int, secret=as_is, secret_text=as_is, json=json.loads
 )
 
 _INSERT_WEBHOOK = """
@@ -236,12 +224,12 @@ class SQLiteWebhooks(SQLiteCore):
                 "limit": query.limit,
             },
         )
-        return [audit_from_row(row, SQLITE_COLUMNS) for row in rows]
+        return [SQLITE_ROWS.audit(row) for row in rows]
 
     # -- row mapping -----------------------------------------------------------------------
 
     def _to_row(self, webhook: Webhook) -> dict[str, Any]:
-        return webhook_params(webhook, self._codec, SQLITE_COLUMNS)
+        return SQLITE_ROWS.webhook_params(webhook, self._codec)
 
     def _from_row(self, row: sqlite3.Row) -> Webhook:
         # Building validates every field and decodes the secrets: reuse the Webhook built
@@ -255,7 +243,7 @@ class SQLiteWebhooks(SQLiteCore):
         def build() -> Webhook:
             listed = row["category_list"]
             categories = listed.split(" ") if listed else ()
-            return webhook_from_row(row, self._codec, SQLITE_COLUMNS, categories)
+            return SQLITE_ROWS.webhook(row, self._codec, categories)
 
         webhook = loaded(row["id"], build)
         self._webhook_memo.put(row["id"], values, webhook)
@@ -278,4 +266,4 @@ def append_audit(conn: sqlite3.Connection, audit: AuditEntry) -> None:
     """
     Write *audit* in the caller's transaction.
     """
-    conn.execute(_INSERT_AUDIT, audit_params(audit, SQLITE_COLUMNS))
+    conn.execute(_INSERT_AUDIT, SQLITE_ROWS.audit_params(audit))
