@@ -25,7 +25,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, TupleRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ..exceptions import ConfigurationError, PendoWebhooksError, StorageError
+from ..exceptions import ConfigurationError, StorageError
 from ._codec import PlaintextCodec
 from ._postgres_schema import (
     DEFAULT_SCHEMA,
@@ -335,24 +335,19 @@ class PostgresCore:
         """
         Run *body* in one transaction on a pooled connection, and return what it returns.
 
-        A serialization failure or deadlock runs it again (at most three times more);
-        psycopg errors come out as StorageError, the library's own errors unchanged.
+        A serialization failure or deadlock runs it again (see :meth:`_retried`); the
+        library's own errors pass unchanged.
         """
-        for attempt in range(_RETRIES + 1):
-            try:
-                with (
-                    self._connection() as conn,
-                    conn.transaction(),
-                    conn.cursor(row_factory=dict_row) as cur,
-                ):
-                    return body(cur)
-            except PendoWebhooksError:
-                raise
-            except psycopg.Error as exc:
-                if exc.sqlstate in _RETRY_STATES and attempt < _RETRIES:
-                    continue
-                raise_storage_error(f"{action} in PostgreSQL schema {self._schema!r}", exc)
-        raise AssertionError("unreachable")
+
+        def transaction() -> _T:
+            with (
+                self._connection() as conn,
+                conn.transaction(),
+                conn.cursor(row_factory=dict_row) as cur,
+            ):
+                return body(cur)
+
+        return self._retried(action, transaction)
 
     def _execute(
         self,
@@ -370,13 +365,23 @@ class PostgresCore:
         """
         if connection is not None:
             with host_cursor(connection) as cur:
-                cur.execute(query, params)
-                return (cur.fetchall() if cur.description else []), cur.rowcount
+                return _run(cur, query, params)
+
+        def statement() -> tuple[list[DictRow], int]:
+            with self._connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+                return _run(cur, query, params)
+
+        return self._retried(action, statement)
+
+    def _retried(self, action: str, run: Callable[[], _T]) -> _T:
+        """
+        What *run* returns, run again on a serialization failure or deadlock.
+
+        At most three times more; psycopg errors come out as StorageError naming *action*.
+        """
         for attempt in range(_RETRIES + 1):
             try:
-                with self._connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-                    cur.execute(query, params)
-                    return (cur.fetchall() if cur.description else []), cur.rowcount
+                return run()
             except psycopg.Error as exc:
                 if exc.sqlstate in _RETRY_STATES and attempt < _RETRIES:
                     continue
@@ -398,6 +403,14 @@ class PostgresCore:
                 return cur.fetchall()
         except psycopg.Error as exc:
             raise_storage_error(f"{action} in PostgreSQL schema {self._schema!r}", exc)
+
+
+def _run(
+    cur: Cursor[DictRow], query: bytes, params: Mapping[str, Any] | tuple[Any, ...]
+) -> tuple[list[DictRow], int]:
+    # One statement: its rows (if it returns any) and its row count.
+    cur.execute(query, params)
+    return (cur.fetchall() if cur.description else []), cur.rowcount
 
 
 def _check_count(name: str, value: object, *, low: int) -> None:

@@ -106,10 +106,9 @@ class PostgresWebhooks(PostgresCore):
 
     def insert_webhook(self, webhook: Webhook, *, audit: AuditEntry) -> None:
         """
-        Store a new webhook and its audit entry in one transaction.
+        Store a new webhook and its audit entry in one transaction; see WebhookStore.
 
-        Raises:
-            ConflictError: If a webhook with this id already exists.
+        A taken id is found by the insert itself (``ON CONFLICT DO NOTHING``), no read first.
         """
         row = self._to_row(webhook)
 
@@ -125,11 +124,10 @@ class PostgresWebhooks(PostgresCore):
         self, webhook: Webhook, *, expected_version: int, audit: AuditEntry
     ) -> None:
         """
-        Replace a webhook still at *expected_version*, and record *audit*, in one transaction.
+        Replace a webhook still at *expected_version*, with its audit entry; see WebhookStore.
 
-        Raises:
-            UnknownWebhook: If no webhook has this id.
-            ConflictError: If the stored version is not *expected_version*.
+        The row is locked (``FOR UPDATE``) while its version is checked, so a concurrent
+        change waits for this one and then finds its version stale.
         """
         row = self._to_row(webhook)
 
@@ -142,11 +140,9 @@ class PostgresWebhooks(PostgresCore):
 
     def delete_webhook(self, webhook_id: str, *, expected_version: int, audit: AuditEntry) -> None:
         """
-        Delete a webhook still at *expected_version*, and record *audit*, in one transaction.
+        Delete a webhook still at *expected_version*, with its audit entry; see WebhookStore.
 
-        Raises:
-            UnknownWebhook: If no webhook has this id.
-            ConflictError: If the stored version is not *expected_version*.
+        Locked and checked as :meth:`replace_webhook` does.
         """
 
         def write(cur: Cursor[DictRow]) -> None:
