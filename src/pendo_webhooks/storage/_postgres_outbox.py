@@ -31,6 +31,7 @@ from ._outbox_common import (
     load_rows,
     not_finished,
     purged_body,
+    record_one_outcome,
     unknown_delivery,
 )
 from ._outbox_protocol import EnqueueSkip
@@ -49,7 +50,6 @@ from ._postgres_outbox_sql import (
     RELEASE,
 )
 from ._postgres_webhooks import as_utc
-from ._sql import record_one_outcome
 
 
 __all__ = ["PostgresOutbox", "enqueue_params", "enqueue_results"]

@@ -7,7 +7,6 @@ the ones a database lacks with :func:`run_migrations` (each in its own SQL: ``?`
 with :func:`newer_schema`, and are context managers that close on exit
 (:func:`enter_self`, :func:`exit_closing`), raising :func:`closed_error` once closed
 and saying so in their repr (:func:`store_repr`).
-Their outboxes record one outcome as a batch of one (:func:`record_one_outcome`).
 
 >>> step = Migration(1, "webhooks", ("CREATE TABLE webhooks (id TEXT PRIMARY KEY)",))
 >>> step.version, step.name
@@ -23,13 +22,11 @@ Their outboxes record one outcome as a batch of one (:func:`record_one_outcome`)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Iterable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Container, Iterable
 from typing import Protocol, TypeVar
 
 import attrs
 
-from .._delivery import Attempt, Delivery
 from ..exceptions import StorageError
 
 
@@ -39,7 +36,6 @@ __all__ = [
     "enter_self",
     "exit_closing",
     "newer_schema",
-    "record_one_outcome",
     "run_migrations",
     "store_repr",
 ]
@@ -132,25 +128,3 @@ def exit_closing(store: _Closable, *_exc_info: object) -> None:
     ``__exit__`` of a store: close it; an error raised in the block passes on.
     """
     store.close()
-
-
-class _BatchRecorder(Protocol):
-    def record_outcomes(
-        self, outcomes: Sequence[tuple[Delivery, Attempt | None]], *, owner: str, now: datetime
-    ) -> list[bool]: ...
-
-
-def record_one_outcome(
-    store: _BatchRecorder,
-    delivery: Delivery,
-    attempt: Attempt | None,
-    *,
-    owner: str,
-    now: datetime,
-) -> bool:
-    """
-    Write a claimed delivery's new state if *owner* still holds its lease; see OutboxStore.
-
-    ``record_outcome`` of a store whose ``record_outcomes`` does the work: a batch of one.
-    """
-    return store.record_outcomes([(delivery, attempt)], owner=owner, now=now)[0]

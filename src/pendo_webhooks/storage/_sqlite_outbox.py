@@ -41,10 +41,10 @@ from ._outbox_common import (
     load_rows,
     not_finished,
     purged_body,
+    record_one_outcome,
     unknown_delivery,
 )
 from ._outbox_protocol import EnqueueSkip
-from ._sql import record_one_outcome
 from ._sqlite_bulk import SharedOutcome, enqueue_bulk, record_bulk, record_shared
 from ._sqlite_core import SQLiteCore, from_utc_iso, utc_iso
 
