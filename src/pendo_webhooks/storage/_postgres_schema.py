@@ -339,10 +339,10 @@ def migrate(conn: Connection[Any], schema: str) -> list[int]:
         conn.execute(
             sql.SQL("COMMENT ON SCHEMA {} IS {}").format(ident, sql.Literal(SCHEMA_COMMENT))
         )
-    record = sql.SQL("INSERT INTO {}.schema_migrations (version, name) VALUES (%s, %s)")
+    applied_row = sql.SQL("INSERT INTO {}.schema_migrations (version, name) VALUES (%s, %s)")
     return run_migrations(
         MIGRATIONS,
         applied=applied,
         run=lambda statement: conn.execute(sql.SQL(statement).format(schema=ident)),
-        record=lambda m: conn.execute(record.format(ident), (m.version, m.name)),
+        record=lambda m: conn.execute(applied_row.format(ident), (m.version, m.name)),
     )
