@@ -21,6 +21,7 @@ __all__ = [
     "load_rows",
     "not_finished",
     "purged_body",
+    "record_one_outcome",
     "unknown_delivery",
 ]
 
@@ -136,3 +137,25 @@ def purged_body(delivery_id: str) -> ConflictError:
     The error for redelivering a delivery whose body was purged.
     """
     return ConflictError(f"delivery {delivery_id!r} was purged; its body is gone")
+
+
+class _BatchRecorder(Protocol):
+    def record_outcomes(
+        self, outcomes: Sequence[tuple[Delivery, Attempt | None]], *, owner: str, now: datetime
+    ) -> list[bool]: ...
+
+
+def record_one_outcome(
+    store: _BatchRecorder,
+    delivery: Delivery,
+    attempt: Attempt | None,
+    *,
+    owner: str,
+    now: datetime,
+) -> bool:
+    """
+    Write a claimed delivery's new state if *owner* still holds its lease; see OutboxStore.
+
+    ``record_outcome`` of a store whose ``record_outcomes`` does the work: a batch of one.
+    """
+    return store.record_outcomes([(delivery, attempt)], owner=owner, now=now)[0]

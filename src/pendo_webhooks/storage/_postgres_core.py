@@ -16,7 +16,6 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import psycopg
@@ -26,7 +25,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, TupleRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ..exceptions import ConfigurationError, PendoWebhooksError, StorageError
+from ..exceptions import ConfigurationError, StorageError
 from ._codec import PlaintextCodec
 from ._postgres_schema import (
     DEFAULT_SCHEMA,
@@ -38,6 +37,7 @@ from ._postgres_schema import (
 )
 from ._postgres_schema import migrate as migrate_schema
 from ._protocol import SecretCodec
+from ._sql import closed_error, enter_self, exit_closing, store_repr
 
 
 if TYPE_CHECKING:
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 __all__ = ["PostgresCore", "host_cursor", "host_unit"]
 
 _T = TypeVar("_T")
-_Self = TypeVar("_Self", bound="PostgresCore")
 
 # A transaction that lost a serialization race or a deadlock is run again, this many times.
 _RETRIES = 3
@@ -213,19 +212,10 @@ class PostgresCore:
         return self._schema
 
     def __repr__(self) -> str:
-        state = ", closed" if self._closed else ""
-        return f"<{type(self).__name__}({self._where}, schema={self._schema!r}{state})>"
+        return store_repr(self, f"{self._where}, schema={self._schema!r}", closed=self._closed)
 
-    def __enter__(self: _Self) -> _Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    __enter__ = enter_self
+    __exit__ = exit_closing
 
     def close(self) -> None:
         """
@@ -306,8 +296,7 @@ class PostgresCore:
             return self._pool_obj
         with self._lock:
             if self._closed:
-                msg = f"{self!r} is closed"
-                raise StorageError(msg)
+                raise closed_error(self)
             if self._pid != os.getpid():  # pragma: no branch - re-checked under the lock
                 _FORK_ORPHANS.append(self._pool_obj)
                 self._pool_obj = self._new_pool()
@@ -346,24 +335,19 @@ class PostgresCore:
         """
         Run *body* in one transaction on a pooled connection, and return what it returns.
 
-        A serialization failure or deadlock runs it again (at most three times more);
-        psycopg errors come out as StorageError, the library's own errors unchanged.
+        A serialization failure or deadlock runs it again (see :meth:`_retried`); the
+        library's own errors pass unchanged.
         """
-        for attempt in range(_RETRIES + 1):
-            try:
-                with (
-                    self._connection() as conn,
-                    conn.transaction(),
-                    conn.cursor(row_factory=dict_row) as cur,
-                ):
-                    return body(cur)
-            except PendoWebhooksError:
-                raise
-            except psycopg.Error as exc:
-                if exc.sqlstate in _RETRY_STATES and attempt < _RETRIES:
-                    continue
-                raise_storage_error(f"{action} in PostgreSQL schema {self._schema!r}", exc)
-        raise AssertionError("unreachable")
+
+        def transaction() -> _T:
+            with (
+                self._connection() as conn,
+                conn.transaction(),
+                conn.cursor(row_factory=dict_row) as cur,
+            ):
+                return body(cur)
+
+        return self._retried(action, transaction)
 
     def _execute(
         self,
@@ -381,13 +365,23 @@ class PostgresCore:
         """
         if connection is not None:
             with host_cursor(connection) as cur:
-                cur.execute(query, params)
-                return (cur.fetchall() if cur.description else []), cur.rowcount
+                return _run(cur, query, params)
+
+        def statement() -> tuple[list[DictRow], int]:
+            with self._connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+                return _run(cur, query, params)
+
+        return self._retried(action, statement)
+
+    def _retried(self, action: str, run: Callable[[], _T]) -> _T:
+        """
+        What *run* returns, run again on a serialization failure or deadlock.
+
+        At most three times more; psycopg errors come out as StorageError naming *action*.
+        """
         for attempt in range(_RETRIES + 1):
             try:
-                with self._connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-                    cur.execute(query, params)
-                    return (cur.fetchall() if cur.description else []), cur.rowcount
+                return run()
             except psycopg.Error as exc:
                 if exc.sqlstate in _RETRY_STATES and attempt < _RETRIES:
                     continue
@@ -409,6 +403,14 @@ class PostgresCore:
                 return cur.fetchall()
         except psycopg.Error as exc:
             raise_storage_error(f"{action} in PostgreSQL schema {self._schema!r}", exc)
+
+
+def _run(
+    cur: Cursor[DictRow], query: bytes, params: Mapping[str, Any] | tuple[Any, ...]
+) -> tuple[list[DictRow], int]:
+    # One statement: its rows (if it returns any) and its row count.
+    cur.execute(query, params)
+    return (cur.fetchall() if cur.description else []), cur.rowcount
 
 
 def _check_count(name: str, value: object, *, low: int) -> None:

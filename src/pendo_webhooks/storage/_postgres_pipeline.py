@@ -13,16 +13,16 @@ Strictly private.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
 from .._audit import AuditEntry
-from .._exclusions import Exclusion, ExclusionRule, duplicate_exclusion, unknown_exclusion
-from ._postgres_webhooks import PostgresWebhooks, as_utc, loaded
+from .._exclusions import Exclusion, duplicate_exclusion, unknown_exclusion
+from ._postgres_webhooks import POSTGRES_ROWS, PostgresWebhooks
 from ._protocol_pipeline import FirstSeenOrigin
 
 
@@ -106,14 +106,7 @@ class PostgresPipeline(PostgresWebhooks):
         """
         Store a new exclusion and its audit entry in one transaction, or raise ConflictError.
         """
-        rule = exclusion.rule
-        params = {
-            "id": exclusion.id,
-            "kind": rule.kind.value,
-            "pattern": rule.pattern,
-            "created_at": exclusion.created_at,
-            "created_by": exclusion.created_by,
-        }
+        params = POSTGRES_ROWS.exclusion_params(exclusion)
 
         def write(cur: Cursor[DictRow]) -> None:
             cur.execute(self._q(_INSERT_EXCLUSION), params)
@@ -161,7 +154,7 @@ class PostgresPipeline(PostgresWebhooks):
         )
         if not rows:
             raise unknown_exclusion(exclusion_id)
-        return _exclusion_from_row(rows[0])
+        return POSTGRES_ROWS.exclusion(rows[0])
 
     def list_exclusions(self) -> list[Exclusion]:
         """
@@ -171,7 +164,7 @@ class PostgresPipeline(PostgresWebhooks):
             "listing exclusions",
             self._q("SELECT * FROM {schema}.exclusions ORDER BY created_at, id"),
         )
-        return [_exclusion_from_row(row) for row in rows]
+        return [POSTGRES_ROWS.exclusion(row) for row in rows]
 
     def exclusions_version(self) -> int:
         """
@@ -182,15 +175,3 @@ class PostgresPipeline(PostgresWebhooks):
             self._q("SELECT version FROM {schema}.exclusions_version WHERE id = 1"),
         )
         return int(rows[0]["version"])
-
-
-def _exclusion_from_row(row: Mapping[str, Any]) -> Exclusion:
-    def build() -> Exclusion:
-        return Exclusion(
-            id=row["id"],
-            rule=ExclusionRule(row["kind"], row["pattern"]),
-            created_at=as_utc(row["created_at"]),
-            created_by=row["created_by"],
-        )
-
-    return loaded(row["id"], build)

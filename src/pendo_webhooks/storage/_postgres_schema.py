@@ -24,7 +24,7 @@ from psycopg import Connection, sql
 from psycopg.rows import tuple_row
 
 from ..exceptions import ConfigurationError, StorageError
-from ._sql import Migration
+from ._sql import Migration, newer_schema, run_migrations
 
 
 __all__ = [
@@ -303,12 +303,7 @@ def schema_state(conn: Connection[Any], schema: str) -> tuple[bool, frozenset[in
         versions = frozenset(int(row[0]) for row in cur.fetchall())
     unknown = sorted(versions - _KNOWN_VERSIONS)
     if unknown:
-        msg = (
-            f"schema {schema!r} has migration {unknown[-1]}, which this version of "
-            f"pendo-webhooks does not know (it knows up to {LATEST_VERSION}); "
-            "upgrade pendo-webhooks"
-        )
-        raise StorageError(msg)
+        raise newer_schema(f"schema {schema!r}", f"migration {unknown[-1]}", LATEST_VERSION)
     return True, versions
 
 
@@ -344,17 +339,10 @@ def migrate(conn: Connection[Any], schema: str) -> list[int]:
         conn.execute(
             sql.SQL("COMMENT ON SCHEMA {} IS {}").format(ident, sql.Literal(SCHEMA_COMMENT))
         )
-    done: list[int] = []
-    for migration in sorted(MIGRATIONS, key=lambda m: m.version):
-        if migration.version in applied:
-            continue
-        for statement in migration.statements:
-            conn.execute(sql.SQL(statement).format(schema=ident))
-        conn.execute(
-            sql.SQL("INSERT INTO {}.schema_migrations (version, name) VALUES (%s, %s)").format(
-                ident
-            ),
-            (migration.version, migration.name),
-        )
-        done.append(migration.version)
-    return done
+    applied_row = sql.SQL("INSERT INTO {}.schema_migrations (version, name) VALUES (%s, %s)")
+    return run_migrations(
+        MIGRATIONS,
+        applied=applied,
+        run=lambda statement: conn.execute(sql.SQL(statement).format(schema=ident)),
+        record=lambda m: conn.execute(applied_row.format(ident), (m.version, m.name)),
+    )

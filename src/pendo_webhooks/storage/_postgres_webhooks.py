@@ -12,27 +12,22 @@ Strictly private.
 
 from __future__ import annotations
 
-import functools
-import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any
 
 from psycopg import Cursor, sql
 from psycopg.rows import DictRow
 
-from .._audit import AuditEntry, AuditQuery, dump_changes
-from .._secret import Secret
-from .._webhook import RetiredSecret, Webhook
+from .._audit import AuditEntry, AuditQuery
+from .._webhook import Webhook
 from ..events import EventCategory
-from ..exceptions import StorageError, ValidationError
-from ._errors import duplicate_webhook, stale_version, unknown_webhook
+from ._errors import duplicate_webhook, unknown_webhook
 from ._postgres_core import PostgresCore
+from ._sql_rows import RowFormat, as_is, check_version, loaded
 
 
-__all__ = ["PostgresWebhooks", "as_utc", "loaded"]
-
-_T = TypeVar("_T")
+__all__ = ["POSTGRES_ROWS", "PostgresWebhooks", "as_utc"]
 
 _INSERT_WEBHOOK = """
 INSERT INTO {schema}.webhooks (
@@ -86,6 +81,22 @@ def as_utc(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _from_utf8(stored: bytes) -> str:
+    return bytes(stored).decode("utf-8", "surrogatepass")
+
+
+#: How PostgreSQL keeps what SQLite keeps otherwise: ``timestamptz`` and ``boolean``
+#: as they are, secrets as UTF-8 ``bytea`` (any text survives, NUL included), and
+#: ``json`` columns, which psycopg reads back parsed.
+POSTGRES_ROWS = RowFormat(
+    time=as_is, when=as_utc, flag=bool, secret=_utf8, secret_text=_from_utf8, json=as_is
+)
+
+
 class PostgresWebhooks(PostgresCore):
     """
     Webhook rows (categories as a ``text[]``) and the audit log. Strictly private.
@@ -95,10 +106,9 @@ class PostgresWebhooks(PostgresCore):
 
     def insert_webhook(self, webhook: Webhook, *, audit: AuditEntry) -> None:
         """
-        Store a new webhook and its audit entry in one transaction.
+        Store a new webhook and its audit entry in one transaction; see WebhookStore.
 
-        Raises:
-            ConflictError: If a webhook with this id already exists.
+        A taken id is found by the insert itself (``ON CONFLICT DO NOTHING``), no read first.
         """
         row = self._to_row(webhook)
 
@@ -114,11 +124,10 @@ class PostgresWebhooks(PostgresCore):
         self, webhook: Webhook, *, expected_version: int, audit: AuditEntry
     ) -> None:
         """
-        Replace a webhook still at *expected_version*, and record *audit*, in one transaction.
+        Replace a webhook still at *expected_version*, with its audit entry; see WebhookStore.
 
-        Raises:
-            UnknownWebhook: If no webhook has this id.
-            ConflictError: If the stored version is not *expected_version*.
+        The row is locked (``FOR UPDATE``) while its version is checked, so a concurrent
+        change waits for this one and then finds its version stale.
         """
         row = self._to_row(webhook)
 
@@ -131,11 +140,9 @@ class PostgresWebhooks(PostgresCore):
 
     def delete_webhook(self, webhook_id: str, *, expected_version: int, audit: AuditEntry) -> None:
         """
-        Delete a webhook still at *expected_version*, and record *audit*, in one transaction.
+        Delete a webhook still at *expected_version*, with its audit entry; see WebhookStore.
 
-        Raises:
-            UnknownWebhook: If no webhook has this id.
-            ConflictError: If the stored version is not *expected_version*.
+        Locked and checked as :meth:`replace_webhook` does.
         """
 
         def write(cur: Cursor[DictRow]) -> None:
@@ -211,7 +218,7 @@ class PostgresWebhooks(PostgresCore):
             """
         ).format(schema=self._ident, where=where)
         rows = self._read("reading the audit log", statement, params)
-        return [loaded(row["id"], functools.partial(_audit_from_row, row)) for row in rows]
+        return [POSTGRES_ROWS.audit(row) for row in rows]
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -222,131 +229,18 @@ class PostgresWebhooks(PostgresCore):
             (webhook_id,),
         )
         found = cur.fetchone()
-        if found is None:
-            raise unknown_webhook(webhook_id)
-        if found["version"] != expected_version:
-            raise stale_version(webhook_id, expected_version, found["version"])
+        check_version(webhook_id, expected_version, None if found is None else found["version"])
 
     def _append_audit(self, cur: Cursor[DictRow], audit: AuditEntry) -> None:
-        cur.execute(
-            self._q(_INSERT_AUDIT),
-            (
-                audit.id,
-                audit.at,
-                audit.actor_id,
-                audit.action,
-                audit.webhook_id,
-                dump_changes(audit.changes),
-            ),
-        )
+        cur.execute(self._q(_INSERT_AUDIT), POSTGRES_ROWS.audit_params(audit))
 
     def _to_row(self, webhook: Webhook) -> dict[str, Any]:
-        retired = [
-            {
-                "secret": self._encode(r.secret).decode("utf-8", "surrogatepass"),
-                "expires_at": r.expires_at.isoformat(timespec="microseconds"),
-            }
-            for r in webhook.previous_secrets
-        ]
-        return {
-            "id": webhook.id,
-            "version": webhook.version,
-            "name": webhook.name,
-            "kind": webhook.kind.value,
-            "url": webhook.url,
-            "segment_endpoint": webhook.segment_endpoint,
-            "segment_gzip": webhook.segment_gzip,
-            "write_key": None if webhook.write_key is None else self._encode(webhook.write_key),
-            "secret": None if webhook.secret is None else self._encode(webhook.secret),
-            # ASCII JSON: a retired secret's escapes survive any client encoding.
-            "previous_secrets": json.dumps(retired, separators=(",", ":")),
-            "categories": sorted(c.value for c in webhook.categories),
-            "enabled": webhook.enabled,
-            "signature_scheme": webhook.signature_scheme.value,
-            "signature_header": webhook.signature_header,
-            "headers": json.dumps(
-                dict(webhook.headers), ensure_ascii=False, separators=(",", ":")
-            ),
-            "created_at": webhook.created_at,
-            "created_by": webhook.created_by,
-            "updated_at": webhook.updated_at,
-            "updated_by": webhook.updated_by,
-            "disabled_reason": webhook.disabled_reason,
-            "disabled_by": webhook.disabled_by,
-        }
+        row = POSTGRES_ROWS.webhook_params(webhook, self._codec)
+        row["categories"] = sorted(c.value for c in webhook.categories)
+        return row
 
     def _from_row(self, row: Mapping[str, Any]) -> Webhook:
-        def build() -> Webhook:
-            return Webhook(
-                id=row["id"],
-                version=row["version"],
-                name=row["name"],
-                kind=row["kind"],
-                url=row["url"],
-                segment_endpoint=row["segment_endpoint"],
-                segment_gzip=row["segment_gzip"],
-                write_key=self._decode(row["write_key"]),
-                secret=self._decode(row["secret"]),
-                previous_secrets=tuple(
-                    RetiredSecret(
-                        secret=self._decode(r["secret"].encode("utf-8", "surrogatepass")) or "",
-                        expires_at=datetime.fromisoformat(r["expires_at"]),
-                    )
-                    for r in row["previous_secrets"]
-                ),
-                categories=row["categories"],
-                enabled=row["enabled"],
-                signature_scheme=row["signature_scheme"],
-                signature_header=row["signature_header"],
-                headers=row["headers"],
-                created_at=as_utc(row["created_at"]),
-                created_by=row["created_by"],
-                updated_at=as_utc(row["updated_at"]),
-                updated_by=row["updated_by"],
-                disabled_reason=row["disabled_reason"],
-                disabled_by=row["disabled_by"],
-            )
-
-        return loaded(row["id"], build)
-
-    def _encode(self, secret: Secret) -> bytes:
-        encoded = self._codec.encode(secret.reveal())
-        if not isinstance(encoded, str):
-            msg = f"secret_codec.encode() must return text, not {type(encoded).__name__}"
-            raise StorageError(msg)
-        return encoded.encode("utf-8", "surrogatepass")
-
-    def _decode(self, stored: bytes | None) -> Secret | None:
-        if stored is None:
-            return None
-        try:
-            text = bytes(stored).decode("utf-8", "surrogatepass")
-            return Secret._stored(self._codec.decode(text))
-        except Exception as exc:  # noqa: BLE001 - the codec is the host's code; any failure counts
-            # Not chained: the codec's message might quote what it was given.
-            msg = (
-                f"a stored secret could not be decoded ({type(exc).__name__}); "
-                "is secret_codec the codec it was stored with?"
-            )
-            raise StorageError(msg) from None
-
-
-def loaded(row_id: str, build: Callable[[], _T]) -> _T:
-    try:
-        return build()
-    except StorageError:
-        raise
-    except (ValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        msg = f"stored row {row_id!r} is not valid: {exc}"
-        raise StorageError(msg) from exc
-
-
-def _audit_from_row(row: Mapping[str, Any]) -> AuditEntry:
-    return AuditEntry(
-        id=row["id"],
-        at=as_utc(row["at"]),
-        actor_id=row["actor_id"],
-        action=row["action"],
-        webhook_id=row["webhook_id"],
-        changes=row["changes"],
-    )
+        return loaded(
+            row["id"],
+            lambda: POSTGRES_ROWS.webhook(row, self._codec, row["categories"]),
+        )

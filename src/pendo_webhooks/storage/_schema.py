@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from ._sql import Migration
+from ._sql import Migration, run_migrations
 
 
 __all__ = ["APPLICATION_ID", "LATEST_VERSION", "MIGRATIONS", "apply_migrations"]
@@ -277,14 +277,13 @@ def apply_migrations(conn: sqlite3.Connection, current: int, applied_at: str) ->
     file's version always names the migrations its tables went through.
     """
     conn.execute(f"PRAGMA application_id = {APPLICATION_ID:d}")
-    for migration in MIGRATIONS:
-        if migration.version <= current:
-            continue
-        for statement in migration.statements:
-            conn.execute(statement)
+
+    def record(migration: Migration) -> None:
         conn.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
             (migration.version, migration.name, applied_at),
         )
         # PRAGMA values cannot be bound as parameters; this one is our own integer.
         conn.execute(f"PRAGMA user_version = {migration.version:d}")
+
+    run_migrations(MIGRATIONS, applied=range(current + 1), run=conn.execute, record=record)

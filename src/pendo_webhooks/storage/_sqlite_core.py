@@ -37,7 +37,6 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from .._webhook import Webhook
@@ -45,6 +44,7 @@ from ..exceptions import ConfigurationError, StorageError
 from ._codec import PlaintextCodec
 from ._protocol import SecretCodec
 from ._schema import APPLICATION_ID, LATEST_VERSION, apply_migrations
+from ._sql import closed_error, enter_self, exit_closing, newer_schema, store_repr
 
 
 __all__ = [
@@ -74,7 +74,6 @@ JOURNAL_SIZE_LIMIT = 32 * 1024 * 1024
 # 50 fixed ones plus sized variants (first-seen batches, Segment IN lists).
 _CACHED_STATEMENTS = 256
 
-_Self = TypeVar("_Self", bound="SQLiteCore")
 _V = TypeVar("_V")
 
 # Connections inherited across fork(): closing them in the child could disturb the parent's
@@ -303,19 +302,10 @@ class SQLiteCore:
         return self._path
 
     def __repr__(self) -> str:
-        state = ", closed" if self._closed else ""
-        return f"<{type(self).__name__}(path={str(self._path)!r}{state})>"
+        return store_repr(self, f"path={str(self._path)!r}", closed=self._closed)
 
-    def __enter__(self: _Self) -> _Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    __enter__ = enter_self
+    __exit__ = exit_closing
 
     def close(self) -> None:
         """
@@ -370,8 +360,7 @@ class SQLiteCore:
             return slot.conn
         with self._lock:
             if self._closed:
-                msg = f"{self!r} is closed"
-                raise StorageError(msg)
+                raise closed_error(self)
             mode = self._outcome_synchronous if name == "relaxed" else self._synchronous
             slot = self._open(mode)
             self._slots.add(slot)
@@ -408,11 +397,7 @@ class SQLiteCore:
             )
             raise StorageError(msg)
         if version > LATEST_VERSION:
-            msg = (
-                f"{self._path} has schema version {version}, newer than this version of "
-                f"pendo-webhooks understands ({LATEST_VERSION}); upgrade pendo-webhooks"
-            )
-            raise StorageError(msg)
+            raise newer_schema(str(self._path), f"schema version {version}", LATEST_VERSION)
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
         state = self._inspect(conn)

@@ -41,6 +41,7 @@ from ._outbox_common import (
     load_rows,
     not_finished,
     purged_body,
+    record_one_outcome,
     unknown_delivery,
 )
 from ._outbox_protocol import EnqueueSkip
@@ -349,13 +350,7 @@ class SQLiteOutbox(SQLiteCore):
             rows = conn.execute(_CLAIM_IDS, params).fetchall()
         return load_rows(rows, _delivery_from_row)
 
-    def record_outcome(
-        self, delivery: Delivery, attempt: Attempt | None, *, owner: str, now: datetime
-    ) -> bool:
-        """
-        Write a claimed delivery's new state if *owner* still holds its lease; see OutboxStore.
-        """
-        return self.record_outcomes([(delivery, attempt)], owner=owner, now=now)[0]
+    record_outcome = record_one_outcome
 
     def record_outcomes(
         self, outcomes: Sequence[tuple[Delivery, Attempt | None]], *, owner: str, now: datetime

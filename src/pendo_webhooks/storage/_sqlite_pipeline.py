@@ -20,10 +20,10 @@ from functools import lru_cache
 from typing import cast
 
 from .._audit import AuditEntry
-from .._exclusions import Exclusion, ExclusionRule, duplicate_exclusion, unknown_exclusion
+from .._exclusions import Exclusion, duplicate_exclusion, unknown_exclusion
 from ._protocol_pipeline import FirstSeenOrigin
-from ._sqlite_core import SQLiteCore, from_utc_iso, utc_iso
-from ._sqlite_webhooks import _append_audit, _loaded
+from ._sqlite_core import SQLiteCore
+from ._sqlite_webhooks import SQLITE_ROWS, append_audit
 
 
 __all__ = ["SQLitePipeline", "claim_in"]
@@ -138,17 +138,11 @@ class SQLitePipeline(SQLiteCore):
                 raise duplicate_exclusion(exclusion, existing[0])
             conn.execute(
                 "INSERT INTO exclusions (id, kind, pattern, created_at, created_by)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (
-                    exclusion.id,
-                    rule.kind.value,
-                    rule.pattern,
-                    utc_iso(exclusion.created_at),
-                    exclusion.created_by,
-                ),
+                " VALUES (:id, :kind, :pattern, :created_at, :created_by)",
+                SQLITE_ROWS.exclusion_params(exclusion),
             )
             _bump_version(conn)
-            _append_audit(conn, audit)
+            append_audit(conn, audit)
 
     def delete_exclusion(self, exclusion_id: str, *, audit: AuditEntry) -> None:
         """
@@ -158,7 +152,7 @@ class SQLitePipeline(SQLiteCore):
             if conn.execute("DELETE FROM exclusions WHERE id = ?", (exclusion_id,)).rowcount == 0:
                 raise unknown_exclusion(exclusion_id)
             _bump_version(conn)
-            _append_audit(conn, audit)
+            append_audit(conn, audit)
 
     def get_exclusion(self, exclusion_id: str) -> Exclusion:
         """
@@ -167,14 +161,14 @@ class SQLitePipeline(SQLiteCore):
         rows = self._query("SELECT * FROM exclusions WHERE id = ?", (exclusion_id,))
         if not rows:
             raise unknown_exclusion(exclusion_id)
-        return _exclusion_from_row(rows[0])
+        return SQLITE_ROWS.exclusion(rows[0])
 
     def list_exclusions(self) -> list[Exclusion]:
         """
         Return every exclusion, oldest first (then by id).
         """
         rows = self._query("SELECT * FROM exclusions ORDER BY created_at, id")
-        return [_exclusion_from_row(row) for row in rows]
+        return [SQLITE_ROWS.exclusion(row) for row in rows]
 
     def exclusions_version(self) -> int:
         """
@@ -186,15 +180,3 @@ class SQLitePipeline(SQLiteCore):
 
 def _bump_version(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE exclusions_version SET version = version + 1 WHERE id = 1")
-
-
-def _exclusion_from_row(row: sqlite3.Row) -> Exclusion:
-    def build() -> Exclusion:
-        return Exclusion(
-            id=row["id"],
-            rule=ExclusionRule(row["kind"], row["pattern"]),
-            created_at=from_utc_iso(row["created_at"]),
-            created_by=row["created_by"],
-        )
-
-    return _loaded(row["id"], build)

@@ -19,24 +19,27 @@ Strictly private.
 
 from __future__ import annotations
 
-import functools
 import json
 import sqlite3
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from .._audit import AuditEntry, AuditQuery, dump_changes
-from .._secret import Secret
-from .._webhook import RetiredSecret, Webhook
+from .._audit import AuditEntry, AuditQuery
+from .._webhook import Webhook
 from ..events import EventCategory
-from ..exceptions import StorageError, ValidationError
-from ._errors import duplicate_webhook, stale_version, unknown_webhook
+from ..exceptions import StorageError
+from ._errors import duplicate_webhook, unknown_webhook
+from ._sql_rows import RowFormat, as_is, check_version, loaded
 from ._sqlite_core import SQLiteCore, from_utc_iso, utc_iso
 
 
-__all__ = ["SQLiteWebhooks"]
+__all__ = ["SQLITE_ROWS", "SQLiteWebhooks", "append_audit"]
 
-_T = TypeVar("_T")
+
+#: How SQLite keeps what PostgreSQL keeps otherwise: times as fixed-width UTC ISO text,
+#: booleans as 0 and 1, secrets as the codec's text, JSON as text.
+SQLITE_ROWS = RowFormat(
+    time=utc_iso, when=from_utc_iso, flag=int, secret=as_is, secret_text=as_is, json=json.loads
+)
 
 _INSERT_WEBHOOK = """
 INSERT INTO webhooks (
@@ -115,7 +118,7 @@ class SQLiteWebhooks(SQLiteCore):
                 raise duplicate_webhook(webhook.id)
             conn.execute(_INSERT_WEBHOOK, row)
             _write_categories(conn, webhook)
-            _append_audit(conn, audit)
+            append_audit(conn, audit)
 
     def replace_webhook(
         self, webhook: Webhook, *, expected_version: int, audit: AuditEntry
@@ -133,7 +136,7 @@ class SQLiteWebhooks(SQLiteCore):
             conn.execute(_UPDATE_WEBHOOK, row)
             conn.execute("DELETE FROM webhook_categories WHERE webhook_id = ?", (webhook.id,))
             _write_categories(conn, webhook)
-            _append_audit(conn, audit)
+            append_audit(conn, audit)
 
     def delete_webhook(self, webhook_id: str, *, expected_version: int, audit: AuditEntry) -> None:
         """
@@ -147,7 +150,7 @@ class SQLiteWebhooks(SQLiteCore):
             _check_version(conn, webhook_id, expected_version)
             conn.execute("DELETE FROM webhook_categories WHERE webhook_id = ?", (webhook_id,))
             conn.execute("DELETE FROM webhooks WHERE id = ?", (webhook_id,))
-            _append_audit(conn, audit)
+            append_audit(conn, audit)
         self._webhook_memo.forget(webhook_id)
 
     # -- reads -----------------------------------------------------------------------------
@@ -221,39 +224,12 @@ class SQLiteWebhooks(SQLiteCore):
                 "limit": query.limit,
             },
         )
-        return [_loaded(row["id"], functools.partial(_audit_from_row, row)) for row in rows]
+        return [SQLITE_ROWS.audit(row) for row in rows]
 
     # -- row mapping -----------------------------------------------------------------------
 
     def _to_row(self, webhook: Webhook) -> dict[str, Any]:
-        retired = [
-            {"secret": self._encode(r.secret), "expires_at": utc_iso(r.expires_at)}
-            for r in webhook.previous_secrets
-        ]
-        return {
-            "id": webhook.id,
-            "version": webhook.version,
-            "name": webhook.name,
-            "kind": webhook.kind.value,
-            "url": webhook.url,
-            "segment_endpoint": webhook.segment_endpoint,
-            "segment_gzip": int(webhook.segment_gzip),
-            "write_key": None if webhook.write_key is None else self._encode(webhook.write_key),
-            "secret": None if webhook.secret is None else self._encode(webhook.secret),
-            "previous_secrets": json.dumps(retired, separators=(",", ":")),
-            "enabled": int(webhook.enabled),
-            "signature_scheme": webhook.signature_scheme.value,
-            "signature_header": webhook.signature_header,
-            "headers": json.dumps(
-                dict(webhook.headers), ensure_ascii=False, separators=(",", ":")
-            ),
-            "created_at": utc_iso(webhook.created_at),
-            "created_by": webhook.created_by,
-            "updated_at": utc_iso(webhook.updated_at),
-            "updated_by": webhook.updated_by,
-            "disabled_reason": webhook.disabled_reason,
-            "disabled_by": webhook.disabled_by,
-        }
+        return SQLITE_ROWS.webhook_params(webhook, self._codec)
 
     def _from_row(self, row: sqlite3.Row) -> Webhook:
         # Building validates every field and decodes the secrets: reuse the Webhook built
@@ -265,78 +241,18 @@ class SQLiteWebhooks(SQLiteCore):
             return found
 
         def build() -> Webhook:
-            categories = row["category_list"]
-            return Webhook(
-                id=row["id"],
-                version=row["version"],
-                name=row["name"],
-                kind=row["kind"],
-                url=row["url"],
-                segment_endpoint=row["segment_endpoint"],
-                segment_gzip=bool(row["segment_gzip"]),
-                write_key=self._decode(row["write_key"]),
-                secret=self._decode(row["secret"]),
-                previous_secrets=tuple(
-                    RetiredSecret(
-                        secret=self._decode(r["secret"]) or "",
-                        expires_at=from_utc_iso(r["expires_at"]),
-                    )
-                    for r in json.loads(row["previous_secrets"])
-                ),
-                categories=categories.split(" ") if categories else (),
-                enabled=bool(row["enabled"]),
-                signature_scheme=row["signature_scheme"],
-                signature_header=row["signature_header"],
-                headers=json.loads(row["headers"]),
-                created_at=from_utc_iso(row["created_at"]),
-                created_by=row["created_by"],
-                updated_at=from_utc_iso(row["updated_at"]),
-                updated_by=row["updated_by"],
-                disabled_reason=row["disabled_reason"],
-                disabled_by=row["disabled_by"],
-            )
+            listed = row["category_list"]
+            categories = listed.split(" ") if listed else ()
+            return SQLITE_ROWS.webhook(row, self._codec, categories)
 
-        webhook = _loaded(row["id"], build)
+        webhook = loaded(row["id"], build)
         self._webhook_memo.put(row["id"], values, webhook)
         return webhook
-
-    def _encode(self, secret: Secret) -> str:
-        encoded = self._codec.encode(secret.reveal())
-        if not isinstance(encoded, str):
-            msg = f"secret_codec.encode() must return text, not {type(encoded).__name__}"
-            raise StorageError(msg)
-        return encoded
-
-    def _decode(self, stored: str | None) -> Secret | None:
-        if stored is None:
-            return None
-        try:
-            return Secret._stored(self._codec.decode(stored))
-        except Exception as exc:  # noqa: BLE001 - the codec is the host's code; any failure counts
-            # Not chained: the codec's message might quote what it was given.
-            msg = (
-                f"a stored secret could not be decoded ({type(exc).__name__}); "
-                "is secret_codec the codec it was stored with?"
-            )
-            raise StorageError(msg) from None
-
-
-def _loaded(row_id: str, build: Callable[[], _T]) -> _T:
-    try:
-        return build()
-    except StorageError:
-        raise
-    except (ValidationError, ValueError, TypeError, KeyError) as exc:
-        msg = f"stored row {row_id!r} is not valid: {exc}"
-        raise StorageError(msg) from exc
 
 
 def _check_version(conn: sqlite3.Connection, webhook_id: str, expected_version: int) -> None:
     found = conn.execute("SELECT version FROM webhooks WHERE id = ?", (webhook_id,)).fetchone()
-    if found is None:
-        raise unknown_webhook(webhook_id)
-    if found[0] != expected_version:
-        raise stale_version(webhook_id, expected_version, found[0])
+    check_version(webhook_id, expected_version, None if found is None else found[0])
 
 
 def _write_categories(conn: sqlite3.Connection, webhook: Webhook) -> None:
@@ -346,26 +262,8 @@ def _write_categories(conn: sqlite3.Connection, webhook: Webhook) -> None:
     )
 
 
-def _append_audit(conn: sqlite3.Connection, audit: AuditEntry) -> None:
-    conn.execute(
-        _INSERT_AUDIT,
-        (
-            audit.id,
-            utc_iso(audit.at),
-            audit.actor_id,
-            audit.action,
-            audit.webhook_id,
-            dump_changes(audit.changes),
-        ),
-    )
-
-
-def _audit_from_row(row: sqlite3.Row) -> AuditEntry:
-    return AuditEntry(
-        id=row["id"],
-        at=from_utc_iso(row["at"]),
-        actor_id=row["actor_id"],
-        action=row["action"],
-        webhook_id=row["webhook_id"],
-        changes=json.loads(row["changes"]),
-    )
+def append_audit(conn: sqlite3.Connection, audit: AuditEntry) -> None:
+    """
+    Write *audit* in the caller's transaction.
+    """
+    conn.execute(_INSERT_AUDIT, SQLITE_ROWS.audit_params(audit))
