@@ -104,6 +104,7 @@ def exchange_row(
         attempt.response_excerpt,
     )
 
+
 # Ids per shared-outcome statement: a power of two, with room under SQLite's smallest
 # default limit on host parameters (999) for the outcome's own values.
 _SHARED_CHUNK = 512
