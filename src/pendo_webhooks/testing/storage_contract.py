@@ -1252,12 +1252,12 @@ class DeliveryLogContract:
 
     def test_shared_outcomes_share_one_exchange(self, storage: Storage) -> None:
         """
-        A :class:`~pendo_webhooks.storage.protocols.SharedOutcomesOutbox` (skipped for a
-        store without one) gives every delivery of every group the group's attempt with
-        the batch's one exchange id and facts.
+        A batch whose deliveries had different attempt counts (two groups of outcomes)
+        is still one exchange: every delivery of every group gets the group's attempt
+        with the batch's one exchange id and facts. Recorded through
+        :class:`~pendo_webhooks.storage.protocols.SharedOutcomesOutbox` by a store that
+        has it, else as the dispatcher then does: each delivery's own copy, all at once.
         """
-        if not capabilities(storage).shared_outcomes:
-            pytest.skip("not a SharedOutcomesOutbox")
         webhook = _hook(storage)
         storage.enqueue_deliveries([_delivery(webhook.id) for _ in range(3)])
         claimed = _claim(storage)
@@ -1273,8 +1273,16 @@ class DeliveryLogContract:
             ),
             ([claimed[2].id], retried, _attempt_for(claimed[2], number=2, **facts)),
         ]
-        record = storage.record_shared_outcomes  # type: ignore[attr-defined]
-        assert record(groups, owner="w1", now=now) == {d.id for d in claimed}
+        if capabilities(storage).shared_outcomes:
+            record = storage.record_shared_outcomes  # type: ignore[attr-defined]
+            assert record(groups, owner="w1", now=now) == {d.id for d in claimed}
+        else:
+            outcomes: list[tuple[Delivery, Attempt | None]] = [
+                (attrs.evolve(after, id=i), attrs.evolve(attempt, delivery_id=i))
+                for ids, after, attempt in groups
+                for i in ids
+            ]
+            assert storage.record_outcomes(outcomes, owner="w1", now=now) == [True] * 3
         listed = storage.list_exchange_attempts("exc_one-batch")
         assert [(a.delivery_id, a.number) for a in listed] == sorted(
             [(claimed[0].id, 1), (claimed[1].id, 1), (claimed[2].id, 2)]
