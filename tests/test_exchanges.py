@@ -10,6 +10,7 @@ exchange of its own.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -319,3 +320,48 @@ def test_postgres_migration_6_makes_each_old_attempt_an_exchange(
         assert store.get_delivery("dlv_old").status is DeliveryStatus.FAILED
     finally:
         store.drop_schema()
+
+
+# ---------------------------------------------------------------------------------------
+# The CLI: which exchange each attempt was part of, and what else went out in it
+
+
+def test_cli_shows_exchanges(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sqlite_store: SQLiteStorage
+) -> None:
+    """
+    ``deliveries show`` names each attempt's exchange; ``deliveries exchange`` lists the
+    batch's deliveries (text and JSON), and an unknown id exits 1.
+    """
+    from pendo_webhooks.cli import main  # noqa: PLC0415
+
+    deliveries = _segment_batch(make_segment_world(sqlite_store), 3)
+    (attempt,) = sqlite_store.list_attempts(deliveries[0].id)
+    db = ["--db", str(sqlite_store.path)]
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        code = main([*args, *db])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, out, _ = invoke("deliveries", "show", deliveries[0].id)
+    assert code == 0
+    assert out.splitlines()[-2].split()[-1] == "EXCHANGE"
+    assert out.splitlines()[-1].split()[-1] == attempt.exchange_id
+    code, out, _ = invoke("deliveries", "show", deliveries[0].id, "--json")
+    assert [a["exchange_id"] for a in json.loads(out)["attempt_log"]] == [attempt.exchange_id]
+
+    code, out, _ = invoke("deliveries", "exchange", attempt.exchange_id)
+    assert code == 0
+    assert f"exchange_id: {attempt.exchange_id}\n" in out
+    assert "status: 200\n" in out
+    assert "deliveries: 3\n" in out
+    listed = [line.split()[0] for line in out.splitlines()[-3:]]
+    assert listed == sorted(d.id for d in deliveries)
+    code, out, _ = invoke("deliveries", "exchange", attempt.exchange_id, "--json")
+    shown = json.loads(out)
+    assert (shown["status"], shown["deliveries"]) == (200, 3)
+    assert {(a["attempt"], a["verdict"]) for a in shown["attempts"]} == {(1, "delivered")}
+    code, _, err = invoke("deliveries", "exchange", "exc_unknown")
+    assert code == 1
+    assert "no exchange with id 'exc_unknown'" in err
