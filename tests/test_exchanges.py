@@ -140,7 +140,7 @@ def _count(path: Path, query: str) -> Any:
 def test_a_batch_of_n_writes_one_exchange_row(sqlite_store: SQLiteStorage) -> None:
     """
     A Segment batch of 50 deliveries: one exchange row holding the excerpt once, and 50
-    attempt rows holding only number, exchange id, verdict and reason (before: 50 rows,
+    attempt rows holding only number, exchange (its seq), verdict and reason (before: 50 rows,
     each with its own copy of the 2 KB excerpt, the times and the status).
     """
     _segment_batch(make_segment_world(sqlite_store))
@@ -150,7 +150,7 @@ def test_a_batch_of_n_writes_one_exchange_row(sqlite_store: SQLiteStorage) -> No
     stored = _count(path, "SELECT sum(length(response_excerpt)) FROM delivery_exchanges")
     assert stored == len(ANSWER)  # not BATCH * len(ANSWER)
     columns = [row[1] for row in _rows(path, "PRAGMA table_info(delivery_attempts)")]
-    assert columns == ["delivery_id", "number", "exchange_id", "verdict", "reason"]
+    assert columns == ["delivery_id", "number", "exchange", "verdict", "reason"]
 
 
 def test_an_exchange_is_not_written_if_no_lease_held(sqlite_store: SQLiteStorage) -> None:
@@ -204,7 +204,8 @@ def test_purge_deletes_exchanges_nothing_names(sqlite_store: SQLiteStorage) -> N
 # Deliveries (and so their attempts) of every exchange but one, deleted by plain SQL.
 _DELETE_OTHERS = """
 DELETE FROM deliveries
- WHERE id IN (SELECT delivery_id FROM delivery_attempts WHERE exchange_id != ?)
+ WHERE id IN (SELECT delivery_id FROM delivery_attempts
+               WHERE exchange != (SELECT seq FROM delivery_exchanges WHERE id = ?))
 """
 
 

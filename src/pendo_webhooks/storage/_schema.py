@@ -269,11 +269,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         (
             # One row per HTTP exchange (one request and what came of it): a Segment batch
             # of N deliveries is one row here and N small attempt rows, not N copies of its
-            # timing, error and response excerpt. Each attempt names its exchange; the
-            # index finds an exchange's deliveries (and, on purge, exchanges none needs).
+            # timing, error and response excerpt. Each attempt names its exchange by seq
+            # (a few bytes; the id is 28), which the index finds an exchange's deliveries
+            # by (and, on purge, exchanges none needs).
             """
             CREATE TABLE delivery_exchanges (
-                id               TEXT PRIMARY KEY,
+                seq              INTEGER PRIMARY KEY,
+                id               TEXT NOT NULL UNIQUE,
                 webhook_id       TEXT NOT NULL,
                 started_at       TEXT NOT NULL,
                 duration         REAL NOT NULL,
@@ -297,20 +299,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             CREATE TABLE delivery_attempts_8 (
                 delivery_id TEXT NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
                 number      INTEGER NOT NULL CHECK (number >= 1),
-                exchange_id TEXT NOT NULL REFERENCES delivery_exchanges (id),
+                exchange    INTEGER NOT NULL REFERENCES delivery_exchanges (seq),
                 verdict     TEXT NOT NULL,
                 reason      TEXT NOT NULL,
                 PRIMARY KEY (delivery_id, number)
             ) WITHOUT ROWID
             """,
             """
-            INSERT INTO delivery_attempts_8 (delivery_id, number, exchange_id, verdict, reason)
-            SELECT delivery_id, number, 'exc_' || delivery_id || '_' || number, verdict, reason
-              FROM delivery_attempts
+            INSERT INTO delivery_attempts_8 (delivery_id, number, exchange, verdict, reason)
+            SELECT a.delivery_id, a.number, x.seq, a.verdict, a.reason
+              FROM delivery_attempts AS a
+              JOIN delivery_exchanges AS x ON x.id = 'exc_' || a.delivery_id || '_' || a.number
             """,
             "DROP TABLE delivery_attempts",
             "ALTER TABLE delivery_attempts_8 RENAME TO delivery_attempts",
-            "CREATE INDEX delivery_attempts_by_exchange ON delivery_attempts (exchange_id)",
+            "CREATE INDEX delivery_attempts_by_exchange ON delivery_attempts (exchange)",
         ),
     ),
 )

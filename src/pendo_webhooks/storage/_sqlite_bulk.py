@@ -21,6 +21,7 @@ from ._sqlite_core import utc_iso
 
 
 __all__ = [
+    "INSERT_ATTEMPT",
     "INSERT_EXCHANGE",
     "SharedOutcome",
     "enqueue_bulk",
@@ -73,17 +74,19 @@ INSERT INTO delivery_exchanges (
 ON CONFLICT (id) DO NOTHING
 """
 
-_INSERT_ATTEMPT = """
-INSERT INTO delivery_attempts (delivery_id, number, exchange_id, verdict, reason)
-VALUES (?, ?, ?, ?, ?)
+#: An attempt row, naming its exchange (by id; stored as the exchange's seq).
+INSERT_ATTEMPT = """
+INSERT INTO delivery_attempts (delivery_id, number, exchange, verdict, reason)
+VALUES (?, ?, (SELECT seq FROM delivery_exchanges WHERE id = ?), ?, ?)
 """
 
 
 # One attempt row per delivery named, all alike but for the delivery id: used only once
 # the UPDATE wrote every one of them (so each exists and is this outcome's).
 _COPY_ATTEMPT = """
-INSERT INTO delivery_attempts (delivery_id, number, exchange_id, verdict, reason)
-SELECT id, ?, ?, ?, ? FROM deliveries WHERE id IN ({marks})
+INSERT INTO delivery_attempts (delivery_id, number, exchange, verdict, reason)
+SELECT id, ?, (SELECT seq FROM delivery_exchanges WHERE id = ?), ?, ?
+  FROM deliveries WHERE id IN ({marks})
 """
 
 
@@ -254,7 +257,7 @@ def record_bulk(
         INSERT_EXCHANGE, [exchange_row(a, webhook_id, iso) for a, webhook_id in exchanges.values()]
     )
     conn.executemany(
-        _INSERT_ATTEMPT,
+        INSERT_ATTEMPT,
         [(a.delivery_id, a.number, a.exchange_id, a.verdict.value, a.reason) for _, a in written],
     )
     return [d.id in held for d, _ in outcomes]
@@ -345,5 +348,5 @@ def _record_chunk(
     if written is chunk:
         conn.execute(_COPY_ATTEMPT.format(marks=marks), (*attempt, *keys))
     else:
-        conn.executemany(_INSERT_ATTEMPT, [(i, *attempt) for i in written])
+        conn.executemany(INSERT_ATTEMPT, [(i, *attempt) for i in written])
     return written

@@ -45,6 +45,7 @@ from ._outbox_common import (
 )
 from ._outbox_protocol import EnqueueSkip
 from ._sqlite_bulk import (
+    INSERT_ATTEMPT,
     INSERT_EXCHANGE,
     SharedOutcome,
     enqueue_bulk,
@@ -131,11 +132,6 @@ UPDATE deliveries
  WHERE id = :id AND status = 'pending' AND lease_owner = :owner AND lease_until >= :now
 """
 
-_INSERT_ATTEMPT = """
-INSERT INTO delivery_attempts (delivery_id, number, exchange_id, verdict, reason)
-VALUES (:delivery_id, :number, :exchange_id, :verdict, :reason)
-"""
-
 # A claim handed back unattempted is not counted against the delivery.
 _RELEASE = """
 UPDATE deliveries
@@ -174,19 +170,19 @@ UPDATE deliveries
 # deliveries is not purged; a purged delivery's attempts read back without it anyway).
 _PURGE_EXCERPTS = """
 UPDATE delivery_exchanges SET response_excerpt = X''
- WHERE id IN (SELECT a.exchange_id
-                FROM deliveries AS d JOIN delivery_attempts AS a ON a.delivery_id = d.id
-               WHERE d.status != 'pending' AND d.purged = 0 AND d.finished_at < :older_than)
+ WHERE seq IN (SELECT a.exchange
+                 FROM deliveries AS d JOIN delivery_attempts AS a ON a.delivery_id = d.id
+                WHERE d.status != 'pending' AND d.purged = 0 AND d.finished_at < :older_than)
    AND NOT EXISTS (SELECT 1
                      FROM delivery_attempts AS a JOIN deliveries AS d ON d.id = a.delivery_id
-                    WHERE a.exchange_id = delivery_exchanges.id AND d.purged = 0
+                    WHERE a.exchange = delivery_exchanges.seq AND d.purged = 0
                       AND NOT (d.status != 'pending' AND d.finished_at < :older_than))
 """
 
 # Exchanges no attempt names any more (their deliveries were deleted by other means).
 _PURGE_EXCHANGES = """
 DELETE FROM delivery_exchanges
- WHERE NOT EXISTS (SELECT 1 FROM delivery_attempts WHERE exchange_id = delivery_exchanges.id)
+ WHERE NOT EXISTS (SELECT 1 FROM delivery_attempts WHERE exchange = delivery_exchanges.seq)
 """
 
 _PURGE_DELIVERIES = """
@@ -204,17 +200,17 @@ SELECT id, webhook_id, event_id, category, body, status, attempts, attempt_base,
 
 # A delivery's attempts with their exchange's facts; a purged delivery's without its excerpt.
 _ATTEMPTS = """
-SELECT a.delivery_id, a.number, a.exchange_id, x.started_at, x.duration, x.status_code,
-       x.error_kind, x.detail,
+SELECT a.delivery_id, a.number, x.id AS exchange_id, x.started_at, x.duration,
+       x.status_code, x.error_kind, x.detail,
        CASE WHEN d.purged THEN X'' ELSE x.response_excerpt END AS response_excerpt,
        a.verdict, a.reason
   FROM delivery_attempts AS a
-  JOIN delivery_exchanges AS x ON x.id = a.exchange_id
+  JOIN delivery_exchanges AS x ON x.seq = a.exchange
   JOIN deliveries AS d ON d.id = a.delivery_id
 """
 
 _ATTEMPTS_OF_DELIVERY = _ATTEMPTS + " WHERE a.delivery_id = ? ORDER BY a.number"
-_ATTEMPTS_OF_EXCHANGE = _ATTEMPTS + " WHERE a.exchange_id = ? ORDER BY a.delivery_id, a.number"
+_ATTEMPTS_OF_EXCHANGE = _ATTEMPTS + " WHERE x.id = ? ORDER BY a.delivery_id, a.number"
 
 # One static statement for every filter combination: a NULL parameter switches its filter off.
 _LIST = """
@@ -293,14 +289,14 @@ def _record_one(
     if done and attempt is not None:
         conn.execute(INSERT_EXCHANGE, exchange_row(attempt, delivery.webhook_id))
         conn.execute(
-            _INSERT_ATTEMPT,
-            {
-                "delivery_id": attempt.delivery_id,
-                "number": attempt.number,
-                "exchange_id": attempt.exchange_id,
-                "verdict": attempt.verdict.value,
-                "reason": attempt.reason,
-            },
+            INSERT_ATTEMPT,
+            (
+                attempt.delivery_id,
+                attempt.number,
+                attempt.exchange_id,
+                attempt.verdict.value,
+                attempt.reason,
+            ),
         )
     return done
 
