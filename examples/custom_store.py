@@ -79,13 +79,19 @@ CREATE TABLE IF NOT EXISTS deliveries (
     UNIQUE (webhook_id, event_id)
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at);
-CREATE TABLE IF NOT EXISTS attempts (
+CREATE TABLE IF NOT EXISTS exchanges (        -- one per HTTP request (a Segment batch: one)
+    id TEXT PRIMARY KEY,
+    response_excerpt BLOB NOT NULL,
+    data TEXT NOT NULL                      -- started_at, duration, status_code, ... as JSON
+);
+CREATE TABLE IF NOT EXISTS attempts (        -- one per delivery in an exchange
     delivery_id TEXT NOT NULL,
     number INTEGER NOT NULL,
-    response_excerpt BLOB NOT NULL,
-    data TEXT NOT NULL,
+    exchange_id TEXT NOT NULL REFERENCES exchanges (id),
+    data TEXT NOT NULL,                     -- verdict and reason, as JSON
     PRIMARY KEY (delivery_id, number)
 );
+CREATE INDEX IF NOT EXISTS attempts_by_exchange ON attempts (exchange_id);
 CREATE TABLE IF NOT EXISTS first_seen (
     key TEXT PRIMARY KEY,
     origin TEXT NOT NULL,                   -- 'api' or 'app'
@@ -236,7 +242,8 @@ def _delivery(row: sqlite3.Row) -> Delivery:
     return Delivery(**fields)
 
 
-def _attempt_json(attempt: Attempt) -> str:
+def _exchange_json(attempt: Attempt) -> str:
+    # What every attempt of one exchange shares (but the excerpt, which has its column).
     return json.dumps(
         {
             "started_at": _text(attempt.started_at),
@@ -244,19 +251,33 @@ def _attempt_json(attempt: Attempt) -> str:
             "status_code": attempt.status_code,
             "error_kind": attempt.error_kind,
             "detail": attempt.detail,
-            "verdict": attempt.verdict.value,
-            "reason": attempt.reason,
         }
     )
 
 
+def _attempt_json(attempt: Attempt) -> str:
+    # What is the delivery's own.
+    return json.dumps({"verdict": attempt.verdict.value, "reason": attempt.reason})
+
+
+# An attempt row with its exchange's; _attempt() reads one back.
+_ATTEMPTS = (
+    "SELECT a.delivery_id, a.number, a.exchange_id, a.data, x.data AS exchange, "
+    "x.response_excerpt, d.data AS delivery "
+    "FROM attempts AS a JOIN exchanges AS x ON x.id = a.exchange_id "
+    "JOIN deliveries AS d ON d.id = a.delivery_id "
+)
+
+
 def _attempt(row: sqlite3.Row) -> Attempt:
-    fields = json.loads(row["data"])
+    fields = {**json.loads(row["exchange"]), **json.loads(row["data"])}
     fields["started_at"] = datetime.fromisoformat(fields["started_at"])
+    purged = json.loads(row["delivery"])["purged"]  # its attempts are shown without excerpt
     return Attempt(
         delivery_id=row["delivery_id"],
         number=row["number"],
-        response_excerpt=row["response_excerpt"],
+        exchange_id=row["exchange_id"],
+        response_excerpt=b"" if purged else row["response_excerpt"],
         **fields,
     )
 
@@ -565,12 +586,17 @@ class PlainSQLiteStore:
             ),
         )
         if attempt is not None:
+            # The exchange once (a Segment batch's attempts share it), then the attempt.
+            conn.execute(
+                "INSERT OR IGNORE INTO exchanges VALUES (?, ?, ?)",
+                (attempt.exchange_id, attempt.response_excerpt, _exchange_json(attempt)),
+            )
             conn.execute(
                 "INSERT INTO attempts VALUES (?, ?, ?, ?)",
                 (
                     attempt.delivery_id,
                     attempt.number,
-                    attempt.response_excerpt,
+                    attempt.exchange_id,
                     _attempt_json(attempt),
                 ),
             )
@@ -669,7 +695,15 @@ class PlainSQLiteStore:
     def list_attempts(self, delivery_id: str) -> list[Attempt]:
         with self._transaction() as conn:
             rows = conn.execute(
-                "SELECT * FROM attempts WHERE delivery_id = ? ORDER BY number", (delivery_id,)
+                f"{_ATTEMPTS} WHERE a.delivery_id = ? ORDER BY a.number", (delivery_id,)
+            ).fetchall()
+        return [_attempt(row) for row in rows]
+
+    def list_exchange_attempts(self, exchange_id: str) -> list[Attempt]:
+        with self._transaction() as conn:
+            rows = conn.execute(
+                f"{_ATTEMPTS} WHERE a.exchange_id = ? ORDER BY a.delivery_id, a.number",
+                (exchange_id,),
             ).fetchall()
         return [_attempt(row) for row in rows]
 
@@ -731,10 +765,30 @@ class PlainSQLiteStore:
             ]
             for delivery in chosen:
                 self._save(conn, attrs.evolve(delivery, body=b"", purged=True))
-                conn.execute(
-                    "UPDATE attempts SET response_excerpt = x'' WHERE delivery_id = ?",
-                    (delivery.id,),
-                )
+            # An exchange's excerpt goes once none of its deliveries is left unpurged (a
+            # Segment batch's may have some that finished later); a purged delivery's
+            # attempts are read without it anyway (_attempt). An exchange no attempt names
+            # any more goes entirely.
+            unpurged = {d.id for d in map(_delivery, rows) if not d.purged}
+            unpurged -= {d.id for d in chosen}
+            unpurged.update(
+                r["id"]
+                for r in conn.execute("SELECT id FROM deliveries WHERE status = ?", (PENDING,))
+            )
+            for exchange in conn.execute(
+                "SELECT id FROM exchanges WHERE response_excerpt != x''"
+            ).fetchall():
+                members = conn.execute(
+                    "SELECT delivery_id FROM attempts WHERE exchange_id = ?", (exchange["id"],)
+                ).fetchall()
+                if not any(m["delivery_id"] in unpurged for m in members):
+                    conn.execute(
+                        "UPDATE exchanges SET response_excerpt = x'' WHERE id = ?",
+                        (exchange["id"],),
+                    )
+            conn.execute(
+                "DELETE FROM exchanges WHERE id NOT IN (SELECT exchange_id FROM attempts)"
+            )
         return len(chosen)
 
     # -- FirstSeenStore ---------------------------------------------------------------------

@@ -60,6 +60,7 @@ def attempt_fields(**overrides: Any) -> dict[str, Any]:
     values: dict[str, Any] = {
         "delivery_id": "dlv_1",
         "number": 1,
+        "exchange_id": "exc_1",
         "started_at": T0,
         "duration": 0.25,
         "status_code": 200,

@@ -31,6 +31,7 @@ from ._delivery import (
     DeliveryStatus,
     clip_error,
     evolved,
+    new_exchange_id,
     trusted_attempt,
 )
 from ._webhook import Webhook
@@ -143,8 +144,12 @@ def url_request(
 class Exchange:
     """
     What one request got: a response, or why none came. Strictly private.
+
+    Its *id* (fresh for every exchange) is the ``exchange_id`` of every attempt settled
+    from it: one for a URL delivery, the same one for every delivery of a Segment batch.
     """
 
+    id: str = attrs.field(factory=new_exchange_id)
     started_at: datetime
     duration: float
     response: TransportResponse | None = None
@@ -242,6 +247,7 @@ def settle(
     attempt = trusted_attempt(
         delivery_id=delivery.id,
         number=number,
+        exchange_id=sent.id,
         started_at=sent.started_at,
         duration=sent.duration,
         status_code=sent.status,

@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 
 from ._category import EventCategory
+from ._ids import sorted_id
 from .exceptions import ValidationError
 from .retry import Verdict
 
@@ -35,6 +36,7 @@ __all__ = [
     "DeliveryStatus",
     "clip_error",
     "evolved",
+    "new_exchange_id",
     "trusted_attempt",
     "trusted_delivery",
 ]
@@ -142,6 +144,16 @@ def _check_bytes(_: object, attribute: attrs.Attribute[bytes], value: bytes) -> 
         raise ValidationError(attribute.name, msg)
 
 
+def new_exchange_id() -> str:
+    """
+    Mint the id of one HTTP exchange: ``"exc_"`` and 24 characters, in creation order.
+
+    >>> new_exchange_id().startswith("exc_"), len(new_exchange_id())
+    (True, 28)
+    """
+    return sorted_id("exc")
+
+
 def _body_repr(body: bytes) -> str:
     return f"<{len(body)} bytes>"
 
@@ -229,11 +241,20 @@ class Delivery:
 @attrs.frozen(kw_only=True)
 class Attempt:
     """
-    One try at sending a delivery, as stored.
+    One try at sending a delivery, as stored: the delivery's part in one HTTP exchange.
+
+    An *exchange* is one request and what came of it. A URL webhook's exchange carries
+    one delivery; a Segment batch's carries every delivery in the batch, and each of
+    them gets an attempt with the same :attr:`exchange_id` and the same exchange facts
+    (*started_at* to *response_excerpt*), which a store keeps once. *number*, *verdict*
+    and *reason* are the delivery's own.
 
     Attributes:
         delivery_id: The delivery tried.
         number: 1 for the first attempt, counting on across redeliveries.
+        exchange_id: The HTTP exchange it was part of (``"exc_"`` plus 24 characters);
+            attempts with the same one were sent in one request. An attempt built
+            without one is an exchange of its own (a fresh id).
         started_at: When the request started.
         duration: Seconds it took, until a response or an error.
         status_code: The HTTP status, if a response came back.
@@ -249,12 +270,13 @@ class Attempt:
     >>> a = Attempt(delivery_id="dlv_1", number=1,
     ...             started_at=datetime(2026, 1, 1, tzinfo=timezone.utc), duration=0.01,
     ...             status_code=503, verdict="retry", reason="HTTP 503, retry 1 of 5 in 5s")
-    >>> a.verdict, a.response_excerpt
-    (<Verdict.RETRY: 'retry'>, b'')
+    >>> a.verdict, a.response_excerpt, a.exchange_id.startswith("exc_")
+    (<Verdict.RETRY: 'retry'>, b'', True)
     """
 
     delivery_id: str
     number: int = attrs.field(validator=_check_count)
+    exchange_id: str = attrs.field(factory=new_exchange_id)
     started_at: datetime = attrs.field(converter=_utc)
     duration: float
     status_code: int | None = None
@@ -400,6 +422,7 @@ def trusted_attempt(
     *,
     delivery_id: str,
     number: int,
+    exchange_id: str | None = None,
     started_at: datetime,
     duration: float,
     status_code: int | None = None,
@@ -413,10 +436,12 @@ def trusted_attempt(
     Build an :class:`Attempt` from values already of the right types, without the checks.
 
     For the library's hot paths only (an :class:`~pendo_webhooks._attempt.Exchange` already
-    holds exactly one of *status_code* and *error_kind*, and a clipped excerpt).
+    holds exactly one of *status_code* and *error_kind*, and a clipped excerpt). Without
+    *exchange_id*, the attempt is an exchange of its own.
 
     >>> from datetime import datetime, timezone
     >>> fields = dict(delivery_id="dlv_1", number=1, duration=0.01, status_code=200,
+    ...               exchange_id="exc_1",
     ...               started_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
     ...               verdict=Verdict.DELIVERED, reason="HTTP 200")
     >>> trusted_attempt(**fields) == Attempt(**fields)
@@ -429,6 +454,7 @@ def trusted_attempt(
         (
             delivery_id,
             number,
+            new_exchange_id() if exchange_id is None else exchange_id,
             _utc(started_at),
             duration,
             status_code,

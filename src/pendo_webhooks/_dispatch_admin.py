@@ -191,3 +191,18 @@ class AdminMixin:
         delivery = self.storage.get_delivery(delivery_id)
         self.registry.policy.check(actor, "read", delivery.webhook_id)
         return self.storage.list_attempts(delivery_id)
+
+    def exchange_attempts(self, actor: Actor, exchange_id: str) -> list[Attempt]:
+        """
+        Return the attempts of one HTTP exchange (an ``Attempt.exchange_id``), by delivery id.
+
+        What else went out in the same request: one attempt for a URL delivery, one per
+        delivery of a Segment batch, each with its own verdict. Empty for an unknown id.
+
+        Raises:
+            PermissionDenied: If *actor* may not read the exchange's webhook.
+        """
+        found = self.storage.list_exchange_attempts(exchange_id)
+        webhook_id = self.storage.get_delivery(found[0].delivery_id).webhook_id if found else None
+        self.registry.policy.check(actor, "read", webhook_id)
+        return found

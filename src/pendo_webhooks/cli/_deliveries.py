@@ -83,6 +83,19 @@ def register(subparsers: Any) -> None:
 
     parser = add_command(
         commands,
+        "exchange",
+        help="show one HTTP exchange and every delivery sent in it",
+        description=(
+            "Show one request (an EXCHANGE id from `deliveries show`) and what came of it: "
+            "for a Segment batch, every delivery it carried and each one's decision."
+        ),
+        parents=[parent],
+    )
+    parser.add_argument("id", metavar="EXCHANGE")
+    parser.set_defaults(handler=_exchange)
+
+    parser = add_command(
+        commands,
         "redeliver",
         help="send finished deliveries again (same body, same webhook-id)",
         description=(
@@ -148,6 +161,7 @@ def _delivery_dict(delivery: Delivery) -> dict[str, Any]:
 def _attempt_dict(attempt: Attempt) -> dict[str, Any]:
     return {
         "number": attempt.number,
+        "exchange_id": attempt.exchange_id,
         "started_at": iso(attempt.started_at),
         "latency_ms": round(attempt.duration * 1000, 1),
         "status": attempt.status_code,
@@ -239,11 +253,45 @@ def _show(args: argparse.Namespace, console: Console) -> int:
             f"HTTP {a.status_code}" if a.status_code is not None else f"{a.error_kind}",
             format_duration(a.duration),
             a.reason,
+            a.exchange_id,
         ]
         for a in attempts
     ]
     console.out("")
-    for line in table(["ATTEMPT", "STARTED", "GOT", "LATENCY", "DECISION"], rows):
+    for line in table(["ATTEMPT", "STARTED", "GOT", "LATENCY", "DECISION", "EXCHANGE"], rows):
+        console.out(line)
+    return EXIT_OK
+
+
+def _exchange(args: argparse.Namespace, console: Console) -> int:
+    with open_registry(args) as registry, _dispatcher(registry) as dispatcher:
+        attempts = dispatcher.exchange_attempts(actor(args), args.id)
+    if not attempts:
+        console.error(f"no exchange with id {args.id!r}")
+        return EXIT_FAILED
+    first = attempts[0]
+    shown = {
+        "exchange_id": first.exchange_id,
+        "started_at": iso(first.started_at),
+        "latency_ms": round(first.duration * 1000, 1),
+        "status": first.status_code,
+        "error_kind": first.error_kind,
+        "detail": first.detail,
+        "deliveries": len(attempts),
+    }
+    if args.json:
+        deliveries = [
+            {"delivery_id": a.delivery_id, "attempt": a.number, "verdict": a.verdict.value,
+             "reason": a.reason}
+            for a in attempts
+        ]  # fmt: skip
+        console.json({**shown, "attempts": deliveries})
+        return EXIT_OK
+    for key, value in shown.items():
+        console.out(f"{key}: {'' if value is None else value}")
+    console.out("")
+    rows = [[a.delivery_id, a.number, a.reason] for a in attempts]
+    for line in table(["DELIVERY", "ATTEMPT", "DECISION"], rows):
         console.out(line)
     return EXIT_OK
 

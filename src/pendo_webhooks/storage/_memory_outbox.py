@@ -48,6 +48,8 @@ class MemoryOutbox:
         super().__init__()
         self._deliveries: dict[str, Delivery] = {}
         self._attempts: dict[str, list[Attempt]] = {}
+        # The deliveries of each HTTP exchange, by its id (a Segment batch has many).
+        self._exchanges: dict[str, list[str]] = {}
         self._event_keys: set[tuple[str, str]] = set()
         self._pending: dict[str, Delivery] = {}
         self._due: list[tuple[datetime, int, str]] = []
@@ -247,6 +249,7 @@ class MemoryOutbox:
             )
             if attempt is not None:
                 self._attempts.setdefault(delivery.id, []).append(attempt)
+                self._exchanges.setdefault(attempt.exchange_id, []).append(delivery.id)
             return True
 
     def release_claims(self, delivery_ids: Sequence[str], *, owner: str, now: datetime) -> int:
@@ -328,6 +331,21 @@ class MemoryOutbox:
         """
         with self._lock:
             return list(self._attempts.get(delivery_id, ()))
+
+    def list_exchange_attempts(self, exchange_id: str) -> list[Attempt]:
+        """
+        Return the attempts of one HTTP exchange, one per delivery, by delivery id.
+        """
+        with self._lock:
+            return sorted(
+                (
+                    a
+                    for delivery_id in dict.fromkeys(self._exchanges.get(exchange_id, ()))
+                    for a in self._attempts.get(delivery_id, ())
+                    if a.exchange_id == exchange_id
+                ),
+                key=lambda a: (a.delivery_id, a.number),
+            )
 
     def redeliver(self, delivery_id: str, *, now: datetime) -> Delivery:
         """

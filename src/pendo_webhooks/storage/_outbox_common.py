@@ -82,11 +82,12 @@ def delivery_from_row(row: Row, when: Callable[[Any], datetime]) -> Delivery:
 
 def attempt_from_row(row: Row, when: Callable[[Any], datetime]) -> Attempt:
     """
-    The :class:`Attempt` an ``attempts`` row holds; *when* reads a stored time back.
+    The :class:`Attempt` an attempt row joined to its exchange's holds; *when* reads a time.
     """
     return Attempt(
         delivery_id=row["delivery_id"],
         number=row["number"],
+        exchange_id=row["exchange_id"],
         started_at=when(row["started_at"]),
         duration=row["duration"],
         status_code=row["status_code"],

@@ -128,6 +128,12 @@ class OutboxQueue(Protocol):
         ``last_error`` and ``finished_at`` from *delivery*, clears the lease, and
         inserts *attempt*, all in one transaction.
 
+        *attempt* is the delivery's part in one HTTP exchange (its ``exchange_id``).
+        Attempts with the same ``exchange_id`` (a Segment batch's, recorded together or
+        apart) carry the same exchange facts (``started_at``, ``duration``,
+        ``status_code``, ``error_kind``, ``detail``, ``response_excerpt``): a store may
+        keep them once, and must give every such attempt back with them.
+
         Returns:
             Whether it was written (``False``: the lease was lost; nothing changed).
         """
@@ -200,6 +206,18 @@ class DeliveryLog(Protocol):
     def list_attempts(self, delivery_id: str) -> list[Attempt]:
         """
         Return a delivery's attempts, first first (empty for an unknown id).
+
+        Each as recorded, with its ``exchange_id``; a purged delivery's have an empty
+        ``response_excerpt``.
+        """
+
+    def list_exchange_attempts(self, exchange_id: str) -> list[Attempt]:
+        """
+        Return the attempts of one HTTP exchange, one per delivery it carried, by delivery id.
+
+        One for a URL delivery's exchange; a Segment batch's names every delivery in the
+        batch whose outcome was written. Empty for an unknown id. As
+        :meth:`list_attempts`, a purged delivery's has an empty ``response_excerpt``.
         """
 
     def redeliver(self, delivery_id: str, *, now: datetime) -> Delivery:
@@ -228,8 +246,11 @@ class DeliveryLog(Protocol):
         """
         Empty the bodies and response excerpts of deliveries finished before *older_than*.
 
-        Their metadata (status, times, attempt rows) stays. Returns how many
-        deliveries were purged.
+        Their metadata (status, times, attempt rows) stays. A purged delivery's attempts
+        read back with an empty ``response_excerpt``; an exchange shared with deliveries
+        not purged yet keeps its excerpt for them, and a store forgets it once none of its
+        deliveries needs it (an exchange no delivery refers to any more goes entirely).
+        Returns how many deliveries were purged.
         """
 
 

@@ -37,6 +37,8 @@ from ._outbox_common import (
 from ._outbox_protocol import EnqueueSkip
 from ._postgres_core import PostgresCore
 from ._postgres_outbox_sql import (
+    ATTEMPTS_OF_DELIVERY,
+    ATTEMPTS_OF_EXCHANGE,
     CANCEL,
     CLAIM,
     CLAIM_FOR_WEBHOOK,
@@ -98,17 +100,18 @@ def _attempt_from_row(row: Mapping[str, Any]) -> Attempt:
 
 def _outcome_columns(outcomes: Sequence[tuple[Delivery, Attempt | None]]) -> dict[str, list[Any]]:
     """
-    The outcomes' new delivery states and their attempt rows, one array per column.
+    The outcomes' new delivery states, their attempt rows and their exchanges' (once each).
     """
     columns: dict[str, list[Any]] = {
         name: []
         for name in (
             "id", "status", "attempts", "next_attempt_at", "updated_at", "last_status",
-            "last_error", "finished_at", "a_delivery_id", "a_number", "a_started_at",
-            "a_duration", "a_status_code", "a_error_kind", "a_detail", "a_response_excerpt",
-            "a_verdict", "a_reason",
+            "last_error", "finished_at", "a_delivery_id", "a_number", "a_exchange_id",
+            "a_verdict", "a_reason", "x_id", "x_webhook_id", "x_started_at", "x_duration",
+            "x_status_code", "x_error_kind", "x_detail", "x_response_excerpt",
         )
     }  # fmt: skip
+    exchanges: set[str] = set()
     for d, a in outcomes:
         columns["id"].append(d.id)
         columns["status"].append(d.status.value)
@@ -122,14 +125,20 @@ def _outcome_columns(outcomes: Sequence[tuple[Delivery, Attempt | None]]) -> dic
             continue
         columns["a_delivery_id"].append(a.delivery_id)
         columns["a_number"].append(a.number)
-        columns["a_started_at"].append(a.started_at)
-        columns["a_duration"].append(a.duration)
-        columns["a_status_code"].append(a.status_code)
-        columns["a_error_kind"].append(_text(a.error_kind))
-        columns["a_detail"].append(_text(a.detail))
-        columns["a_response_excerpt"].append(a.response_excerpt)
+        columns["a_exchange_id"].append(a.exchange_id)
         columns["a_verdict"].append(a.verdict.value)
         columns["a_reason"].append(_text(a.reason))
+        if a.exchange_id in exchanges:
+            continue  # a Segment batch's attempts share one exchange
+        exchanges.add(a.exchange_id)
+        columns["x_id"].append(a.exchange_id)
+        columns["x_webhook_id"].append(d.webhook_id)
+        columns["x_started_at"].append(a.started_at)
+        columns["x_duration"].append(a.duration)
+        columns["x_status_code"].append(a.status_code)
+        columns["x_error_kind"].append(_text(a.error_kind))
+        columns["x_detail"].append(_text(a.detail))
+        columns["x_response_excerpt"].append(a.response_excerpt)
     return columns
 
 
@@ -226,7 +235,7 @@ def enqueue_results(rows: Sequence[Mapping[str, Any]]) -> list[str | None]:
 
 class PostgresOutbox(PostgresCore):
     """
-    The ``deliveries`` and ``delivery_attempts`` tables. Strictly private.
+    The ``deliveries``, ``delivery_attempts`` and ``delivery_exchanges`` tables. Strictly private.
     """
 
     #: Writes deliveries through the host's own psycopg connection when given one.
@@ -394,13 +403,14 @@ class PostgresOutbox(PostgresCore):
         """
         Return a delivery's attempts, first first.
         """
-        rows = self._read(
-            "listing attempts",
-            self._q(
-                "SELECT * FROM {schema}.delivery_attempts WHERE delivery_id = %s ORDER BY number"
-            ),
-            (delivery_id,),
-        )
+        rows = self._read("listing attempts", self._q(ATTEMPTS_OF_DELIVERY), (delivery_id,))
+        return load_rows(rows, _attempt_from_row)
+
+    def list_exchange_attempts(self, exchange_id: str) -> list[Attempt]:
+        """
+        Return the attempts of one HTTP exchange, one per delivery, by delivery id.
+        """
+        rows = self._read("listing attempts", self._q(ATTEMPTS_OF_EXCHANGE), (exchange_id,))
         return load_rows(rows, _attempt_from_row)
 
     def redeliver(self, delivery_id: str, *, now: datetime) -> Delivery:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 
 __all__ = [
+    "ATTEMPTS_OF_DELIVERY",
+    "ATTEMPTS_OF_EXCHANGE",
     "CANCEL",
     "CLAIM",
     "CLAIM_FOR_WEBHOOK",
@@ -129,7 +131,9 @@ WITH due AS (
 {lease_due}""".replace("{lease_due}", _LEASE_DUE)
 
 # Every outcome fenced on its own lease; attempt rows inserted only for the deliveries whose
-# update happened; per input row, in order, whether it was written.
+# update happened, and their exchanges' rows (one per exchange, however many deliveries it
+# carried, and none whose every delivery lost its lease); per input row, in order, whether
+# it was written.
 RECORD = """
 WITH input AS (
     SELECT * FROM unnest(
@@ -151,24 +155,49 @@ done AS (
        AND d.lease_until >= %(now)s
     RETURNING d.id
 ),
-attempt AS (
-    INSERT INTO {schema}.delivery_attempts (
-        delivery_id, number, started_at, duration, status_code, error_kind, detail,
-        response_excerpt, verdict, reason
+written AS (
+    SELECT * FROM unnest(
+        %(a_delivery_id)s::text[], %(a_number)s::int[], %(a_exchange_id)s::text[],
+        %(a_verdict)s::text[], %(a_reason)s::text[]
+    ) AS a (delivery_id, number, exchange_id, verdict, reason)
+     WHERE a.delivery_id IN (SELECT id FROM done)
+),
+exchange AS (
+    INSERT INTO {schema}.delivery_exchanges (
+        id, webhook_id, started_at, duration, status_code, error_kind, detail,
+        response_excerpt
     )
     SELECT * FROM unnest(
-        %(a_delivery_id)s::text[], %(a_number)s::int[], %(a_started_at)s::timestamptz[],
-        %(a_duration)s::double precision[], %(a_status_code)s::int[],
-        %(a_error_kind)s::text[], %(a_detail)s::text[], %(a_response_excerpt)s::bytea[],
-        %(a_verdict)s::text[], %(a_reason)s::text[]
-    ) AS a (
-        delivery_id, number, started_at, duration, status_code, error_kind, detail,
-        response_excerpt, verdict, reason
+        %(x_id)s::text[], %(x_webhook_id)s::text[], %(x_started_at)s::timestamptz[],
+        %(x_duration)s::double precision[], %(x_status_code)s::int[],
+        %(x_error_kind)s::text[], %(x_detail)s::text[], %(x_response_excerpt)s::bytea[]
+    ) AS x (
+        id, webhook_id, started_at, duration, status_code, error_kind, detail,
+        response_excerpt
     )
-     WHERE a.delivery_id IN (SELECT id FROM done)
+     WHERE x.id IN (SELECT exchange_id FROM written)
+    ON CONFLICT (id) DO NOTHING
+),
+attempt AS (
+    INSERT INTO {schema}.delivery_attempts (delivery_id, number, exchange_id, verdict, reason)
+    SELECT * FROM written
 )
 SELECT i.id IN (SELECT id FROM done) AS written FROM input AS i ORDER BY i.n
 """
+
+# A delivery's attempts with their exchange's facts; a purged delivery's without its excerpt.
+_ATTEMPTS = """
+SELECT a.delivery_id, a.number, a.exchange_id, x.started_at, x.duration, x.status_code,
+       x.error_kind, x.detail,
+       CASE WHEN d.purged THEN ''::bytea ELSE x.response_excerpt END AS response_excerpt,
+       a.verdict, a.reason
+  FROM {schema}.delivery_attempts AS a
+  JOIN {schema}.delivery_exchanges AS x ON x.id = a.exchange_id
+  JOIN {schema}.deliveries AS d ON d.id = a.delivery_id
+"""
+
+ATTEMPTS_OF_DELIVERY = _ATTEMPTS + " WHERE a.delivery_id = %s ORDER BY a.number"
+ATTEMPTS_OF_EXCHANGE = _ATTEMPTS + " WHERE a.exchange_id = %s ORDER BY a.delivery_id, a.number"
 
 RELEASE = """
 UPDATE {schema}.deliveries
@@ -202,6 +231,10 @@ UPDATE {schema}.deliveries
    AND created_at >= %(since)s AND created_at < %(until)s
 """
 
+# The excerpt of an exchange goes once every delivery it carried is purged (a Segment
+# batch's stays while one of its deliveries is not; a purged delivery's attempts read back
+# without it anyway); an exchange no attempt names any more (its deliveries were deleted
+# by other means) goes entirely. The subqueries see the rows as they were before.
 PURGE = """
 WITH purged AS (
     UPDATE {schema}.deliveries SET body = '', purged = true
@@ -209,8 +242,19 @@ WITH purged AS (
     RETURNING id
 ),
 excerpts AS (
-    UPDATE {schema}.delivery_attempts SET response_excerpt = ''
-     WHERE delivery_id IN (SELECT id FROM purged)
+    UPDATE {schema}.delivery_exchanges AS x SET response_excerpt = ''
+     WHERE x.id IN (SELECT a.exchange_id FROM {schema}.delivery_attempts AS a
+                     WHERE a.delivery_id IN (SELECT id FROM purged))
+       AND NOT EXISTS (SELECT 1
+                         FROM {schema}.delivery_attempts AS a
+                         JOIN {schema}.deliveries AS d ON d.id = a.delivery_id
+                        WHERE a.exchange_id = x.id AND NOT d.purged
+                          AND d.id NOT IN (SELECT id FROM purged))
+),
+orphans AS (
+    DELETE FROM {schema}.delivery_exchanges AS x
+     WHERE NOT EXISTS (SELECT 1 FROM {schema}.delivery_attempts AS a
+                        WHERE a.exchange_id = x.id)
 )
 SELECT count(*) AS purged FROM purged
 """

@@ -230,6 +230,59 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        6,
+        "one exchange row per request",
+        (
+            # One row per HTTP exchange (one request and what came of it): a Segment batch
+            # of N deliveries is one row here and N small attempt rows, not N copies of its
+            # timing, error and response excerpt. Each attempt names its exchange; the
+            # index finds an exchange's deliveries (and, on purge, exchanges none needs).
+            """
+            CREATE TABLE {schema}.delivery_exchanges (
+                id               text COLLATE "C" PRIMARY KEY,
+                webhook_id       text COLLATE "C" NOT NULL,
+                started_at       timestamptz NOT NULL,
+                duration         double precision NOT NULL,
+                status_code      integer,
+                error_kind       text,
+                detail           text,
+                response_excerpt bytea NOT NULL
+            )
+            """,
+            # Every attempt stored so far was its own request: its own exchange.
+            """
+            INSERT INTO {schema}.delivery_exchanges (
+                id, webhook_id, started_at, duration, status_code, error_kind, detail,
+                response_excerpt
+            )
+            SELECT 'exc_' || a.delivery_id || '_' || a.number, d.webhook_id, a.started_at,
+                   a.duration, a.status_code, a.error_kind, a.detail, a.response_excerpt
+              FROM {schema}.delivery_attempts AS a
+              JOIN {schema}.deliveries AS d ON d.id = a.delivery_id
+            """,
+            'ALTER TABLE {schema}.delivery_attempts ADD COLUMN exchange_id text COLLATE "C"',
+            """
+            UPDATE {schema}.delivery_attempts
+               SET exchange_id = 'exc_' || delivery_id || '_' || number
+            """,
+            """
+            ALTER TABLE {schema}.delivery_attempts
+                ALTER COLUMN exchange_id SET NOT NULL,
+                ADD FOREIGN KEY (exchange_id) REFERENCES {schema}.delivery_exchanges (id),
+                DROP COLUMN started_at,
+                DROP COLUMN duration,
+                DROP COLUMN status_code,
+                DROP COLUMN error_kind,
+                DROP COLUMN detail,
+                DROP COLUMN response_excerpt
+            """,
+            """
+            CREATE INDEX delivery_attempts_by_exchange
+                ON {schema}.delivery_attempts (exchange_id)
+            """,
+        ),
+    ),
 )
 
 #: The newest schema version this code writes and understands.

@@ -263,6 +263,59 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE deliveries ADD COLUMN claims INTEGER NOT NULL DEFAULT 0",
         ),
     ),
+    Migration(
+        8,
+        "one exchange row per request",
+        (
+            # One row per HTTP exchange (one request and what came of it): a Segment batch
+            # of N deliveries is one row here and N small attempt rows, not N copies of its
+            # timing, error and response excerpt. Each attempt names its exchange by seq
+            # (a few bytes; the id is 28), which the index finds an exchange's deliveries
+            # by (and, on purge, exchanges none needs).
+            """
+            CREATE TABLE delivery_exchanges (
+                seq              INTEGER PRIMARY KEY,
+                id               TEXT NOT NULL UNIQUE,
+                webhook_id       TEXT NOT NULL,
+                started_at       TEXT NOT NULL,
+                duration         REAL NOT NULL,
+                status_code      INTEGER,
+                error_kind       TEXT,
+                detail           TEXT,
+                response_excerpt BLOB NOT NULL
+            )
+            """,
+            # Every attempt stored so far was its own request: its own exchange.
+            """
+            INSERT INTO delivery_exchanges (
+                id, webhook_id, started_at, duration, status_code, error_kind, detail,
+                response_excerpt
+            )
+            SELECT 'exc_' || a.delivery_id || '_' || a.number, d.webhook_id, a.started_at,
+                   a.duration, a.status_code, a.error_kind, a.detail, a.response_excerpt
+              FROM delivery_attempts AS a JOIN deliveries AS d ON d.id = a.delivery_id
+            """,
+            """
+            CREATE TABLE delivery_attempts_8 (
+                delivery_id TEXT NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
+                number      INTEGER NOT NULL CHECK (number >= 1),
+                exchange    INTEGER NOT NULL REFERENCES delivery_exchanges (seq),
+                verdict     TEXT NOT NULL,
+                reason      TEXT NOT NULL,
+                PRIMARY KEY (delivery_id, number)
+            ) WITHOUT ROWID
+            """,
+            """
+            INSERT INTO delivery_attempts_8 (delivery_id, number, exchange, verdict, reason)
+            SELECT a.delivery_id, a.number, x.seq, a.verdict, a.reason
+              FROM delivery_attempts AS a
+              JOIN delivery_exchanges AS x ON x.id = 'exc_' || a.delivery_id || '_' || a.number
+            """,
+            "DROP TABLE delivery_attempts",
+            "ALTER TABLE delivery_attempts_8 RENAME TO delivery_attempts",
+            "CREATE INDEX delivery_attempts_by_exchange ON delivery_attempts (exchange)",
+        ),
+    ),
 )
 
 #: The schema version this code writes and understands.

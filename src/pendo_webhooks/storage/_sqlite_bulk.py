@@ -12,7 +12,7 @@ unusual (a disabled or deleted webhook, a taken delivery id).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 
 from .._delivery import Attempt, Delivery
@@ -20,10 +20,19 @@ from ._outbox_protocol import EnqueueSkip
 from ._sqlite_core import utc_iso
 
 
-__all__ = ["SharedOutcome", "enqueue_bulk", "record_bulk", "record_shared"]
+__all__ = [
+    "INSERT_ATTEMPT",
+    "INSERT_EXCHANGE",
+    "SharedOutcome",
+    "enqueue_bulk",
+    "exchange_row",
+    "record_bulk",
+    "record_shared",
+]
 
 #: Deliveries (by id) that all get one outcome, given as a delivery and an attempt whose
-#: ids are ignored: what a Segment batch's deliveries with the same attempt count share.
+#: delivery ids are ignored: what a Segment batch's deliveries with the same attempt count
+#: share (all of a batch's groups share one exchange).
 SharedOutcome = tuple[Sequence[str], Delivery, Attempt | None]
 
 # Far below SQLite's smallest default limit on host parameters (999).
@@ -56,23 +65,48 @@ RETURNING id
 # The same UPDATE without RETURNING: its row count says whether every lease was held.
 _RECORD_COUNTED = _RECORD.replace("RETURNING id", "")
 
-_INSERT_ATTEMPT = """
-INSERT INTO delivery_attempts (
-    delivery_id, number, started_at, duration, status_code, error_kind, detail,
-    response_excerpt, verdict, reason
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+#: One HTTP exchange's row, written once however many deliveries it carried (the first
+#: of a batch's attempts to be written brings it; the others find it there).
+INSERT_EXCHANGE = """
+INSERT INTO delivery_exchanges (
+    id, webhook_id, started_at, duration, status_code, error_kind, detail, response_excerpt
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO NOTHING
+"""
+
+#: An attempt row, naming its exchange (by id; stored as the exchange's seq).
+INSERT_ATTEMPT = """
+INSERT INTO delivery_attempts (delivery_id, number, exchange, verdict, reason)
+VALUES (?, ?, (SELECT seq FROM delivery_exchanges WHERE id = ?), ?, ?)
 """
 
 
 # One attempt row per delivery named, all alike but for the delivery id: used only once
 # the UPDATE wrote every one of them (so each exists and is this outcome's).
 _COPY_ATTEMPT = """
-INSERT INTO delivery_attempts (
-    delivery_id, number, started_at, duration, status_code, error_kind, detail,
-    response_excerpt, verdict, reason
-)
-SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM deliveries WHERE id IN ({marks})
+INSERT INTO delivery_attempts (delivery_id, number, exchange, verdict, reason)
+SELECT id, ?, (SELECT seq FROM delivery_exchanges WHERE id = ?), ?, ?
+  FROM deliveries WHERE id IN ({marks})
 """
+
+
+def exchange_row(
+    attempt: Attempt, webhook_id: str, iso: Callable[[datetime], str | None] = utc_iso
+) -> tuple[object, ...]:
+    """
+    :data:`INSERT_EXCHANGE`'s parameters: *attempt*'s exchange, to *webhook_id*.
+    """
+    return (
+        attempt.exchange_id,
+        webhook_id,
+        iso(attempt.started_at),
+        attempt.duration,
+        attempt.status_code,
+        attempt.error_kind,
+        attempt.detail,
+        attempt.response_excerpt,
+    )
+
 
 # Ids per shared-outcome statement: a power of two, with room under SQLite's smallest
 # default limit on host parameters (999) for the outcome's own values.
@@ -216,24 +250,15 @@ def record_bulk(
         for chunk in _chunks(ids):
             sql = _RECORD.format(marks=", ".join("?" * len(chunk)))
             held.update(row[0] for row in conn.execute(sql, (*shared, owner, stamp, *chunk)))
+    written = [(d, a) for d, a in outcomes if a is not None and d.id in held]
+    # A batch's attempts share their exchange: one row for all of them.
+    exchanges = {a.exchange_id: (a, d.webhook_id) for d, a in reversed(written)}
     conn.executemany(
-        _INSERT_ATTEMPT,
-        [
-            (
-                a.delivery_id,
-                a.number,
-                iso(a.started_at),
-                a.duration,
-                a.status_code,
-                a.error_kind,
-                a.detail,
-                a.response_excerpt,
-                a.verdict.value,
-                a.reason,
-            )
-            for d, a in outcomes
-            if a is not None and d.id in held
-        ],
+        INSERT_EXCHANGE, [exchange_row(a, webhook_id, iso) for a, webhook_id in exchanges.values()]
+    )
+    conn.executemany(
+        INSERT_ATTEMPT,
+        [(a.delivery_id, a.number, a.exchange_id, a.verdict.value, a.reason) for _, a in written],
     )
     return [d.id in held for d, _ in outcomes]
 
@@ -251,7 +276,8 @@ def record_shared(
     The set-based form of :func:`record_bulk` for a Segment batch. Per group, every
     :data:`_SHARED_CHUNK` ids: one ``UPDATE ... WHERE id IN (...)``; when it wrote every
     row (the usual case: every lease still held), the attempt rows are one ``INSERT ...
-    SELECT`` of the same ids, so no row is built in Python. Otherwise the ``UPDATE`` is
+    SELECT`` of the same ids, so no row is built in Python; the batch's exchange is one
+    row, written with the first attempts that name it. Otherwise the ``UPDATE`` is
     undone and redone with ``RETURNING`` (a savepoint), and only the rows written get an
     attempt row. ``IN`` lists are padded (with their last id, which matches nothing more)
     to a power of two, so a handful of statements serve every batch from the cache. Each
@@ -260,6 +286,7 @@ def record_shared(
     iso = _Times()
     stamp = utc_iso(now)
     held: set[str] = set()
+    exchanges: set[str] = set()  # the exchanges written so far (a batch has one)
     for ids, after, attempt in groups:
         values = (
             after.status.value,
@@ -275,21 +302,17 @@ def record_shared(
         shared = (
             None
             if attempt is None
-            else (
-                attempt.number,
-                iso(attempt.started_at),
-                attempt.duration,
-                attempt.status_code,
-                attempt.error_kind,
-                attempt.detail,
-                attempt.response_excerpt,
-                attempt.verdict.value,
-                attempt.reason,
-            )
+            else (attempt.number, attempt.exchange_id, attempt.verdict.value, attempt.reason)
         )
         for start in range(0, len(ids), _SHARED_CHUNK):
             chunk = ids[start : start + _SHARED_CHUNK]
-            held.update(_record_chunk(conn, chunk, values, shared))
+            exchange = None
+            if attempt is not None and attempt.exchange_id not in exchanges:
+                exchange = exchange_row(attempt, after.webhook_id, iso)
+            written = _record_chunk(conn, chunk, values, shared, exchange)
+            if written and exchange is not None and attempt is not None:
+                exchanges.add(attempt.exchange_id)
+            held.update(written)
     return held
 
 
@@ -304,9 +327,11 @@ def _record_chunk(
     chunk: Sequence[str],
     values: tuple[object, ...],
     attempt: tuple[object, ...] | None,
+    exchange: tuple[object, ...] | None,
 ) -> Sequence[str]:
-    # One chunk of a shared outcome: the fenced UPDATE, then the attempt rows of the ids
-    # written. Returns those ids.
+    # One chunk of a shared outcome: the fenced UPDATE, then (if any row was written) the
+    # exchange's row, unless written already, and the attempt rows of the ids written.
+    # Returns those ids.
     marks, keys = _padded(chunk)
     conn.execute("SAVEPOINT record_shared")
     written: Sequence[str] = chunk
@@ -318,8 +343,10 @@ def _record_chunk(
     conn.execute("RELEASE record_shared")
     if attempt is None or not written:
         return written
+    if exchange is not None:
+        conn.execute(INSERT_EXCHANGE, exchange)
     if written is chunk:
         conn.execute(_COPY_ATTEMPT.format(marks=marks), (*attempt, *keys))
     else:
-        conn.executemany(_INSERT_ATTEMPT, [(i, *attempt) for i in written])
+        conn.executemany(INSERT_ATTEMPT, [(i, *attempt) for i in written])
     return written

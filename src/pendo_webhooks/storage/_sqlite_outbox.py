@@ -45,7 +45,15 @@ from ._outbox_common import (
     unknown_delivery,
 )
 from ._outbox_protocol import EnqueueSkip
-from ._sqlite_bulk import SharedOutcome, enqueue_bulk, record_bulk, record_shared
+from ._sqlite_bulk import (
+    INSERT_ATTEMPT,
+    INSERT_EXCHANGE,
+    SharedOutcome,
+    enqueue_bulk,
+    exchange_row,
+    record_bulk,
+    record_shared,
+)
 from ._sqlite_core import SQLiteCore, from_utc_iso, utc_iso
 
 
@@ -125,16 +133,6 @@ UPDATE deliveries
  WHERE id = :id AND status = 'pending' AND lease_owner = :owner AND lease_until >= :now
 """
 
-_INSERT_ATTEMPT = """
-INSERT INTO delivery_attempts (
-    delivery_id, number, started_at, duration, status_code, error_kind, detail,
-    response_excerpt, verdict, reason
-) VALUES (
-    :delivery_id, :number, :started_at, :duration, :status_code, :error_kind, :detail,
-    :response_excerpt, :verdict, :reason
-)
-"""
-
 # A claim handed back unattempted is not counted against the delivery.
 _RELEASE = """
 UPDATE deliveries
@@ -168,10 +166,24 @@ UPDATE deliveries
    AND created_at >= :since AND created_at < :until
 """
 
-_PURGE_ATTEMPTS = """
-UPDATE delivery_attempts SET response_excerpt = X''
- WHERE delivery_id IN (SELECT id FROM deliveries
-                        WHERE status != 'pending' AND purged = 0 AND finished_at < :older_than)
+# Before the deliveries: the excerpts of exchanges whose every delivery is purged, or is
+# being purged now (a Segment batch's exchange keeps its excerpt while one of its
+# deliveries is not purged; a purged delivery's attempts read back without it anyway).
+_PURGE_EXCERPTS = """
+UPDATE delivery_exchanges SET response_excerpt = X''
+ WHERE seq IN (SELECT a.exchange
+                 FROM deliveries AS d JOIN delivery_attempts AS a ON a.delivery_id = d.id
+                WHERE d.status != 'pending' AND d.purged = 0 AND d.finished_at < :older_than)
+   AND NOT EXISTS (SELECT 1
+                     FROM delivery_attempts AS a JOIN deliveries AS d ON d.id = a.delivery_id
+                    WHERE a.exchange = delivery_exchanges.seq AND d.purged = 0
+                      AND NOT (d.status != 'pending' AND d.finished_at < :older_than))
+"""
+
+# Exchanges no attempt names any more (their deliveries were deleted by other means).
+_PURGE_EXCHANGES = """
+DELETE FROM delivery_exchanges
+ WHERE NOT EXISTS (SELECT 1 FROM delivery_attempts WHERE exchange = delivery_exchanges.seq)
 """
 
 _PURGE_DELIVERIES = """
@@ -186,6 +198,20 @@ SELECT id, webhook_id, event_id, category, body, status, attempts, attempt_base,
   FROM deliveries
  WHERE id = ?
 """
+
+# A delivery's attempts with their exchange's facts; a purged delivery's without its excerpt.
+_ATTEMPTS = """
+SELECT a.delivery_id, a.number, x.id AS exchange_id, x.started_at, x.duration,
+       x.status_code, x.error_kind, x.detail,
+       CASE WHEN d.purged THEN X'' ELSE x.response_excerpt END AS response_excerpt,
+       a.verdict, a.reason
+  FROM delivery_attempts AS a
+  JOIN delivery_exchanges AS x ON x.seq = a.exchange
+  JOIN deliveries AS d ON d.id = a.delivery_id
+"""
+
+_ATTEMPTS_OF_DELIVERY = _ATTEMPTS + " WHERE a.delivery_id = ? ORDER BY a.number"
+_ATTEMPTS_OF_EXCHANGE = _ATTEMPTS + " WHERE x.id = ? ORDER BY a.delivery_id, a.number"
 
 # One static statement for every filter combination: a NULL parameter switches its filter off.
 _LIST = """
@@ -262,23 +288,18 @@ def _record_one(
     # The fenced UPDATE, and the attempt row if it wrote; whether it wrote.
     done = bool(conn.execute(_RECORD, _record_params(delivery, owner, now)).rowcount)
     if done and attempt is not None:
-        conn.execute(_INSERT_ATTEMPT, _attempt_row(attempt))
+        conn.execute(INSERT_EXCHANGE, exchange_row(attempt, delivery.webhook_id))
+        conn.execute(
+            INSERT_ATTEMPT,
+            (
+                attempt.delivery_id,
+                attempt.number,
+                attempt.exchange_id,
+                attempt.verdict.value,
+                attempt.reason,
+            ),
+        )
     return done
-
-
-def _attempt_row(attempt: Attempt) -> dict[str, Any]:
-    return {
-        "delivery_id": attempt.delivery_id,
-        "number": attempt.number,
-        "started_at": utc_iso(attempt.started_at),
-        "duration": attempt.duration,
-        "status_code": attempt.status_code,
-        "error_kind": attempt.error_kind,
-        "detail": attempt.detail,
-        "response_excerpt": attempt.response_excerpt,
-        "verdict": attempt.verdict.value,
-        "reason": attempt.reason,
-    }
 
 
 def _optional_time(text: str | None) -> datetime | None:
@@ -295,7 +316,7 @@ def _attempt_from_row(row: sqlite3.Row) -> Attempt:
 
 class SQLiteOutbox(SQLiteCore):
     """
-    The ``deliveries`` and ``delivery_attempts`` tables. Strictly private.
+    The ``deliveries``, ``delivery_attempts`` and ``delivery_exchanges`` tables. Strictly private.
     """
 
     def enqueue_deliveries(self, deliveries: Sequence[Delivery]) -> list[str | None]:
@@ -403,8 +424,8 @@ class SQLiteOutbox(SQLiteCore):
 
         An optional fast path beside :meth:`record_outcomes` (the dispatcher uses it for
         Segment batches when a store has it): each group is ``(delivery_ids, outcome,
-        attempt)``, and every delivery in it gets *outcome*'s state and a copy of *attempt*,
-        each fenced on its own lease.
+        attempt)``, and every delivery in it gets *outcome*'s state and *attempt* as its
+        own, each fenced on its own lease; the batch's exchange is one row.
         """
         with self._transaction(relaxed=True) as conn:
             return record_shared(conn, groups, owner=owner, now=now)
@@ -463,10 +484,14 @@ class SQLiteOutbox(SQLiteCore):
         """
         Return a delivery's attempts, first first.
         """
-        rows = self._query(
-            "SELECT * FROM delivery_attempts WHERE delivery_id = ? ORDER BY number",
-            (delivery_id,),
-        )
+        rows = self._query(_ATTEMPTS_OF_DELIVERY, (delivery_id,))
+        return load_rows(rows, _attempt_from_row)
+
+    def list_exchange_attempts(self, exchange_id: str) -> list[Attempt]:
+        """
+        Return the attempts of one HTTP exchange, one per delivery, by delivery id.
+        """
+        rows = self._query(_ATTEMPTS_OF_EXCHANGE, (exchange_id,))
         return load_rows(rows, _attempt_from_row)
 
     def redeliver(self, delivery_id: str, *, now: datetime) -> Delivery:
@@ -507,8 +532,10 @@ class SQLiteOutbox(SQLiteCore):
         """
         params = {"older_than": utc_iso(older_than)}
         with self._transaction() as conn:
-            conn.execute(_PURGE_ATTEMPTS, params)
-            return conn.execute(_PURGE_DELIVERIES, params).rowcount
+            conn.execute(_PURGE_EXCERPTS, params)
+            purged = conn.execute(_PURGE_DELIVERIES, params).rowcount
+            conn.execute(_PURGE_EXCHANGES)
+            return purged
 
     def pending_summary(self) -> tuple[int, datetime | None]:
         """

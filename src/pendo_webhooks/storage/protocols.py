@@ -64,7 +64,8 @@ __all__ = [
 ]
 
 #: One group of :meth:`SharedOutcomesOutbox.record_shared_outcomes`: the ids of deliveries
-#: that share an outcome, that outcome's delivery state, and its attempt row (or ``None``).
+#: that share an outcome, that outcome's delivery state, and its attempt (or ``None``),
+#: whose ``delivery_id`` is ignored: every delivery of the group gets it as its own.
 SharedOutcome = tuple[Sequence[str], Delivery, Attempt | None]
 
 
@@ -90,8 +91,10 @@ class SharedOutcomesOutbox(Protocol):
         Record each group's outcome for every delivery in it, in one transaction.
 
         Each group is ``(delivery_ids, outcome, attempt)``: every delivery in it gets
-        *outcome*'s state (as :meth:`OutboxQueue.record_outcome`) and a copy of *attempt*
-        with its own id, each fenced on its own lease.
+        *outcome*'s state (as :meth:`OutboxQueue.record_outcome`) and *attempt* as its
+        own (its ``delivery_id`` replaced), each fenced on its own lease. The groups of
+        one batch share one ``exchange_id``, and so one exchange: a store writes its
+        facts once, linked to every delivery written, and none if no delivery was.
 
         Returns:
             The ids of the deliveries written.

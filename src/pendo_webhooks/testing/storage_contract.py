@@ -1172,6 +1172,157 @@ class DeliveryLogContract:
         assert storage.get_delivery(waiting.id) == waiting
         assert storage.purge(_T0 + timedelta(days=1)) == 0
 
+    # -- exchanges: one HTTP request, many deliveries (a Segment batch) -------------------
+
+    def _one_request_for_three(self, storage: Storage) -> tuple[list[Delivery], str]:
+        # Three deliveries sent in one request: two delivered on their first attempt, one
+        # (redelivered earlier: attempt 3) told to retry; and a fourth, in the same request,
+        # whose lease was lost meanwhile. Returns the three recorded and the exchange id.
+        webhook = _hook(storage)
+        storage.enqueue_deliveries([_delivery(webhook.id) for _ in range(4)])
+        claimed = _claim(storage)
+        now = _T0 + timedelta(seconds=2)
+        exchange_id = "exc_shared-by-three"
+        facts: dict[str, object] = {
+            "exchange_id": exchange_id,
+            "started_at": _T0 + timedelta(seconds=1),
+            "duration": 0.5,
+            "status_code": 200,
+            "response_excerpt": b'{"success":true} \xff',
+        }
+        outcomes: list[tuple[Delivery, Attempt | None]] = []
+        for n, delivery in enumerate(claimed):
+            if n < 2:
+                done = _finished(delivery, DeliveryStatus.DELIVERED, now)
+                attempt = _attempt_for(
+                    delivery, verdict=Verdict.DELIVERED, reason="HTTP 200", **facts
+                )
+            else:
+                done = attrs.evolve(_retried(delivery, now)[0], attempts=3)
+                attempt = _attempt_for(delivery, number=3, reason="HTTP 200, retry", **facts)
+            outcomes.append((done, attempt))
+        lost = claimed[3]
+        assert storage.release_claims([lost.id], owner="w1", now=_T0) == 1
+        _claim(storage, owner="w2", now=_T0)
+        assert storage.record_outcomes(outcomes, owner="w1", now=now) == [True] * 3 + [False]
+        return claimed[:3], exchange_id
+
+    def test_one_request_is_one_exchange(self, storage: Storage) -> None:
+        """
+        Attempts recorded with one ``exchange_id`` (one request for several deliveries)
+        read back with it and the same exchange facts, each with its own number, verdict
+        and reason; the exchange lists them, by delivery id, and not the one whose lease
+        was lost.
+        """
+        sent, exchange_id = self._one_request_for_three(storage)
+        (first,), (second,), (third,) = (storage.list_attempts(d.id) for d in sent)
+        assert {a.exchange_id for a in (first, second, third)} == {exchange_id}
+        facts = {
+            (a.started_at, a.duration, a.status_code, a.error_kind, a.detail, a.response_excerpt)
+            for a in (first, second, third)
+        }
+        assert facts == {
+            (_T0 + timedelta(seconds=1), 0.5, 200, None, None, b'{"success":true} \xff')
+        }
+        assert [(a.number, a.verdict) for a in (first, second, third)] == [
+            (1, Verdict.DELIVERED),
+            (1, Verdict.DELIVERED),
+            (3, Verdict.RETRY),
+        ]
+        listed = storage.list_exchange_attempts(exchange_id)
+        assert listed == sorted([first, second, third], key=lambda a: a.delivery_id)
+        assert storage.list_exchange_attempts("exc_nope") == []
+
+    def test_each_url_attempt_is_its_own_exchange(self, storage: Storage) -> None:
+        """
+        A delivery's attempts, each its own request, have an exchange each: listing one of
+        them gives that attempt alone.
+        """
+        webhook = _hook(storage)
+        storage.enqueue_deliveries([_delivery(webhook.id)])
+        now = _T0
+        for _ in range(2):
+            (claimed,) = _claim(storage, now=now)
+            assert storage.record_outcome(*_retried(claimed, now), owner="w1", now=now)
+            now += timedelta(seconds=1)
+        first, second = storage.list_attempts(claimed.id)
+        assert first.exchange_id != second.exchange_id
+        assert storage.list_exchange_attempts(first.exchange_id) == [first]
+        assert storage.list_exchange_attempts(second.exchange_id) == [second]
+
+    def test_shared_outcomes_share_one_exchange(self, storage: Storage) -> None:
+        """
+        A batch whose deliveries had different attempt counts (two groups of outcomes)
+        is still one exchange: every delivery of every group gets the group's attempt
+        with the batch's one exchange id and facts. Recorded through
+        :class:`~pendo_webhooks.storage.protocols.SharedOutcomesOutbox` by a store that
+        has it, else as the dispatcher then does: each delivery's own copy, all at once.
+        """
+        webhook = _hook(storage)
+        storage.enqueue_deliveries([_delivery(webhook.id) for _ in range(3)])
+        claimed = _claim(storage)
+        now = _T0 + timedelta(seconds=2)
+        facts: dict[str, object] = {"exchange_id": "exc_one-batch", "started_at": now}
+        done = _finished(claimed[0], DeliveryStatus.DELIVERED, now)
+        retried = attrs.evolve(_retried(claimed[2], now)[0], attempts=2)
+        groups = [
+            (
+                [claimed[0].id, claimed[1].id],
+                done,
+                _attempt_for(claimed[0], verdict=Verdict.DELIVERED, reason="HTTP 200", **facts),
+            ),
+            ([claimed[2].id], retried, _attempt_for(claimed[2], number=2, **facts)),
+        ]
+        if capabilities(storage).shared_outcomes:
+            record = storage.record_shared_outcomes  # type: ignore[attr-defined]
+            assert record(groups, owner="w1", now=now) == {d.id for d in claimed}
+        else:
+            outcomes: list[tuple[Delivery, Attempt | None]] = [
+                (attrs.evolve(after, id=i), attrs.evolve(attempt, delivery_id=i))
+                for ids, after, attempt in groups
+                for i in ids
+            ]
+            assert storage.record_outcomes(outcomes, owner="w1", now=now) == [True] * 3
+        listed = storage.list_exchange_attempts("exc_one-batch")
+        assert [(a.delivery_id, a.number) for a in listed] == sorted(
+            [(claimed[0].id, 1), (claimed[1].id, 1), (claimed[2].id, 2)]
+        )
+        assert {(a.started_at, a.status_code, a.response_excerpt) for a in listed} == {
+            (now, 503, b"busy \xff" * 10)
+        }
+        for delivery in claimed:
+            assert [a.exchange_id for a in storage.list_attempts(delivery.id)] == ["exc_one-batch"]
+
+    def test_purge_keeps_a_shared_exchange_for_those_not_purged(self, storage: Storage) -> None:
+        """
+        Purging the deliveries of a shared exchange that finished before the cut-off
+        empties their attempts' excerpt only: one still pending (or finished later) keeps
+        it, with every other exchange fact, until it is purged too.
+        """
+        (one, two, three), exchange_id = self._one_request_for_three(storage)
+        later = _T0 + timedelta(days=2)
+        (claimed,) = storage.claim_deliveries(
+            [three.id], owner="w1", now=later, lease_until=later + _LEASE
+        )
+        finished = _finished(claimed, DeliveryStatus.DELIVERED, later)
+        assert storage.record_outcome(finished, _attempt_for(claimed), owner="w1", now=later)
+        assert storage.purge(_T0 + timedelta(days=1)) == 2
+        excerpts = {
+            a.delivery_id: a.response_excerpt for a in storage.list_exchange_attempts(exchange_id)
+        }
+        assert excerpts == {one.id: b"", two.id: b"", three.id: b'{"success":true} \xff'}
+        kept = storage.list_attempts(three.id)[0]
+        assert (kept.exchange_id, kept.status_code, kept.response_excerpt) == (
+            exchange_id,
+            200,
+            b'{"success":true} \xff',
+        )
+        purged = storage.list_attempts(one.id)[0]
+        assert (purged.exchange_id, purged.status_code, purged.duration) == (exchange_id, 200, 0.5)
+        assert storage.purge(later + timedelta(seconds=2)) == 1
+        assert {a.response_excerpt for a in storage.list_exchange_attempts(exchange_id)} == {b""}
+        assert [a.number for a in storage.list_attempts(three.id)] == [3, 4]
+
 
 class FirstSeenStoreContract:
     """
@@ -1461,5 +1612,5 @@ class StorageContract(
     that implements all of the seam.
 
     >>> len([name for name in dir(StorageContract) if name.startswith("test_")])
-    67
+    71
     """
