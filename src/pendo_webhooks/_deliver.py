@@ -1,19 +1,26 @@
 """
-The deliverer: attempts claimed deliveries and records their outcomes, never raising.
+The deliverer: one delivery flow for every kind of webhook, never raising.
 
-A URL webhook's delivery is signed afresh and sent alone; a Segment webhook's deliveries
-hold ``track`` messages (serialized once, at enqueue, by
-:class:`~pendo_webhooks.formatters.SegmentFormatter`) and go out together: attempting one
-claims the webhook's other due deliveries too (up to
-:data:`~pendo_webhooks.formatters.MAX_BATCH_MESSAGES` in all), cuts them into batches
-within Segment's limits, and sends each batch as one ``POST <endpoint>/v1/batch`` whose
-body joins the stored bytes as they are. The write key is read from the webhook at send
-time and goes only into the ``Authorization`` header of the request.
+Claimed deliveries of one webhook go through the same steps whatever its kind; the
+webhook's :class:`~pendo_webhooks.channels.Channel` supplies what differs:
 
-A batch's outcome is each delivery's outcome: every delivery gets its own
-:class:`Attempt` row and the retry policy's decision for its own attempt number (the
-jitter is drawn once per batch, so deliveries that failed together are retried together);
-all of a batch's outcomes are written in one transaction, each fenced on its own lease.
+1. **unwanted**: a delivery its webhook no longer wants (deleted, disabled, unsubscribed)
+   is cancelled, one the channel refuses (too large) failed; neither is sent;
+2. **exchange**: the others are cut into batches (:meth:`Channel.plan`; a URL delivery is
+   a batch of one) and each batch is sent once, its request built at send time
+   (:meth:`Channel.request`), what came back scrubbed (:meth:`Channel.scrub`);
+3. **decide**: the retry policy decides what follows for each delivery's own attempt
+   number (the jitter is drawn once per batch, so deliveries that failed together are
+   retried together);
+4. **settle**: each delivery's next state and its :class:`Attempt` row
+   (:func:`~pendo_webhooks._attempt.settle`, the one place attempt rows are made);
+5. **record**: all of a batch's outcomes in one transaction, each fenced on its own lease
+   (a delivery whose lease was lost reports what the store holds now); a 410 disables the
+   webhook, and its later batches are cancelled.
+
+A channel that batches (Segment) takes its webhook's other due deliveries along when one
+is attempted, up to :attr:`Channel.max_batch_messages`; between batches, one whose claims
+have less than half their lease left is handed back rather than sent late.
 
 Strictly private; the :class:`~pendo_webhooks.dispatcher.Dispatcher` holds one.
 """
@@ -28,36 +35,27 @@ from typing import cast
 
 import attrs
 
-from ._attempt import Exchange, SignerCache, exchange, host_of, settle, unwanted, url_request
+from ._attempt import Exchange, exchange, host_of, settle, unwanted
 from ._clock import Clock
-from ._deliver_claims import Claims
+from ._deliver_claims import Claimer
+from ._deliver_outcome import exhausted, outcome_of, released, settled, unexpected
 from ._delivery import Attempt, Delivery, DeliveryStatus
 from ._outcomes import DeliveryOutcome, Outcome
-from ._secret import Secret
-from ._segment import (
-    MAX_BATCH_MESSAGES,
-    MAX_MESSAGE_BYTES,
-    basic_auth,
-    batch_request,
-    plan_batches,
-    too_large_reason,
-)
-from ._webhook import Webhook, WebhookKind
-from .exceptions import ConfigurationError, PendoWebhooksError, UnknownWebhook
+from ._webhook import Webhook
+from .channels import Channel, ChannelTable, Message
+from .exceptions import PendoWebhooksError, UnknownWebhook
 from .registry import WebhookRegistry
 from .retry import Decision, RetryPolicy, Verdict
 from .storage import Storage
 from .storage.protocols import ChainingOutbox, SharedOutcomesOutbox, capabilities
-from .transports import OutgoingRequest, Transport, TransportResponse
+from .transports import OutgoingRequest, Transport
 
 
-__all__ = ["ClaimNext", "Deliverer", "exhausted", "released"]
+__all__ = ["ClaimNext", "Deliverer"]
 
 logger = logging.getLogger("pendo_webhooks")
 
 _Row = tuple[Delivery, Attempt | None]
-_RecordShared = Callable[..., set[str]]
-_REDACTED = b"<redacted>"
 _CLOSED_STATUS = {
     Outcome.CANCELLED: DeliveryStatus.CANCELLED,
     Outcome.FAILED: DeliveryStatus.FAILED,
@@ -69,10 +67,11 @@ class ClaimNext:
     """
     A one-thread runner's request: record an outcome and claim the next due delivery.
 
-    Passed to :meth:`Deliverer.attempt_claimed`, down to its recording, which then records through
-    *outbox*'s ``record_outcome_and_claim`` (one transaction for both) and returns what
-    it claimed: ``None`` where no claim was made (a cancellation, a Segment batch, a
-    bug), ``[]`` where nothing was due. Strictly private.
+    Passed to :meth:`Deliverer.attempt_claimed`, down to where a batch of one is
+    recorded, which then records through *outbox*'s ``record_outcome_and_claim`` (one
+    transaction for both) and returns what it claimed: ``None`` where no claim was made
+    (a cancellation, a batching channel's delivery, a bug), ``[]`` where nothing was due.
+    Strictly private.
 
     Args:
         outbox: The store, as the :class:`~pendo_webhooks.storage.protocols.ChainingOutbox`
@@ -84,12 +83,13 @@ class ClaimNext:
 
 class Deliverer:
     """
-    Attempts claimed deliveries, records each outcome (fenced on its lease). Strictly private.
+    Attempts claimed deliveries and records each outcome (fenced on its lease). Strictly private.
 
     Args:
         storage: The store (its outbox, and its webhooks, re-read at each attempt).
         registry: Disables a webhook that answered 410.
-        claims: Claims a Segment batch's other due deliveries; gives claims back.
+        claims: Claims a batch's other due deliveries; gives claims back.
+        channels: The channel of each webhook kind.
         transport: Sends the requests.
         retry: Decides what follows each attempt.
         clock: The current aware UTC time.
@@ -101,7 +101,8 @@ class Deliverer:
         *,
         storage: Storage,
         registry: WebhookRegistry,
-        claims: Claims,
+        claims: Claimer,
+        channels: ChannelTable,
         transport: Transport,
         retry: RetryPolicy,
         clock: Clock,
@@ -110,17 +111,13 @@ class Deliverer:
         self._storage = storage
         self._registry = registry
         self._claims = claims
+        self._channels = channels
         self._transport = transport
         self._retry = retry
         self._clock = clock
         self._rng = rng
-        self._signers = SignerCache()
 
-    def _current_webhook(self, webhook_id: str) -> Webhook | None:
-        try:
-            return self._storage.get_webhook(webhook_id)
-        except UnknownWebhook:
-            return None
+    # -- entry points ----------------------------------------------------------------------
 
     def attempt_claimed(
         self, delivery: Delivery, claim_next: ClaimNext | None = None
@@ -128,319 +125,234 @@ class Deliverer:
         """
         Attempt a claimed delivery against its webhook as it is now; never raise.
 
-        A Segment webhook's delivery takes the webhook's other due deliveries along in
-        its batch; their outcomes are returned too. With *claim_next*, a URL delivery's
-        outcome is recorded in the transaction that claims the next due delivery.
+        A batching channel's delivery takes the webhook's other due deliveries along; their
+        outcomes are returned too. With *claim_next*, a delivery of a channel without
+        batches is recorded in the transaction that claims the next due delivery.
 
         Returns:
             The outcomes, and what was claimed along with them (``None``: no claim was
-            made; a cancellation, a Segment batch, a bug or no *claim_next*).
+            made; a cancellation, a batching channel, a bug or no *claim_next*).
         """
         if delivery.status is not DeliveryStatus.PENDING:
             return [exhausted(delivery)], None
         try:
             webhook = self._current_webhook(delivery.webhook_id)
         except Exception as exc:  # noqa: BLE001 - a broken store must not stop the loop
-            return [self._unexpected(delivery, exc)], None
-        if webhook is not None and webhook.kind is WebhookKind.SEGMENT:
-            return self.attempt_batch([delivery], webhook), None
-        outcome, claimed = self._attempt(delivery, webhook, claim_next)
-        return [outcome], claimed
+            return [unexpected(delivery, exc)], None
+        return self._deliver([delivery], webhook, claim_next)
 
-    def attempt_batch(
-        self, deliveries: Sequence[Delivery], webhook: Webhook
-    ) -> list[DeliveryOutcome]:
+    def attempt_now(self, delivery: Delivery, webhook: Webhook) -> DeliveryOutcome:
         """
-        Attempt claimed Segment deliveries (of *webhook*) in batches; never raise.
-
-        Deliveries the webhook no longer wants (disabled, unsubscribed) are cancelled
-        there, one by one. An exception here is a bug: the deliveries stay leased and
-        come back later.
+        Attempt a just-stored delivery (with its webhook's due ones, for a batching channel).
         """
-        try:
-            return self._attempt_segment(deliveries, webhook)
-        except Exception as exc:  # noqa: BLE001 - C4: one delivery never blocks the others
-            return [self._unexpected(delivery, exc) for delivery in deliveries]
-
-    def _attempt(
-        self, delivery: Delivery, webhook: Webhook | None, claim_next: ClaimNext | None = None
-    ) -> tuple[DeliveryOutcome, list[Delivery] | None]:
-        """
-        Attempt a claimed delivery once and record the outcome; never raise.
-
-        Returns the outcome, and what *claim_next* claimed with it (``None``: no claim).
-        An exception here is a bug (sending errors are outcomes): the delivery stays
-        pending and leased, and comes back when the lease lapses.
-        """
-        try:
-            why = unwanted(delivery, webhook)
-            if webhook is None or why is not None:
-                return self._cancel(delivery, why or "webhook deleted"), None
-            sent = self.send_url(webhook, delivery.body, delivery.event_id)
-            return self._record(delivery, webhook, sent, claim_next)
-        except Exception as exc:  # noqa: BLE001 - C4: one delivery never blocks the others
-            return self._unexpected(delivery, exc), None
-
-    def send_url(self, webhook: Webhook, body: bytes, event_id: str) -> Exchange:
-        """
-        Sign *body* for *webhook* afresh and send it once; never raise.
-        """
-
-        def build(now: datetime) -> OutgoingRequest:
-            return url_request(webhook, body, event_id=event_id, now=now, signers=self._signers)
-
-        return exchange(self._transport, build, clock=self._clock)
-
-    def _record(
-        self,
-        delivery: Delivery,
-        webhook: Webhook,
-        sent: Exchange,
-        claim_next: ClaimNext | None = None,
-    ) -> tuple[DeliveryOutcome, list[Delivery] | None]:
-        """
-        Decide what follows *sent*, store it with its attempt row (fenced), act on a 410.
-
-        With *claim_next* (a one-thread runner), the same transaction claims the next due
-        delivery; returns the outcome and that claim (``None`` without *claim_next*).
-        """
-        now = self._clock()
-        decision = self._retry.decide(
-            attempt=delivery.attempt_number - delivery.attempt_base,
-            status=sent.status,
-            error_kind=sent.error_kind,
-            retry_after=sent.retry_after,
-            now=now,
-            rng=self._rng.uniform,
-        )
-        updated, attempt = settle(delivery, sent, decision, now=now)
-        claimed: list[Delivery] | None = None
-        if claim_next is None:
-            written = self._storage.record_outcome(
-                updated, attempt, owner=self._claims.owner, now=now
-            )
-        else:
-            written, claimed = claim_next.outbox.record_outcome_and_claim(
-                updated,
-                attempt,
-                owner=self._claims.owner,
-                now=now,
-                lease_until=now + self._claims.lease_duration,
-                max_claims=self._claims.max_claims,
-            )
-            if not written and claimed:
-                # The claim may have ended this very delivery (its lease had lapsed, and it
-                # was claimed too often): _lost reports that, once.
-                claimed = [
-                    d for d in claimed if d.id != delivery.id or d.status is DeliveryStatus.PENDING
-                ]
-        try:
-            if decision.disable_webhook:
-                self._disable_gone(webhook)
-            if not written:
-                return self._lost(delivery), claimed
-        except BaseException:
-            if claimed:  # nobody will attempt them now: give them back at once
-                self._claims.release(claimed)
-            raise
-        outcome = DeliveryOutcome(
-            webhook_id=delivery.webhook_id,
-            delivery_id=delivery.id,
-            outcome=Outcome(decision.verdict.value),
-            reason=updated.last_error,
-            attempt=attempt.number,
-            status_code=sent.status,
-            error_kind=sent.error_kind,
-            next_attempt_at=decision.next_attempt_at,
-        )
-        level = logging.DEBUG if decision.verdict is Verdict.DELIVERED else logging.INFO
-        if logger.isEnabledFor(level):
-            logger.log(
-                level,
-                "delivery %s to webhook %s (%s), attempt %d: %s in %.3f s, %s",
-                delivery.id,
-                delivery.webhook_id,
-                host_of(webhook.destination),
-                attempt.number,
-                sent.describe(),
-                sent.duration,
-                decision.reason,
-            )
-        return outcome, claimed
-
-    def _cancel(self, delivery: Delivery, why: str) -> DeliveryOutcome:
-        now = self._clock()
-        cancelled = attrs.evolve(
-            delivery,
-            status=DeliveryStatus.CANCELLED,
-            last_error=why,
-            finished_at=now,
-            updated_at=now,
-            lease_owner=None,
-            lease_until=None,
-        )
-        if not self._storage.record_outcome(cancelled, None, owner=self._claims.owner, now=now):
-            return self._lost(delivery)
-        logger.info(
-            "delivery %s to webhook %s cancelled: %s", delivery.id, delivery.webhook_id, why
-        )
-        return DeliveryOutcome(
-            webhook_id=delivery.webhook_id,
-            delivery_id=delivery.id,
-            outcome=Outcome.CANCELLED,
-            reason=why,
-        )
-
-    def _lost(self, delivery: Delivery) -> DeliveryOutcome:
-        # Someone else changed it meanwhile (a cancellation, or a claim after our lease
-        # lapsed): report what the store holds now.
-        current = self._storage.get_delivery(delivery.id)
-        logger.warning(
-            "delivery %s to webhook %s: lease lost before the outcome was recorded (now %s)",
-            delivery.id,
-            delivery.webhook_id,
-            current.status,
-        )
-        # Cancelled, or ended by a claim (claimed too often): the store's reason says why.
-        ended = current.status in {DeliveryStatus.CANCELLED, DeliveryStatus.DEAD}
-        return DeliveryOutcome(
-            webhook_id=delivery.webhook_id,
-            delivery_id=delivery.id,
-            outcome=Outcome(current.status.value),
-            reason=current.last_error if ended else "lease lost; outcome not recorded",
-        )
-
-    def _unexpected(self, delivery: Delivery, exc: Exception) -> DeliveryOutcome:
-        # Only the type: the text of an unexpected error might quote a URL or a body.
-        logger.error(
-            "delivery %s to webhook %s: unexpected %s; it stays pending until its lease lapses",
-            delivery.id,
-            delivery.webhook_id,
-            type(exc).__name__,
-        )
-        return DeliveryOutcome(
-            webhook_id=delivery.webhook_id,
-            delivery_id=delivery.id,
-            outcome=Outcome.PENDING,
-            reason=f"unexpected {type(exc).__name__}; retried when the lease lapses",
-        )
-
-    def _disable_gone(self, webhook: Webhook) -> None:
-        reason = f"HTTP 410 Gone from {host_of(webhook.destination)}"
-        try:
-            self._registry.disable_by_system(webhook.id, reason=reason)
-        except PendoWebhooksError as exc:
-            logger.warning("webhook %s answered 410 but was not disabled: %s", webhook.id, exc)
-            return
-        logger.info("webhook %s disabled by the system: %s", webhook.id, reason)
+        found, _ = self._deliver([delivery], webhook)
+        return next((o for o in found if o.delivery_id == delivery.id), found[0])
 
     def attempt_guarded(self, delivery: Delivery, webhook: Webhook) -> DeliveryOutcome:
+        """
+        Like :meth:`attempt_now`, unless the claim is half gone: then hand it back.
+        """
         if self._claims.running_short([delivery]):
             self._claims.release([delivery])
             return released([delivery])[0]
         return self.attempt_now(delivery, webhook)
 
-    def attempt_now(self, delivery: Delivery, webhook: Webhook) -> DeliveryOutcome:
+    def attempt_batch(
+        self, deliveries: Sequence[Delivery], webhook: Webhook
+    ) -> list[DeliveryOutcome]:
         """
-        Attempt a just-stored delivery; for Segment, in a batch with the webhook's due ones.
+        Attempt claimed deliveries of *webhook* together (with its other due ones).
         """
-        if webhook.kind is WebhookKind.URL:
-            return self._attempt(delivery, webhook)[0]
-        found = self.attempt_batch([delivery], webhook)
-        return next((o for o in found if o.delivery_id == delivery.id), found[0])
+        return self._deliver(deliveries, webhook)[0]
 
-    def send_segment(self, webhook: Webhook, messages: Sequence[bytes]) -> tuple[Exchange, bytes]:
+    def send(
+        self, webhook: Webhook, messages: Sequence[Message], channel: Channel | None = None
+    ) -> tuple[Exchange, bytes]:
         """
-        Send *messages* to *webhook* as one batch, once; return what happened and the body sent.
+        Send *messages* to *webhook* as one request, once; return what happened and the body.
+
+        Nothing is recorded (the "Test" button). *channel* is the webhook's by default.
+        """
+        chosen = self._channels.for_webhook(webhook) if channel is None else channel
+        return self._exchange(webhook, chosen, messages)
+
+    def channel(self, webhook: Webhook) -> Channel:
+        """
+        The channel of *webhook*'s kind.
+        """
+        return self._channels.for_webhook(webhook)
+
+    # -- the flow --------------------------------------------------------------------------
+
+    def _current_webhook(self, webhook_id: str) -> Webhook | None:
+        try:
+            return self._storage.get_webhook(webhook_id)
+        except UnknownWebhook:
+            return None
+
+    def _deliver(
+        self,
+        claimed: Sequence[Delivery],
+        webhook: Webhook | None,
+        claim_next: ClaimNext | None = None,
+    ) -> tuple[list[DeliveryOutcome], list[Delivery] | None]:
+        """
+        unwanted → exchange → decide → settle → record, for *claimed* (all *webhook*'s).
+
+        Returns one outcome per delivery attempted, *claimed* first, and what *claim_next*
+        claimed. An exception here is a bug (sending errors are outcomes): *claimed* stays
+        pending and leased, and comes back when the lease lapses.
+        """
+        try:
+            if webhook is None:
+                deleted = [(d, Outcome.CANCELLED, "webhook deleted") for d in claimed]
+                return self._close(deleted), None
+            channel = self._channels.for_webhook(webhook)
+            deliveries, ended = self._take_due(claimed, webhook, channel)
+            closed: list[tuple[Delivery, Outcome, str]] = []
+            sendable: list[Delivery] = []
+            for delivery in deliveries:
+                why = unwanted(delivery, webhook)
+                if why is None:
+                    refused = channel.refuse(delivery.body)
+                    if refused is None:
+                        sendable.append(delivery)
+                        continue
+                    closed.append((delivery, Outcome.FAILED, refused))
+                else:
+                    closed.append((delivery, Outcome.CANCELLED, why))
+            outcomes = self._close(closed) if closed else []
+            claimed_next = None
+            start = 0
+            for number, count in enumerate(channel.plan([len(d.body) for d in sendable])):
+                batch = sendable[start : start + count]
+                rest = sendable[start:]
+                start += count
+                if number and self._claims.running_short(batch):
+                    # Half the lease is gone: another batch could outlive it. Hand the rest back.
+                    self._claims.release(rest)
+                    outcomes.extend(released(rest))
+                    break
+                found, gone, claimed_next = self._send(batch, webhook, channel, claim_next)
+                outcomes.extend(found)
+                if gone:
+                    later = [(d, Outcome.CANCELLED, "webhook disabled") for d in sendable[start:]]
+                    if later:
+                        outcomes.extend(self._close(later))
+                    break
+            if ended:
+                outcomes.extend(ended)
+        except Exception as exc:  # noqa: BLE001 - C4: one delivery never blocks the others
+            return [unexpected(delivery, exc) for delivery in claimed], None
+        return outcomes, claimed_next
+
+    def _take_due(
+        self, claimed: Sequence[Delivery], webhook: Webhook, channel: Channel
+    ) -> tuple[Sequence[Delivery], list[DeliveryOutcome]]:
+        """
+        *claimed* and the webhook's other due deliveries, up to a batch; and those a claim
+        ended (claimed too often without an outcome: not sent).
+        """
+        room = channel.max_batch_messages - len(claimed)
+        if room <= 0:
+            return claimed, []
+        more = self._claims.claim(room, webhook.id)
+        ended = [exhausted(d) for d in more if d.status is not DeliveryStatus.PENDING]
+        if ended:
+            more = [d for d in more if d.status is DeliveryStatus.PENDING]
+        return [*claimed, *more], ended
+
+    def _exchange(
+        self, webhook: Webhook, channel: Channel, messages: Sequence[Message]
+    ) -> tuple[Exchange, bytes]:
+        """
+        Build the request at send time, send it once, scrub what came back; never raise.
         """
         sent_body: list[bytes] = []
 
         def build(now: datetime) -> OutgoingRequest:
-            if webhook.write_key is None:  # pragma: no cover - the model requires one
-                raise ConfigurationError("a Segment webhook needs a write key")
-            request = batch_request(
-                endpoint=webhook.destination,
-                write_key=webhook.write_key,
-                messages=messages,
-                now=now,
-                gzip_body=webhook.segment_gzip,
-                headers=webhook.headers,
-            )
+            request = channel.request(webhook, messages, now=now)
             sent_body.append(request.body)
             return request
 
         sent = exchange(self._transport, build, clock=self._clock)
-        if sent.response is not None and webhook.write_key is not None:
-            sent = _scrubbed(sent, sent.response, webhook.write_key)
+        response = sent.response
+        if response is not None:
+            body = channel.scrub(webhook, response.body)
+            if body is not response.body:
+                sent = attrs.evolve(sent, response=attrs.evolve(response, body=body))
+        if sent.detail:
+            raw = sent.detail.encode("utf-8", "replace")
+            detail = channel.scrub(webhook, raw)
+            if detail is not raw:
+                sent = attrs.evolve(sent, detail=detail.decode("utf-8", "replace"))
         return sent, (sent_body[0] if sent_body else b"")
 
-    def _attempt_segment(
-        self, claimed: Sequence[Delivery], webhook: Webhook
-    ) -> list[DeliveryOutcome]:
+    def _send(
+        self,
+        batch: Sequence[Delivery],
+        webhook: Webhook,
+        channel: Channel,
+        claim_next: ClaimNext | None,
+    ) -> tuple[list[DeliveryOutcome], bool, list[Delivery] | None]:
         """
-        Attempt *claimed* (leased to us, all *webhook*'s) with its other due deliveries.
+        Send one batch, decide, settle and record each delivery's outcome.
 
-        Returns one outcome per delivery attempted, *claimed* first.
+        Returns the outcomes, whether the webhook answered 410, and what *claim_next*
+        claimed (``None``: no claim was made).
         """
-        room = MAX_BATCH_MESSAGES - len(claimed)
-        more = self._claims.claim(room, webhook.id) if room > 0 else []
-        # A claim may end a delivery dead (claimed too often without an outcome): not sent.
-        ended = [exhausted(d) for d in more if d.status is not DeliveryStatus.PENDING]
-        if ended:
-            more = [d for d in more if d.status is DeliveryStatus.PENDING]
-        return self._deliver_segment([*claimed, *more], webhook) + ended
-
-    def _deliver_segment(
-        self, deliveries: Sequence[Delivery], webhook: Webhook
-    ) -> list[DeliveryOutcome]:
-        outcomes: list[DeliveryOutcome] = []
-        closed: list[tuple[Delivery, Outcome, str]] = []
-        sendable: list[Delivery] = []
-        for delivery in deliveries:
-            why = unwanted(delivery, webhook)
-            if why is not None:
-                closed.append((delivery, Outcome.CANCELLED, why))
-            elif len(delivery.body) > MAX_MESSAGE_BYTES:
-                # Refused at enqueue; only a delivery stored by other means gets here.
-                reason = too_large_reason(len(delivery.body), MAX_MESSAGE_BYTES)
-                closed.append((delivery, Outcome.FAILED, reason))
-            else:
-                sendable.append(delivery)
-        if closed:
-            outcomes.extend(self._close(closed))
-        start = 0
-        for number, count in enumerate(plan_batches(len(d.body) for d in sendable)):
-            batch = sendable[start : start + count]
-            rest = sendable[start:]
-            start += count
-            if number and self._claims.running_short(batch):
-                # Half the lease is gone: another batch could outlive it. Hand the rest back.
-                self._claims.release(rest)
-                outcomes.extend(released(rest))
-                break
-            sent_outcomes, disabled = self._send_batch(batch, webhook)
-            outcomes.extend(sent_outcomes)
-            if disabled:
-                later = [(d, Outcome.CANCELLED, "webhook disabled") for d in sendable[start:]]
-                outcomes.extend(self._close(later))
-                break
-        return outcomes
-
-    def _send_batch(
-        self, batch: Sequence[Delivery], webhook: Webhook
-    ) -> tuple[list[DeliveryOutcome], bool]:
-        """
-        Send one batch, decide and record every delivery's outcome; return them, and a 410.
-        """
-        sent, body = self.send_segment(webhook, [d.body for d in batch])
+        sent, body = self._exchange(webhook, channel, batch)
         now = self._clock()
-        # One jitter draw for the whole batch, so its deliveries come due together again.
-        share = self._rng.random()
+        decide, decisions = self._decider(sent, now)
+        claimed: list[Delivery] | None = None
+        if channel.max_batch_messages == 1:
+            # A channel without batches: the store's single-outcome path, chained if asked.
+            rows: list[_Row] = [settle(batch[0], sent, decide(batch[0]), now=now)]
+            written, claimed = self._record_one(rows[0], claim_next, now)
+        elif capabilities(self._storage).shared_outcomes:
+            rows, written = self._record_shared(batch, sent, decide, now)
+        else:
+            rows = [settle(d, sent, decide(d), now=now) for d in batch]
+            written = self._storage.record_outcomes(rows, owner=self._claims.owner, now=now)
+        try:
+            gone = any(d.disable_webhook for d in decisions.values())
+            if gone:
+                self._disable_gone(webhook)
+            outcomes = [
+                settled(before, after, attempt, sent) if ok else self._lost(before)
+                for before, (after, attempt), ok in zip(batch, rows, written, strict=True)
+            ]
+        except BaseException:
+            if claimed:  # nobody will attempt them now: give them back at once
+                self._claims.release(claimed)
+            raise
+        self._log(
+            batch,
+            webhook=webhook,
+            channel=channel,
+            sent=sent,
+            body=body,
+            decisions=list(decisions.values()),
+            rows=rows,
+        )
+        return outcomes, gone, claimed
+
+    def _decider(
+        self, sent: Exchange, now: datetime
+    ) -> tuple[Callable[[Delivery], Decision], dict[int, Decision]]:
+        """
+        A memo of the retry policy's decisions on *sent*, by attempt number, and the memo.
+
+        The jitter is drawn once per batch, when first needed (as ``random.uniform``
+        would: ``low + (high - low) * random()``).
+        """
+        share: list[float] = []
+        decisions: dict[int, Decision] = {}
 
         def rng(low: float, high: float) -> float:
-            return low + (high - low) * share
-
-        decisions: dict[int, Decision] = {}
+            if not share:
+                share.append(self._rng.random())
+            return low + (high - low) * share[0]
 
         def decide(delivery: Delivery) -> Decision:
             number = delivery.attempt_number - delivery.attempt_base
@@ -456,84 +368,110 @@ class Deliverer:
                 )
             return decision
 
-        if capabilities(self._storage).shared_outcomes:
-            shared = cast(SharedOutcomesOutbox, self._storage).record_shared_outcomes
-            outcomes = self._record_shared(shared, batch, sent, decide, now)
-        else:
-            rows: list[_Row] = [settle(d, sent, decide(d), now=now) for d in batch]
-            written = self._storage.record_outcomes(rows, owner=self._claims.owner, now=now)
-            outcomes = [
-                _outcome(before, after, attempt, sent) if ok else self._lost(before)
-                for before, (after, attempt), ok in zip(batch, rows, written, strict=True)
+        return decide, decisions
+
+    def _record_one(
+        self, row: _Row, claim_next: ClaimNext | None, now: datetime
+    ) -> tuple[list[bool], list[Delivery] | None]:
+        """
+        Record the one delivery of a channel without batches; with *claim_next*, claim the
+        next due delivery in the same transaction.
+
+        Returns whether it was written, and what was claimed.
+        """
+        updated, attempt = row
+        if claim_next is None:
+            return [
+                self._storage.record_outcome(updated, attempt, owner=self._claims.owner, now=now)
+            ], None
+        written, claimed = claim_next.outbox.record_outcome_and_claim(
+            updated,
+            attempt,
+            owner=self._claims.owner,
+            now=now,
+            lease_until=now + self._claims.lease_duration,
+            max_claims=self._claims.max_claims,
+        )
+        if not written and claimed:
+            # The claim may have ended this very delivery (its lease had lapsed, and it was
+            # claimed too often): _lost reports that, once.
+            claimed = [
+                d for d in claimed if d.id != updated.id or d.status is DeliveryStatus.PENDING
             ]
-        gone = any(d.disable_webhook for d in decisions.values())
-        if gone:
-            self._disable_gone(webhook)
-        verdicts = {d.verdict for d in decisions.values()}
-        level = logging.DEBUG if verdicts == {Verdict.DELIVERED} else logging.INFO
-        if logger.isEnabledFor(level):
-            logger.log(
-                level,
-                "segment batch to webhook %s (%s): %d messages, %d bytes: %s in %.3f s, %s",
-                webhook.id,
-                host_of(webhook.destination),
-                len(batch),
-                len(body),
-                sent.describe(),
-                sent.duration,
-                "; ".join(sorted({d.reason for d in decisions.values()})),
-            )
-        return outcomes, gone
+        return [written], claimed
 
     def _record_shared(
         self,
-        record: _RecordShared,
         batch: Sequence[Delivery],
         sent: Exchange,
         decide: Callable[[Delivery], Decision],
         now: datetime,
-    ) -> list[DeliveryOutcome]:
+    ) -> tuple[list[_Row], list[bool]]:
         """
         Record a batch's outcomes through the store's set-based fast path.
 
         Deliveries with the same attempt counts get the same decision, state and attempt
         row (but for their ids), so each such group is settled once and written as one.
+        Returns each delivery's row as settled for its group (its own id aside), and
+        whether it was written.
         """
         groups: dict[tuple[int, int], list[Delivery]] = {}
         for delivery in batch:
             groups.setdefault((delivery.attempts, delivery.attempt_base), []).append(delivery)
-        settled = {
+        by_group = {
             key: settle(members[0], sent, decide(members[0]), now=now)
             for key, members in groups.items()
         }
+        record = cast(SharedOutcomesOutbox, self._storage).record_shared_outcomes
         written = record(
-            [([d.id for d in members], *settled[key]) for key, members in groups.items()],
+            [([d.id for d in members], *by_group[key]) for key, members in groups.items()],
             owner=self._claims.owner,
             now=now,
         )
-        # What a group's outcomes have in common, worked out once per group.
-        shared = {
-            key: _outcome(members[0], *settled[key], sent) for key, members in groups.items()
-        }
-        outcomes: list[DeliveryOutcome] = []
-        for d in batch:
-            if d.id not in written:
-                outcomes.append(self._lost(d))
-                continue
-            common = shared[d.attempts, d.attempt_base]
-            outcomes.append(
-                DeliveryOutcome(
-                    webhook_id=d.webhook_id,
-                    delivery_id=d.id,
-                    outcome=common.outcome,
-                    reason=common.reason,
-                    attempt=common.attempt,
-                    status_code=common.status_code,
-                    error_kind=common.error_kind,
-                    next_attempt_at=common.next_attempt_at,
-                )
+        rows: list[_Row] = [by_group[d.attempts, d.attempt_base] for d in batch]
+        return rows, [d.id in written for d in batch]
+
+    def _log(
+        self,
+        batch: Sequence[Delivery],
+        *,
+        webhook: Webhook,
+        channel: Channel,
+        sent: Exchange,
+        body: bytes,
+        decisions: list[Decision],
+        rows: list[_Row],
+    ) -> None:
+        verdicts = {d.verdict for d in decisions}
+        level = logging.DEBUG if verdicts == {Verdict.DELIVERED} else logging.INFO
+        if not logger.isEnabledFor(level):
+            return
+        if channel.max_batch_messages == 1:
+            attempt = rows[0][1]
+            logger.log(
+                level,
+                "delivery %s to webhook %s (%s), attempt %d: %s in %.3f s, %s",
+                batch[0].id,
+                batch[0].webhook_id,
+                host_of(webhook.destination),
+                0 if attempt is None else attempt.number,
+                sent.describe(),
+                sent.duration,
+                decisions[0].reason,
             )
-        return outcomes
+            return
+        logger.log(
+            level,
+            "%s batch to webhook %s (%s): %d messages, %d bytes: %s in %.3f s, %s",
+            webhook.kind,
+            webhook.id,
+            host_of(webhook.destination),
+            len(batch),
+            len(body),
+            sent.describe(),
+            sent.duration,
+            "; ".join(sorted({d.reason for d in decisions})),
+        )
 
     def _close(self, closed: Sequence[tuple[Delivery, Outcome, str]]) -> list[DeliveryOutcome]:
         """
@@ -564,72 +502,33 @@ class Deliverer:
             logger.info(
                 "delivery %s to webhook %s %s: %s", delivery.id, delivery.webhook_id, outcome, why
             )
-            results.append(
-                DeliveryOutcome(
-                    webhook_id=delivery.webhook_id,
-                    delivery_id=delivery.id,
-                    outcome=outcome,
-                    reason=why,
-                )
-            )
+            results.append(outcome_of(delivery.webhook_id, delivery.id, outcome, why))
         return results
 
-
-def _scrubbed(sent: Exchange, response: TransportResponse, write_key: Secret) -> Exchange:
-    # A receiver that echoes the request (a debugging proxy, say) must not get the write
-    # key into the stored response excerpt.
-    body = response.body
-    key = write_key.reveal().encode("utf-8")
-    token = basic_auth(write_key).split(" ", 1)[1].encode("ascii")
-    if key not in body and token not in body:
-        return sent
-    body = body.replace(key, _REDACTED).replace(token, _REDACTED)
-    return attrs.evolve(sent, response=attrs.evolve(response, body=body))
-
-
-def _outcome(
-    before: Delivery, after: Delivery, attempt: Attempt | None, sent: Exchange
-) -> DeliveryOutcome:
-    return DeliveryOutcome(
-        webhook_id=before.webhook_id,
-        delivery_id=before.id,
-        outcome=Outcome(after.status.value) if after.status.is_finished else Outcome.RETRY,
-        reason=after.last_error,
-        attempt=None if attempt is None else attempt.number,
-        status_code=sent.status,
-        error_kind=sent.error_kind,
-        next_attempt_at=None if after.status.is_finished else after.next_attempt_at,
-    )
-
-
-def exhausted(delivery: Delivery) -> DeliveryOutcome:
-    """
-    The outcome of a delivery its claim ended ``dead``: claimed too often without an outcome.
-    """
-    logger.warning(
-        "delivery %s to webhook %s: %s",
-        delivery.id,
-        delivery.webhook_id,
-        delivery.last_error,
-    )
-    return DeliveryOutcome(
-        webhook_id=delivery.webhook_id,
-        delivery_id=delivery.id,
-        outcome=Outcome(delivery.status.value),
-        reason=delivery.last_error,
-    )
-
-
-def released(deliveries: Sequence[Delivery]) -> list[DeliveryOutcome]:
-    """
-    The outcomes of claims handed back unattempted because their lease was running short.
-    """
-    return [
-        DeliveryOutcome(
-            webhook_id=d.webhook_id,
-            delivery_id=d.id,
-            outcome=Outcome.PENDING,
-            reason="released unattempted: the claim's lease was running short",
+    def _lost(self, delivery: Delivery) -> DeliveryOutcome:
+        # Someone else changed it meanwhile (a cancellation, or a claim after our lease
+        # lapsed): report what the store holds now.
+        current = self._storage.get_delivery(delivery.id)
+        logger.warning(
+            "delivery %s to webhook %s: lease lost before the outcome was recorded (now %s)",
+            delivery.id,
+            delivery.webhook_id,
+            current.status,
         )
-        for d in deliveries
-    ]
+        # Cancelled, or ended by a claim (claimed too often): the store's reason says why.
+        ended = current.status in {DeliveryStatus.CANCELLED, DeliveryStatus.DEAD}
+        return outcome_of(
+            delivery.webhook_id,
+            delivery.id,
+            Outcome(current.status.value),
+            current.last_error if ended else "lease lost; outcome not recorded",
+        )
+
+    def _disable_gone(self, webhook: Webhook) -> None:
+        reason = f"HTTP 410 Gone from {host_of(webhook.destination)}"
+        try:
+            self._registry.disable_by_system(webhook.id, reason=reason)
+        except PendoWebhooksError as exc:
+            logger.warning("webhook %s answered 410 but was not disabled: %s", webhook.id, exc)
+            return
+        logger.info("webhook %s disabled by the system: %s", webhook.id, reason)

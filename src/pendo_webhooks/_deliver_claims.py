@@ -1,7 +1,7 @@
 """
 The dispatcher's claims on the outbox: who it claims as, for how long, and what it gives back.
 
-One :class:`Claims` object is shared by the enqueuer, the deliverer and the runner of a
+One :class:`Claimer` object is shared by the enqueuer, the deliverer and the runner of a
 :class:`~pendo_webhooks.dispatcher.Dispatcher`, so all three claim as the same owner with
 the same lease. Strictly private.
 """
@@ -18,10 +18,10 @@ from ._delivery import Delivery
 from .storage.protocols import OutboxQueue
 
 
-__all__ = ["Claims"]
+__all__ = ["Claimer"]
 
 
-class Claims:
+class Claimer:
     """
     Claims due deliveries for one owner, with one lease; hands claims back. Strictly private.
 

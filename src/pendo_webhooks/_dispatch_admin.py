@@ -11,16 +11,17 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 
+import attrs
+
 from ._attempt import host_of
 from ._clock import Clock
 from ._deliver import Deliverer
 from ._delivery import Attempt, Delivery, DeliveryStatus
 from ._dispatch_args import aware_arg, count_arg
 from ._outcomes import TestResult
-from ._webhook import WebhookKind, to_category
-from .events import EventCategory, new_unique_id, to_wire
+from ._webhook import to_category
+from .events import EventCategory, new_unique_id
 from .exceptions import ValidationError
-from .formatters import SegmentFormatter
 from .registry import Actor, WebhookRegistry
 from .storage import Storage
 
@@ -32,6 +33,16 @@ _CATEGORY_ORDER = list(EventCategory)
 _END_OF_TIME = datetime.max.replace(tzinfo=timezone.utc)
 
 logger = logging.getLogger("pendo_webhooks")
+
+
+@attrs.frozen(kw_only=True)
+class _Sample:
+    """
+    The sample message a test send carries (a :class:`~pendo_webhooks.channels.Message`).
+    """
+
+    body: bytes
+    event_id: str
 
 
 class AdminReads:
@@ -70,11 +81,10 @@ class AdminReads:
         from .testing import sample_event  # noqa: PLC0415
 
         event = sample_event(chosen, unique_id=new_unique_id(), timestamp=self._clock())
-        if webhook.kind is WebhookKind.URL:
-            body = to_wire(event)
-            sent = self._deliverer.send_url(webhook, body, event.unique_id)
-        else:
-            sent, body = self._deliverer.send_segment(webhook, [SegmentFormatter().format(event)])
+        channel = self._deliverer.channel(webhook)
+        message = _Sample(body=channel.format(event), event_id=event.unique_id)
+        sent, sent_body = self._deliverer.send(webhook, [message], channel)
+        body = sent_body or message.body
         status = sent.status
         accepted = status is not None and 200 <= status <= 299
         error = None

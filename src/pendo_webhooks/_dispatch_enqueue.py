@@ -18,8 +18,9 @@ from datetime import datetime
 
 import attrs
 
-from ._deliver import Deliverer, exhausted
-from ._deliver_claims import Claims
+from ._deliver import Deliverer
+from ._deliver_claims import Claimer
+from ._deliver_outcome import exhausted, outcome_of
 from ._delivery import Delivery, DeliveryStatus, trusted_delivery
 from ._exclusions import ExclusionMatcher, StoredExclusions
 from ._gate import (
@@ -32,11 +33,11 @@ from ._gate import (
     payload_measure,
 )
 from ._outcomes import DeliveryOutcome, DispatchResult, Outcome
-from ._segment import MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, too_large_reason
-from ._webhook import Webhook, WebhookKind
+from ._segment import too_large_reason
+from ._webhook import Webhook
+from .channels import ChannelTable
 from .events import Event, EventCategory
 from .exceptions import ValidationError
-from .formatters import Formatter, SegmentFormatter, URLFormatter
 from .registry import WebhookRegistry
 from .storage import Storage
 from .storage._host_connection import enqueue_through
@@ -69,7 +70,7 @@ class Enqueuer:
         transport: Asked, by explain, whether a destination resolves to a refused address.
         ids: Makes delivery ids.
         threads: Threads for dispatch's immediate attempts.
-        max_body_bytes: The largest URL webhook body stored to be sent.
+        channels: The channel of each webhook kind: formats, limits, batches.
     """
 
     def __init__(
@@ -77,12 +78,12 @@ class Enqueuer:
         *,
         registry: WebhookRegistry,
         storage: Storage,
-        claims: Claims,
+        claims: Claimer,
         deliverer: Deliverer,
         transport: object,
         ids: Callable[[str], str],
         threads: int,
-        max_body_bytes: int,
+        channels: ChannelTable,
     ) -> None:
         self._registry = registry
         self._storage = storage
@@ -92,13 +93,9 @@ class Enqueuer:
         self._transport = transport
         self._ids = ids
         self._threads = threads
-        self._max_body_bytes = max_body_bytes
+        self._channels = channels
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
-        self._formatters: dict[WebhookKind, Formatter] = {
-            WebhookKind.URL: URLFormatter(),
-            WebhookKind.SEGMENT: SegmentFormatter(),
-        }
         self._exclusions = StoredExclusions(storage)
 
     def close(self) -> None:
@@ -123,9 +120,7 @@ class Enqueuer:
             exclusions=self._exclusions.current(),
             destinations=self._registry.destinations,
             resolve=check if callable(check) else None,
-            measure=payload_measure(
-                event, max_body_bytes=self._max_body_bytes, formatters=self._formatters
-            ),
+            measure=payload_measure(event, channels=self._channels),
         )
 
     def enqueue(
@@ -242,12 +237,14 @@ class Enqueuer:
             plan.gated = _gated(event, webhooks, *gate)
             return plan
         now = batch.now
-        bodies: dict[WebhookKind, bytes] = {}
+        # Formatted once per channel (a channel may serve more than one kind).
+        bodies: dict[int, bytes] = {}
         for webhook in webhooks:
-            body = bodies.get(webhook.kind)
+            channel = self._channels.for_webhook(webhook)
+            body = bodies.get(id(channel))
             if body is None:
-                body = bodies[webhook.kind] = self._formatters[webhook.kind].format(event)
-            limit = self._max_body_bytes if webhook.kind is WebhookKind.URL else MAX_MESSAGE_BYTES
+                body = bodies[id(channel)] = channel.format(event)
+            limit = channel.max_message_bytes
             # Every value is of the right type already: the unchecked constructor.
             delivery = trusted_delivery(
                 id=self._ids("dlv"),
@@ -296,20 +293,21 @@ class Enqueuer:
         """
         *pairs* in the chunks dispatch_many claims and attempts them in, in order.
 
-        Each Segment webhook's deliveries in one batch's worth each, then the URL
-        deliveries, ``CHUNK_PER_THREAD`` per dispatch thread each.
+        Each batching webhook's (Segment's) deliveries in one batch's worth each, then the
+        others (URL webhooks'), ``CHUNK_PER_THREAD`` per dispatch thread each.
         """
-        batches: dict[str, list[tuple[Webhook, Delivery]]] = {}
+        batches: dict[str, tuple[int, list[tuple[Webhook, Delivery]]]] = {}
         singles: list[tuple[Webhook, Delivery]] = []
         for pair in pairs:
-            if pair[0].kind is WebhookKind.SEGMENT:
-                batches.setdefault(pair[0].id, []).append(pair)
+            most = self._channels.for_webhook(pair[0]).max_batch_messages
+            if most > 1:
+                batches.setdefault(pair[0].id, (most, []))[1].append(pair)
             else:
                 singles.append(pair)
         chunks = [
-            group[i : i + MAX_BATCH_MESSAGES]
-            for group in batches.values()
-            for i in range(0, len(group), MAX_BATCH_MESSAGES)
+            group[i : i + most]
+            for most, group in batches.values()
+            for i in range(0, len(group), most)
         ]
         size = CHUNK_PER_THREAD * self._threads
         chunks.extend(singles[i : i + size] for i in range(0, len(singles), size))
@@ -359,7 +357,7 @@ class Enqueuer:
             if not waiting:
                 continue
             webhook = waiting[0][0]
-            if webhook.kind is WebhookKind.SEGMENT:
+            if self._channels.for_webhook(webhook).max_batch_messages > 1:
                 found = self._deliverer.attempt_batch([d for _, d in waiting], webhook)
             else:
                 found = self._attempt_all(waiting, guard_lease=True)
@@ -391,9 +389,7 @@ class Enqueuer:
 
 
 def _skipped(webhook_id: str, reason: str) -> DeliveryOutcome:
-    return DeliveryOutcome(
-        webhook_id=webhook_id, delivery_id=None, outcome=Outcome.SKIPPED, reason=reason
-    )
+    return outcome_of(webhook_id, None, Outcome.SKIPPED, reason)
 
 
 def _gated(
@@ -410,29 +406,21 @@ def _gated(
 
 
 def _pending(stored: list[tuple[Webhook, Delivery]]) -> list[DeliveryOutcome]:
-    return [
-        DeliveryOutcome(webhook_id=w.id, delivery_id=d.id, outcome=Outcome.PENDING)
-        for w, d in stored
-    ]
+    return [outcome_of(w.id, d.id, Outcome.PENDING) for w, d in stored]
 
 
 def _taken(delivery: Delivery) -> DeliveryOutcome:
     # Stored unclaimed by dispatch_many, and claimed by a worker before its chunk's turn.
-    return DeliveryOutcome(
-        webhook_id=delivery.webhook_id,
-        delivery_id=delivery.id,
-        outcome=Outcome.PENDING,
-        reason="claimed by another worker before its turn",
+    return outcome_of(
+        delivery.webhook_id,
+        delivery.id,
+        Outcome.PENDING,
+        "claimed by another worker before its turn",
     )
 
 
 def _too_large(delivery: Delivery) -> DeliveryOutcome:
-    return DeliveryOutcome(
-        webhook_id=delivery.webhook_id,
-        delivery_id=delivery.id,
-        outcome=Outcome.FAILED,
-        reason=delivery.last_error,
-    )
+    return outcome_of(delivery.webhook_id, delivery.id, Outcome.FAILED, delivery.last_error)
 
 
 def _planned(plans: list[_Plan]) -> list[Delivery]:

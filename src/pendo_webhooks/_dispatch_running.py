@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import cast
 
 from ._deliver import ClaimNext, Deliverer
-from ._deliver_claims import Claims
+from ._deliver_claims import Claimer
 from ._delivery import Delivery
 from ._dispatch_args import count_arg, seconds_arg
 from ._outcomes import DeliveryOutcome, DrainSummary, Outcome
@@ -51,7 +51,7 @@ class DispatchRunner:
         self,
         *,
         outbox: OutboxQueue,
-        claims: Claims,
+        claims: Claimer,
         deliverer: Deliverer,
         sleep: Callable[[float], object],
     ) -> None:

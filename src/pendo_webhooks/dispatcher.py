@@ -51,12 +51,12 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime, timedelta
 
 from ._clock import Clock, utcnow
 from ._deliver import Deliverer
-from ._deliver_claims import Claims
+from ._deliver_claims import Claimer
 from ._delivery import Attempt, Delivery, DeliveryStatus
 from ._dispatch_admin import AdminReads
 from ._dispatch_args import count_arg, seconds_arg
@@ -65,9 +65,10 @@ from ._dispatch_running import MAX_THREADS, DispatchRunner
 from ._gate import DEFAULT_MAX_BODY_BYTES, Decision
 from ._ids import sorted_id
 from ._outcomes import DeliveryOutcome, DispatchResult, DrainSummary, Outcome, TestResult
+from .channels import Channel, channel_table
 from .events import Event, EventCategory
 from .exceptions import ConfigurationError, ValidationError
-from .registry import Actor, WebhookRegistry
+from .registry import Actor, WebhookKind, WebhookRegistry
 from .retry import RetryPolicy
 from .storage import Storage
 from .storage.protocols import capabilities
@@ -137,6 +138,12 @@ class Dispatcher:
         max_body_bytes: The largest URL webhook body sent (256 KB by default). A larger
             one is stored as ``failed`` with the reason, and never sent. Segment
             messages have Segment's own limit of 32,768 bytes.
+        channels: Channels in place of the built-in ones, by webhook kind (see
+            :mod:`pendo_webhooks.channels`): the kinds not given keep theirs. A URL channel
+            given here brings its own body limit. For example
+            ``{"segment": SegmentChannel(formatter=SegmentFormatter(library_name="acme"))}``
+            names your product in every Segment message. Give every dispatcher sharing a
+            store (the host's, the workers') the same channels.
 
     Raises:
         ConfigurationError: If an argument is of the wrong kind or out of range, or the
@@ -176,6 +183,7 @@ class Dispatcher:
         ids: Callable[[str], str] = sorted_id,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         max_claims: int = DEFAULT_MAX_CLAIMS,
+        channels: Mapping[WebhookKind | str, Channel] | None = None,
     ) -> None:
         if not isinstance(registry, WebhookRegistry):
             raise ConfigurationError("registry: must be a WebhookRegistry")
@@ -200,6 +208,7 @@ class Dispatcher:
             self.max_claims = count_arg("max_claims", max_claims, most=1000)
         except ValidationError as exc:
             raise ConfigurationError(str(exc)) from None
+        table = channel_table(channels, max_body_bytes=self.max_body_bytes)
         self.registry = registry
         self.storage: Storage = storage
         self._owns_transport = transport is None
@@ -217,13 +226,14 @@ class Dispatcher:
         self.retry = retry
         self.clock = clock
         self.lease_duration = lease
-        self._claims = Claims(
+        self._claims = Claimer(
             storage, clock=clock, lease_duration=lease, max_claims=self.max_claims
         )
         self._deliverer = Deliverer(
             storage=storage,
             registry=registry,
             claims=self._claims,
+            channels=table,
             transport=self.transport,
             retry=retry,
             clock=clock,
@@ -237,7 +247,7 @@ class Dispatcher:
             transport=self.transport,
             ids=ids,
             threads=threads,
-            max_body_bytes=self.max_body_bytes,
+            channels=table,
         )
         self._runner = DispatchRunner(
             outbox=storage, claims=self._claims, deliverer=self._deliverer, sleep=sleep
