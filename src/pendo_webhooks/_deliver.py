@@ -166,15 +166,13 @@ class Deliverer:
         return self._deliver(deliveries, webhook)[0]
 
     def send(
-        self, webhook: Webhook, messages: Sequence[Message], channel: Channel | None = None
+        self, webhook: Webhook, channel: Channel, messages: Sequence[Message]
     ) -> tuple[Exchange, bytes]:
         """
-        Send *messages* to *webhook* as one request, once; return what happened and the body.
-
-        Nothing is recorded (the "Test" button). *channel* is the webhook's by default.
+        Send *messages* to *webhook* through *channel* as one request, once; return what
+        happened and the body sent. Nothing is recorded (the "Test" button).
         """
-        chosen = self._channels.for_webhook(webhook) if channel is None else channel
-        return self._exchange(webhook, chosen, messages)
+        return self._exchange(webhook, channel, messages)
 
     def channel(self, webhook: Webhook) -> Channel:
         """

@@ -83,7 +83,7 @@ class AdminReads:
         event = sample_event(chosen, unique_id=new_unique_id(), timestamp=self._clock())
         channel = self._deliverer.channel(webhook)
         message = _Sample(body=channel.format(event), event_id=event.unique_id)
-        sent, sent_body = self._deliverer.send(webhook, [message], channel)
+        sent, sent_body = self._deliverer.send(webhook, channel, [message])
         body = sent_body or message.body
         status = sent.status
         accepted = status is not None and 200 <= status <= 299
