@@ -146,7 +146,10 @@ class Deliverer:
         Attempt a just-stored delivery (with its webhook's due ones, for a batching channel).
         """
         found, _ = self._deliver([delivery], webhook)
-        return next((o for o in found if o.delivery_id == delivery.id), found[0])
+        first = found[0]
+        if first.delivery_id == delivery.id:
+            return first
+        return next((o for o in found if o.delivery_id == delivery.id), first)
 
     def attempt_guarded(self, delivery: Delivery, webhook: Webhook) -> DeliveryOutcome:
         """
@@ -224,13 +227,13 @@ class Deliverer:
             start = 0
             for number, count in enumerate(channel.plan([len(d.body) for d in sendable])):
                 batch = sendable[start : start + count]
-                rest = sendable[start:]
-                start += count
                 if number and self._claims.running_short(batch):
                     # Half the lease is gone: another batch could outlive it. Hand the rest back.
+                    rest = sendable[start:]
                     self._claims.release(rest)
                     outcomes.extend(released(rest))
                     break
+                start += count
                 found, gone, claimed_next = self._send(batch, webhook, channel, claim_next)
                 outcomes.extend(found)
                 if gone:
@@ -301,19 +304,28 @@ class Deliverer:
         """
         sent, body = self._exchange(webhook, channel, batch)
         now = self._clock()
-        decide, decisions = self._decider(sent, now)
         claimed: list[Delivery] | None = None
         if channel.max_batch_messages == 1:
             # A channel without batches: the store's single-outcome path, chained if asked.
-            rows: list[_Row] = [settle(batch[0], sent, decide(batch[0]), now=now)]
+            # One decision: its jitter is random.uniform's, as a batch's first draw would be.
+            decision = self._decide(batch[0], sent, now, self._rng.uniform)
+            decisions = [decision]
+            rows: list[_Row] = [settle(batch[0], sent, decision, now=now)]
             written, claimed = self._record_one(rows[0], claim_next, now)
-        elif capabilities(self._storage).shared_outcomes:
-            rows, written = self._record_shared(batch, sent, decide, now)
         else:
-            rows = [settle(d, sent, decide(d), now=now) for d in batch]
-            written = self._storage.record_outcomes(rows, owner=self._claims.owner, now=now)
+            decide, memo = self._decider(sent, now)
+            if capabilities(self._storage).shared_outcomes:
+                rows, written = self._record_shared(batch, sent, decide, now)
+            else:
+                rows = [settle(d, sent, decide(d), now=now) for d in batch]
+                written = self._storage.record_outcomes(rows, owner=self._claims.owner, now=now)
+            decisions = list(memo.values())
         try:
-            gone = any(d.disable_webhook for d in decisions.values())
+            gone = False
+            delivered = True
+            for decision in decisions:
+                gone = gone or decision.disable_webhook
+                delivered = delivered and decision.verdict is Verdict.DELIVERED
             if gone:
                 self._disable_gone(webhook)
             outcomes = [
@@ -324,15 +336,18 @@ class Deliverer:
             if claimed:  # nobody will attempt them now: give them back at once
                 self._claims.release(claimed)
             raise
-        self._log(
-            batch,
-            webhook=webhook,
-            channel=channel,
-            sent=sent,
-            body=body,
-            decisions=list(decisions.values()),
-            rows=rows,
-        )
+        level = logging.DEBUG if delivered else logging.INFO
+        if logger.isEnabledFor(level):
+            self._log(
+                batch,
+                level=level,
+                webhook=webhook,
+                channel=channel,
+                sent=sent,
+                body=body,
+                decisions=decisions,
+                rows=rows,
+            )
         return outcomes, gone, claimed
 
     def _decider(
@@ -356,17 +371,29 @@ class Deliverer:
             number = delivery.attempt_number - delivery.attempt_base
             decision = decisions.get(number)
             if decision is None:
-                decision = decisions[number] = self._retry.decide(
-                    attempt=number,
-                    status=sent.status,
-                    error_kind=sent.error_kind,
-                    retry_after=sent.retry_after,
-                    now=now,
-                    rng=rng,
-                )
+                decision = decisions[number] = self._decide(delivery, sent, now, rng)
             return decision
 
         return decide, decisions
+
+    def _decide(
+        self,
+        delivery: Delivery,
+        sent: Exchange,
+        now: datetime,
+        rng: Callable[[float, float], float],
+    ) -> Decision:
+        """
+        The retry policy's decision on *sent* for *delivery*'s own attempt number.
+        """
+        return self._retry.decide(
+            attempt=delivery.attempt_number - delivery.attempt_base,
+            status=sent.status,
+            error_kind=sent.error_kind,
+            retry_after=sent.retry_after,
+            now=now,
+            rng=rng,
+        )
 
     def _record_one(
         self, row: _Row, claim_next: ClaimNext | None, now: datetime
@@ -433,6 +460,7 @@ class Deliverer:
         self,
         batch: Sequence[Delivery],
         *,
+        level: int,
         webhook: Webhook,
         channel: Channel,
         sent: Exchange,
@@ -440,10 +468,6 @@ class Deliverer:
         decisions: list[Decision],
         rows: list[_Row],
     ) -> None:
-        verdicts = {d.verdict for d in decisions}
-        level = logging.DEBUG if verdicts == {Verdict.DELIVERED} else logging.INFO
-        if not logger.isEnabledFor(level):
-            return
         if channel.max_batch_messages == 1:
             attempt = rows[0][1]
             logger.log(
