@@ -146,10 +146,8 @@ class Deliverer:
         Attempt a just-stored delivery (with its webhook's due ones, for a batching channel).
         """
         found, _ = self._deliver([delivery], webhook)
-        first = found[0]
-        if first.delivery_id == delivery.id:
-            return first
-        return next((o for o in found if o.delivery_id == delivery.id), first)
+        # Its own outcome: a batch's closed (cancelled) deliveries may be reported first.
+        return next((o for o in found if o.delivery_id == delivery.id), found[0])
 
     def attempt_guarded(self, delivery: Delivery, webhook: Webhook) -> DeliveryOutcome:
         """
