@@ -291,7 +291,7 @@ def private_names_shown(pages: dict[str, str]) -> dict[str, list[str]]:
     """
     hidden = hidden_classes()
     assert "_Envelope" in hidden
-    assert "AdminMixin" in hidden  # a private module's class without an underscore
+    assert "AdminReads" in hidden  # a private module's class without an underscore
     shown = {}
     for name, page in pages.items():
         words = set(re.findall(r"\b\w+\b", _text(_EXAMPLE.sub("", page))))
@@ -312,7 +312,7 @@ def test_private_names_are_found_where_the_api_pages_show_them() -> None:
         '<p class="doc doc-class-bases">Bases: <code>_GuideEvent</code></p>'
         '<div class="doc-signature highlight"><pre><code>f(x: <span>_Body</span>)</code></pre>'
         "</div><p>Built on SQLiteOutbox.</p>"
-        '<div class="highlight"><pre><code>self._fernet = AdminMixin()</code></pre></div>'
+        '<div class="highlight"><pre><code>self._fernet = AdminReads()</code></pre></div>'
     )
     assert private_names_shown({"p": page}) == {"p": ["SQLiteOutbox", "_Body", "_GuideEvent"]}
     assert private_names_shown({"p": "<p>Dispatcher and <code>_prod</code></p>"}) == {}

@@ -187,7 +187,7 @@ class TestAtomicObserve:
             raise RuntimeError("the process dies here")
 
         with monkeypatch.context() as patch:
-            patch.setattr(dispatcher, "_settle", broken)
+            patch.setattr(dispatcher._enqueuer, "_settle", broken)
             with pytest.raises(RuntimeError):
                 tracker.observe_and_dispatch(obs(account=None), dispatcher)
         assert tracker.observe_and_dispatch(obs(account=None), dispatcher) == []

@@ -1,31 +1,32 @@
 """
-The admin part of :class:`~pendo_webhooks.dispatcher.Dispatcher`: the "Test" button,
-manual redelivery, purging, and read-only views for an admin UI.
+The dispatcher's admin side: the "Test" button, manual redelivery, purging, and
+read-only views for an admin UI.
 
-Strictly private; a base class of the Dispatcher.
+Strictly private; the :class:`~pendo_webhooks.dispatcher.Dispatcher` holds one and
+delegates to it (its public methods carry the documentation).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
 
-from ._attempt import Exchange, host_of
+import attrs
+
+from ._attempt import host_of
 from ._clock import Clock
+from ._deliver import Deliverer
 from ._delivery import Attempt, Delivery, DeliveryStatus
 from ._dispatch_args import aware_arg, count_arg
 from ._outcomes import TestResult
-from ._webhook import Webhook, WebhookKind, to_category
-from .events import EventCategory, new_unique_id, to_wire
+from ._webhook import to_category
+from .events import EventCategory, new_unique_id
 from .exceptions import ValidationError
-from .formatters import SegmentFormatter
 from .registry import Actor, WebhookRegistry
 from .storage import Storage
 
 
-__all__ = ["AdminMixin"]
+__all__ = ["AdminReads"]
 
 _MAX_LIMIT = 10_000
 _CATEGORY_ORDER = list(EventCategory)
@@ -34,42 +35,43 @@ _END_OF_TIME = datetime.max.replace(tzinfo=timezone.utc)
 logger = logging.getLogger("pendo_webhooks")
 
 
-class AdminMixin:
+@attrs.frozen(kw_only=True)
+class _Sample:
     """
-    Test sends, redelivery, purge and admin reads. Strictly private: a base of the Dispatcher.
+    The sample message a test send carries (a :class:`~pendo_webhooks.channels.Message`).
     """
 
-    registry: WebhookRegistry
-    storage: Storage
-    clock: Clock
+    body: bytes
+    event_id: str
 
-    if TYPE_CHECKING:
 
-        def _send_url(self, webhook: Webhook, body: bytes, event_id: str) -> Exchange: ...
+class AdminReads:
+    """
+    Test sends, redelivery, purge and admin reads. Strictly private.
 
-        def _send_segment(
-            self, webhook: Webhook, messages: Sequence[bytes]
-        ) -> tuple[Exchange, bytes]: ...
+    Args:
+        registry: Checks the actor's permissions.
+        storage: The webhooks and the delivery history.
+        clock: The current aware UTC time.
+        deliverer: Sends a test request.
+    """
+
+    def __init__(
+        self, *, registry: WebhookRegistry, storage: Storage, clock: Clock, deliverer: Deliverer
+    ) -> None:
+        self._registry = registry
+        self._storage = storage
+        self._clock = clock
+        self._deliverer = deliverer
 
     def send_test(
         self, actor: Actor, webhook_id: str, category: EventCategory | str | None = None
     ) -> TestResult:
         """
-        Send a sample event once, the admin's "Test" button; nothing is stored or retried.
-
-        Works while the webhook is still disabled. The sample
-        (:func:`~pendo_webhooks.testing.sample_event`) is of *category*, or of the
-        webhook's first category in :class:`EventCategory` order, with a fresh
-        ``uniqueId`` and the current time; it is signed like a real attempt. A Segment
-        webhook gets it as one ``track`` message in a batch of one, with its write key.
-
-        Raises:
-            PermissionDenied: If *actor* may not test webhooks (action ``"test"``).
-            UnknownWebhook: If no webhook has this id.
-            ValidationError: If *category* is unknown.
+        See :meth:`~pendo_webhooks.dispatcher.Dispatcher.send_test`.
         """
-        self.registry.policy.check(actor, "test", webhook_id)
-        webhook = self.storage.get_webhook(webhook_id)
+        self._registry.policy.check(actor, "test", webhook_id)
+        webhook = self._storage.get_webhook(webhook_id)
         chosen = (
             min(webhook.categories, key=_CATEGORY_ORDER.index)
             if category is None
@@ -78,12 +80,11 @@ class AdminMixin:
         # Imported here so that importing the package never imports the testing module.
         from .testing import sample_event  # noqa: PLC0415
 
-        event = sample_event(chosen, unique_id=new_unique_id(), timestamp=self.clock())
-        if webhook.kind is WebhookKind.URL:
-            body = to_wire(event)
-            sent = self._send_url(webhook, body, event.unique_id)
-        else:
-            sent, body = self._send_segment(webhook, [SegmentFormatter().format(event)])
+        event = sample_event(chosen, unique_id=new_unique_id(), timestamp=self._clock())
+        channel = self._deliverer.channel(webhook)
+        message = _Sample(body=channel.format(event), event_id=event.unique_id)
+        sent, sent_body = self._deliverer.send(webhook, channel, [message])
+        body = sent_body or message.body
         status = sent.status
         accepted = status is not None and 200 <= status <= 299
         error = None
@@ -112,17 +113,9 @@ class AdminMixin:
 
     def redeliver(self, delivery_id: str) -> Delivery:
         """
-        Send a finished delivery again: same body bytes, same ``webhook-id``.
-
-        It becomes pending and due now, with a fresh retry budget (attempt numbers go
-        on counting); the next :meth:`run_due` (or worker) sends it. A cancelled
-        delivery whose webhook is still disabled is cancelled again at that point.
-
-        Raises:
-            UnknownDelivery: If no delivery has this id.
-            ConflictError: If it is still pending, or was purged.
+        See :meth:`~pendo_webhooks.dispatcher.Dispatcher.redeliver`.
         """
-        delivery = self.storage.redeliver(delivery_id, now=self.clock())
+        delivery = self._storage.redeliver(delivery_id, now=self._clock())
         logger.info("delivery %s to webhook %s redelivered", delivery.id, delivery.webhook_id)
         return delivery
 
@@ -130,30 +123,21 @@ class AdminMixin:
         self, webhook_id: str, since: datetime, until: datetime | None = None
     ) -> int:
         """
-        Redeliver (as :meth:`redeliver`) a webhook's failed and dead deliveries.
-
-        Only those created in ``[since, until)`` (*until* open-ended by default) whose
-        body was not purged. Returns how many.
-
-        Raises:
-            ValidationError: If *since* or *until* is not an aware datetime.
+        See :meth:`~pendo_webhooks.dispatcher.Dispatcher.redeliver_failed`.
         """
         start = aware_arg("since", since)
         end = _END_OF_TIME if until is None else aware_arg("until", until)
-        count = self.storage.redeliver_failed(webhook_id, since=start, until=end, now=self.clock())
+        count = self._storage.redeliver_failed(
+            webhook_id, since=start, until=end, now=self._clock()
+        )
         logger.info("webhook %s: %d failed deliveries redelivered", webhook_id, count)
         return count
 
     def purge(self, older_than: datetime) -> int:
         """
-        Empty the bodies and response excerpts of deliveries finished before *older_than*.
-
-        Their metadata stays; purged deliveries cannot be redelivered. Returns how many.
-
-        Raises:
-            ValidationError: If *older_than* is not an aware datetime.
+        See :meth:`~pendo_webhooks.dispatcher.Dispatcher.purge`.
         """
-        return self.storage.purge(aware_arg("older_than", older_than))
+        return self._storage.purge(aware_arg("older_than", older_than))
 
     def deliveries(
         self,
@@ -164,13 +148,9 @@ class AdminMixin:
         limit: int = 100,
     ) -> list[Delivery]:
         """
-        Return up to *limit* deliveries, newest first, for an admin UI; filters must match.
-
-        Raises:
-            PermissionDenied: If *actor* may not read webhooks.
-            ValidationError: For an unknown *status* or a *limit* outside 1 to 10,000.
+        See :meth:`~pendo_webhooks.dispatcher.Dispatcher.deliveries`.
         """
-        self.registry.policy.check(actor, "read", webhook_id)
+        self._registry.policy.check(actor, "read", webhook_id)
         wanted = None
         if status is not None:
             try:
@@ -178,31 +158,21 @@ class AdminMixin:
             except ValueError:
                 raise ValidationError("status", f"unknown status {str(status)[:50]!r}") from None
         limit = count_arg("limit", limit, most=_MAX_LIMIT)
-        return self.storage.list_deliveries(webhook_id=webhook_id, status=wanted, limit=limit)
+        return self._storage.list_deliveries(webhook_id=webhook_id, status=wanted, limit=limit)
 
     def attempts(self, actor: Actor, delivery_id: str) -> list[Attempt]:
         """
-        Return a delivery's attempts, first first, for an admin UI.
-
-        Raises:
-            UnknownDelivery: If no delivery has this id.
-            PermissionDenied: If *actor* may not read its webhook.
+        See :meth:`~pendo_webhooks.dispatcher.Dispatcher.attempts`.
         """
-        delivery = self.storage.get_delivery(delivery_id)
-        self.registry.policy.check(actor, "read", delivery.webhook_id)
-        return self.storage.list_attempts(delivery_id)
+        delivery = self._storage.get_delivery(delivery_id)
+        self._registry.policy.check(actor, "read", delivery.webhook_id)
+        return self._storage.list_attempts(delivery_id)
 
     def exchange_attempts(self, actor: Actor, exchange_id: str) -> list[Attempt]:
         """
-        Return the attempts of one HTTP exchange (an ``Attempt.exchange_id``), by delivery id.
-
-        What else went out in the same request: one attempt for a URL delivery, one per
-        delivery of a Segment batch, each with its own verdict. Empty for an unknown id.
-
-        Raises:
-            PermissionDenied: If *actor* may not read the exchange's webhook.
+        See :meth:`~pendo_webhooks.dispatcher.Dispatcher.exchange_attempts`.
         """
-        found = self.storage.list_exchange_attempts(exchange_id)
-        webhook_id = self.storage.get_delivery(found[0].delivery_id).webhook_id if found else None
-        self.registry.policy.check(actor, "read", webhook_id)
+        found = self._storage.list_exchange_attempts(exchange_id)
+        webhook_id = self._storage.get_delivery(found[0].delivery_id).webhook_id if found else None
+        self._registry.policy.check(actor, "read", webhook_id)
         return found

@@ -24,6 +24,8 @@ from ._category import EventCategory
 from ._exclusions import EMPTY_MATCHER, ExclusionMatcher, ExclusionRule
 from ._models import Event, IPAddress, ParentChildAccountCreated
 from ._webhook import Webhook, WebhookKind
+from .channels import ChannelTable, channel_table
+from .channels.url import DEFAULT_MAX_BODY_BYTES
 from .events import SURVEY_CATEGORIES
 from .exceptions import (
     DestinationBlocked,
@@ -32,7 +34,7 @@ from .exceptions import (
     TransportError,
     ValidationError,
 )
-from .formatters import MAX_MESSAGE_BYTES, Formatter, SegmentFormatter, URLFormatter
+from .formatters import Formatter
 from .guard import DestinationPolicy
 
 
@@ -50,9 +52,6 @@ __all__ = [
     "observation_gate",
     "payload_measure",
 ]
-
-#: The largest URL webhook body sent unless configured otherwise (256 KiB).
-DEFAULT_MAX_BODY_BYTES = 262_144
 
 
 class SkipReason(str, enum.Enum):
@@ -294,15 +293,17 @@ def payload_measure(
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     formatters: Mapping[WebhookKind, Formatter] | None = None,
+    channels: ChannelTable | None = None,
 ) -> PayloadMeasure:
     """
     Return a :data:`PayloadMeasure` that formats *event* once per webhook kind.
 
-    URL webhooks carry Pendo's body (at most *max_body_bytes*), Segment webhooks a ``track``
-    message (at most 32,768 bytes). *formatters* replaces the default formatter of a kind
-    (:class:`~pendo_webhooks.formatters.URLFormatter`,
-    :class:`~pendo_webhooks.formatters.SegmentFormatter`), so the size measured is that of
-    the bytes the dispatcher would store.
+    Each kind's :class:`~pendo_webhooks.channels.Channel` formats and limits: URL webhooks
+    carry Pendo's body (at most *max_body_bytes*), Segment webhooks a ``track`` message
+    (at most 32,768 bytes). *channels* (a dispatcher's
+    :class:`~pendo_webhooks.channels.ChannelTable`) replaces the built-in channels, and
+    *max_body_bytes* with them; *formatters* replaces the formatter of a kind, so the size
+    measured is that of the bytes the dispatcher would store.
 
     >>> from pendo_webhooks.testing import sample_event
     >>> from pendo_webhooks.registry import Webhook
@@ -316,18 +317,16 @@ def payload_measure(
     (917, 262144)
     """
     sizes: dict[WebhookKind, int] = {}
-    chosen: dict[WebhookKind, Formatter] = {
-        WebhookKind.URL: URLFormatter(),
-        WebhookKind.SEGMENT: SegmentFormatter(),
-        **(formatters or {}),
-    }
+    table = channel_table(max_body_bytes=max_body_bytes) if channels is None else channels
+    chosen: Mapping[WebhookKind, Formatter] = formatters or {}
 
     def measure(webhook: Webhook) -> tuple[int, int]:
         kind = webhook.kind
+        channel = table.for_webhook(webhook)
         size = sizes.get(kind)
         if size is None:
-            size = sizes[kind] = len(chosen[kind].format(event))
-        return size, (max_body_bytes if kind is WebhookKind.URL else MAX_MESSAGE_BYTES)
+            size = sizes[kind] = len(chosen.get(kind, channel).format(event))
+        return size, channel.max_message_bytes
 
     return measure
 

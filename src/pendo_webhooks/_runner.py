@@ -20,8 +20,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from types import FrameType
 from typing import Any
 
+from ._deliver_outcome import released
 from ._delivery import Delivery
-from ._outcomes import DeliveryOutcome, Outcome
+from ._outcomes import DeliveryOutcome
 
 
 __all__ = ["Runner", "pause", "stop_on_signals"]
@@ -146,13 +147,7 @@ class Runner:
     def _start(self, delivery: Delivery, stop: Callable[[], bool]) -> Sequence[DeliveryOutcome]:
         if stop():
             self._release([delivery])
-            released = DeliveryOutcome(
-                webhook_id=delivery.webhook_id,
-                delivery_id=delivery.id,
-                outcome=Outcome.PENDING,
-                reason="released unattempted at shutdown",
-            )
-            return [released]
+            return released([delivery], "released unattempted at shutdown")
         return self._attempt(delivery)
 
 

@@ -8,6 +8,10 @@ Formatters: the exact bytes a webhook stores for an event, serialized once at en
   dispatcher joins the stored messages of a Segment webhook into
   ``POST <endpoint>/v1/batch`` requests without re-serializing them.
 
+The dispatcher uses them through :mod:`pendo_webhooks.channels` (a channel's
+``formatter``): pass ``SegmentChannel(formatter=SegmentFormatter(library_name=...))`` to
+``Dispatcher(channels=...)`` to change a message's ``context.library``.
+
 Both implement the :class:`Formatter` Protocol. The bytes they return are what is stored,
 sent on every attempt and replayed on a manual redelivery. Segment's limits are checked
 before anything is stored or sent: a message over :data:`MAX_MESSAGE_BYTES` is refused;

@@ -7,9 +7,13 @@ from __future__ import annotations
 
 from typing import assert_type
 
+from flask import request
+from starlette.datastructures import Headers
+from werkzeug.datastructures import EnvironHeaders
+
 from pendo_webhooks.events import Event, GuideDisplayed, NpsSubmitted, PollSubmitted
 from pendo_webhooks.receiving import DjangoRequest, verify_django_request
-from pendo_webhooks.signing import verify_event
+from pendo_webhooks.signing import verify, verify_event
 
 
 def handle(body: bytes, headers: dict[str, str], request: DjangoRequest) -> None:
@@ -31,12 +35,6 @@ def handle(body: bytes, headers: dict[str, str], request: DjangoRequest) -> None
 
 def framework_headers() -> None:
     # A framework's own header objects are accepted as they are, not only dicts.
-    from flask import request
-    from starlette.datastructures import Headers
-    from werkzeug.datastructures import EnvironHeaders
-
-    from pendo_webhooks.signing import verify
-
     verify(request.get_data(), request.headers, "s3cr3t")
     verify(b"{}", EnvironHeaders({}), "s3cr3t", scheme="pendo")
     verify(b"{}", Headers({"x-pendo-signature": "0" * 64}), "s3cr3t")

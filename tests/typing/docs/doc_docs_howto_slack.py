@@ -11,6 +11,12 @@ posts it to Slack through the library's guarded transport (no redirects, deadlin
 address guard). A Slack failure is answered with 503, so the sender retries the delivery
 later with the same ``webhook-id``.
 
+If you run the dispatcher yourself and only want Slack messages, you need no bridge: a
+Slack channel in place of the URL channel (see :mod:`pendo_webhooks.channels`, whose
+worked example is one) formats each event for Slack at enqueue and posts it directly. The
+bridge is for when Pendo's signed webhooks arrive from elsewhere (Pendo itself, another
+service): it verifies them first, which a channel never has to.
+
 Run the demo (everything local: a fake Slack, the bridge, and a sender)::
 
     python examples/slack_bridge.py
