@@ -12,7 +12,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import attrs
 
@@ -44,9 +44,29 @@ from .exceptions import ConfigurationError, ValidationError
 from .storage._protocol_pipeline import FirstSeenStore
 
 
-if TYPE_CHECKING:
-    # For annotations only: the dispatcher sits above the pipeline, which never imports it.
-    from .dispatcher import Dispatcher
+class Dispatcher(Protocol):
+    """
+    What the tracker needs of a :class:`pendo_webhooks.dispatcher.Dispatcher`.
+
+    A structural type under the same name, so the pipeline never imports the dispatcher,
+    not even for annotations: the two sit side by side (the dispatcher gates with the
+    pipeline's rules; the tracker hands its events to the dispatcher it is given), and the
+    API pages still read ``dispatcher: Dispatcher``. Not exported.
+    """
+
+    @property
+    def storage(self) -> object: ...
+
+    def _enqueue_first_seen(
+        self,
+        keys: Collection[str],
+        *,
+        at: datetime,
+        categories: Iterable[EventCategory],
+        events: Callable[[set[str]], list[Event]],
+        attempt: bool,
+        connection: object | None = None,
+    ) -> list[DispatchResult]: ...
 
 
 __all__ = [
