@@ -77,8 +77,8 @@ class AdminReads:
             if category is None
             else to_category(category)
         )
-        # Imported here so that importing the package never imports the testing module.
-        from .testing import sample_event  # noqa: PLC0415
+        # Imported here so that importing the package never builds the samples.
+        from ._samples import sample_event  # noqa: PLC0415
 
         event = sample_event(chosen, unique_id=new_unique_id(), timestamp=self._clock())
         channel = self._deliverer.channel(webhook)
