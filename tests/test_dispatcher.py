@@ -21,9 +21,10 @@ import attrs
 import pytest
 
 from pendo_webhooks import events as ev
-from pendo_webhooks._attempt import Exchange, SignerCache, host_of
+from pendo_webhooks._attempt import Exchange, host_of
 from pendo_webhooks._delivery import clip_error
 from pendo_webhooks._runner import Runner, pause, stop_on_signals
+from pendo_webhooks._url_request import SignerCache
 from pendo_webhooks.dispatcher import (
     DEFAULT_LEASE,
     Attempt,

@@ -1,8 +1,6 @@
 """
-One attempt, in three pure-ish steps: build the signed request, send it, settle the outcome.
+One attempt, in two pure-ish steps: send the request a channel built, settle the outcome.
 
-* :func:`url_request` computes the headers of one attempt (fresh signature and
-  timestamp; nothing of it is ever stored);
 * :func:`exchange` sends once and captures whatever happened as an
   :class:`Exchange`, never raising;
 * :func:`settle` turns an exchange and the retry policy's :class:`Decision` into the
@@ -37,19 +35,16 @@ from ._delivery import (
 from ._webhook import Webhook
 from .exceptions import TransportError
 from .retry import Decision, Verdict
-from .signing import Signer, signer_for
-from .transports import DEFAULT_USER_AGENT, OutgoingRequest, Transport, TransportResponse
+from .transports import OutgoingRequest, Transport, TransportResponse
 
 
 __all__ = [
     "KNOWN_ERROR_KINDS",
     "Exchange",
-    "SignerCache",
     "exchange",
     "host_of",
     "settle",
     "unwanted",
-    "url_request",
 ]
 
 #: The error kinds the retry policy knows; anything else a transport reports is ``"error"``.
@@ -93,51 +88,6 @@ def unwanted(delivery: Delivery, webhook: Webhook | None) -> str | None:
     if delivery.category not in webhook.categories:
         return f"webhook no longer subscribed to {delivery.category}"
     return None
-
-
-class SignerCache:
-    """
-    Signers by (scheme, secrets, header), so each attempt does not rebuild its HMACs.
-
-    Thread-safe (a race builds a signer twice); forgets everything past *size* entries.
-    """
-
-    def __init__(self, size: int = 1024) -> None:
-        self._size = size
-        self._signers: dict[tuple[object, ...], Signer] = {}
-
-    def signer(self, webhook: Webhook, now: datetime) -> Signer:
-        """
-        Return the signer for *webhook* at *now* (the secrets valid then).
-        """
-        key = (webhook.signature_scheme, webhook.signature_header, webhook.signing_secrets(now))
-        found = self._signers.get(key)
-        if found is None:
-            if len(self._signers) >= self._size:
-                self._signers.clear()
-            found = self._signers[key] = signer_for(key[0], key[2], header=key[1])
-        return found
-
-
-def url_request(
-    webhook: Webhook,
-    body: bytes,
-    *,
-    event_id: str,
-    now: datetime,
-    signers: SignerCache | None = None,
-) -> OutgoingRequest:
-    """
-    Build one attempt's request to a URL webhook: its headers, signed afresh at *now*.
-
-    Headers: ``Content-Type``, ``User-Agent``, the webhook's extra headers, then the
-    signature headers of its scheme, signed with every secret valid at *now*.
-    """
-    signer = (signers or SignerCache()).signer(webhook, now)
-    headers = {"Content-Type": "application/json", "User-Agent": DEFAULT_USER_AGENT}
-    headers.update(webhook.headers)
-    headers.update(signer.sign(body, msg_id=event_id, timestamp=int(now.timestamp())))
-    return OutgoingRequest(url=webhook.destination, body=body, headers=headers)
 
 
 @attrs.frozen(kw_only=True)

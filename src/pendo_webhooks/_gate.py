@@ -22,6 +22,7 @@ import attrs
 from ._agent_version import MIN_SURVEY_AGENT_VERSION, AgentVersion
 from ._category import EventCategory
 from ._exclusions import EMPTY_MATCHER, ExclusionMatcher, ExclusionRule
+from ._formatters import Formatter
 from ._models import Event, IPAddress, ParentChildAccountCreated
 from ._webhook import Webhook, WebhookKind
 from .channels import ChannelTable, channel_table
@@ -34,7 +35,6 @@ from .exceptions import (
     TransportError,
     ValidationError,
 )
-from .formatters import Formatter
 from .guard import DestinationPolicy
 
 

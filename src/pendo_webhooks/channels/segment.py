@@ -24,6 +24,7 @@ from datetime import datetime
 
 import attrs
 
+from .._formatters import Formatter, SegmentFormatter
 from .._models import Event
 from .._segment import (
     MAX_BATCH_MESSAGES,
@@ -35,7 +36,6 @@ from .._segment import (
 )
 from .._webhook import Webhook
 from ..exceptions import ConfigurationError
-from ..formatters import Formatter, SegmentFormatter
 from ..transports import OutgoingRequest
 from .base import Message
 

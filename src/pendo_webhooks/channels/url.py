@@ -16,11 +16,11 @@ from datetime import datetime
 
 import attrs
 
-from .._attempt import SignerCache, url_request
+from .._formatters import Formatter, URLFormatter
 from .._models import Event
+from .._url_request import SignerCache, url_request
 from .._webhook import Webhook
 from ..exceptions import ValidationError
-from ..formatters import Formatter, URLFormatter
 from ..transports import OutgoingRequest
 from .base import Message
 
