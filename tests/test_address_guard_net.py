@@ -15,10 +15,14 @@ import urllib3
 import urllib3.connection
 import urllib3.connectionpool
 
-from pendo_webhooks import _guarded_http
 from pendo_webhooks.exceptions import DestinationBlocked, TransportError
 from pendo_webhooks.guard import DestinationPolicy
-from pendo_webhooks.transports import OutgoingRequest, RequestsTransport, TransportResponse
+from pendo_webhooks.transports import (
+    OutgoingRequest,
+    RequestsTransport,
+    TransportResponse,
+    _guarded_http,
+)
 
 from .servers import Receiver, Reply
 

@@ -21,10 +21,7 @@ import attrs
 import pytest
 
 from pendo_webhooks import events as ev
-from pendo_webhooks._attempt import Exchange, host_of
-from pendo_webhooks._delivery import clip_error
-from pendo_webhooks._runner import Runner, pause, stop_on_signals
-from pendo_webhooks._url_request import SignerCache
+from pendo_webhooks.channels._url_request import SignerCache
 from pendo_webhooks.dispatcher import (
     DEFAULT_LEASE,
     Attempt,
@@ -36,6 +33,8 @@ from pendo_webhooks.dispatcher import (
     DrainSummary,
     Outcome,
 )
+from pendo_webhooks.dispatcher._attempt import Exchange, host_of
+from pendo_webhooks.dispatcher._runner import Runner, pause, stop_on_signals
 from pendo_webhooks.events import EventCategory, new_unique_id, to_wire
 from pendo_webhooks.exceptions import (
     ConfigurationError,
@@ -48,6 +47,7 @@ from pendo_webhooks.exceptions import (
     UnknownWebhook,
     ValidationError,
 )
+from pendo_webhooks.model._delivery import clip_error
 from pendo_webhooks.registry import Actor, Webhook, WebhookRegistry
 from pendo_webhooks.retry import RetryPolicy, Verdict
 from pendo_webhooks.signing import verify

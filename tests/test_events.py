@@ -15,7 +15,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pendo_webhooks import events as ev
-from pendo_webhooks._frozen_json import FrozenDict, FrozenList
 from pendo_webhooks.events import (
     EVENT_CLASSES,
     MIN_SURVEY_AGENT_VERSION,
@@ -27,6 +26,7 @@ from pendo_webhooks.events import (
     PollResponse,
     new_unique_id,
 )
+from pendo_webhooks.events._frozen_json import FrozenDict, FrozenList
 from pendo_webhooks.exceptions import InvalidVersion, UnknownEventType, ValidationError
 from pendo_webhooks.testing import sample_event, sample_events
 

@@ -18,13 +18,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pendo_webhooks._exclusions import EMPTY_MATCHER
 from pendo_webhooks.exceptions import (
     ConflictError,
     PermissionDenied,
     StorageError,
     ValidationError,
 )
+from pendo_webhooks.model._exclusions import EMPTY_MATCHER
 from pendo_webhooks.pipeline import (
     MAX_PATTERN_LENGTH,
     Exclusion,

@@ -12,7 +12,6 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from pendo_webhooks import _ipclass
 from pendo_webhooks.exceptions import (
     ConfigurationError,
     InvalidDestination,
@@ -24,6 +23,7 @@ from pendo_webhooks.guard import (
     MAX_URL_LENGTH,
     DestinationPolicy,
     IPAddress,
+    _ipclass,
     is_public_address,
     parse_ip_host,
 )

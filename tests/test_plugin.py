@@ -237,7 +237,7 @@ def test_a_session_without_the_fixtures_is_untouched(pytester: pytest.Pytester) 
         import sys
 
         def test_plain():
-            assert "pendo_webhooks._receiver" not in sys.modules
+            assert "pendo_webhooks.testing._receiver" not in sys.modules
         """
     )
     result = pytester.runpytest_subprocess(*PLUGIN, "-p", "no:cacheprovider")

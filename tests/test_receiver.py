@@ -18,7 +18,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pendo_webhooks import Secret
-from pendo_webhooks._receiver import _Checker
 from pendo_webhooks.events import EventCategory, to_wire
 from pendo_webhooks.exceptions import ConfigurationError, InvalidEventPayload, ValidationError
 from pendo_webhooks.guard import DestinationPolicy
@@ -31,6 +30,7 @@ from pendo_webhooks.testing import (
     sample_event,
     signed_request,
 )
+from pendo_webhooks.testing._receiver import _Checker
 from pendo_webhooks.transports import OutgoingRequest, RequestsTransport
 
 

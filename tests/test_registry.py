@@ -25,8 +25,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pendo_webhooks._audit import created, diff
-from pendo_webhooks._webhook import FrozenMap
 from pendo_webhooks.events import EventCategory
 from pendo_webhooks.exceptions import (
     ConflictError,
@@ -39,6 +37,8 @@ from pendo_webhooks.exceptions import (
     ValidationError,
 )
 from pendo_webhooks.guard import DestinationPolicy
+from pendo_webhooks.model._audit import created, diff
+from pendo_webhooks.model._webhook import FrozenMap
 from pendo_webhooks.registry import (
     SEGMENT_EU_ENDPOINT,
     SEGMENT_US_ENDPOINT,

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import pendo_webhooks._secret as secret_module
+import pendo_webhooks.signing._secret as secret_module
 from pendo_webhooks import Secret as PackageSecret
 from pendo_webhooks.exceptions import InvalidType, ValidationError
 from pendo_webhooks.signing import Secret

@@ -23,8 +23,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pendo_webhooks import _segment
-from pendo_webhooks._segment import (
+from pendo_webhooks._version import __version__
+from pendo_webhooks.channels import _segment
+from pendo_webhooks.channels._segment import (
     BATCH_OVERHEAD,
     MAX_BATCH_BYTES,
     MAX_BATCH_MESSAGES,
@@ -39,7 +40,6 @@ from pendo_webhooks._segment import (
     plan_batches,
     too_large_reason,
 )
-from pendo_webhooks._version import __version__
 from pendo_webhooks.dispatcher import (
     Attempt,
     Delivery,

@@ -23,11 +23,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pendo_webhooks import _ids
-from pendo_webhooks._ids import sorted_id
-from pendo_webhooks._segment import iso_millis
+from pendo_webhooks.channels._segment import iso_millis
 from pendo_webhooks.dispatcher import Attempt, Delivery, DeliveryStatus
-from pendo_webhooks.events import EventCategory, new_unique_id
+from pendo_webhooks.events import EventCategory, _ids, new_unique_id
+from pendo_webhooks.events._ids import sorted_id
 from pendo_webhooks.registry import Actor, Webhook, WebhookRegistry
 from pendo_webhooks.retry import Verdict
 from pendo_webhooks.storage import SQLiteStorage

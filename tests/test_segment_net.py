@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from pendo_webhooks._segment import batch_request
+from pendo_webhooks.channels._segment import batch_request
 from pendo_webhooks.dispatcher import DeliveryStatus, Dispatcher, Outcome
 from pendo_webhooks.events import Event, new_unique_id
 from pendo_webhooks.exceptions import PendoWebhooksError

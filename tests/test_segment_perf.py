@@ -22,10 +22,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pendo_webhooks._delivery import evolved, trusted_attempt, trusted_delivery
 from pendo_webhooks.dispatcher import Attempt, Delivery, DeliveryStatus, Dispatcher, Outcome
 from pendo_webhooks.events import EventCategory, new_unique_id
 from pendo_webhooks.exceptions import ValidationError
+from pendo_webhooks.model._delivery import evolved, trusted_attempt, trusted_delivery
 from pendo_webhooks.registry import Actor, Webhook, WebhookRegistry
 from pendo_webhooks.retry import RetryPolicy, Verdict
 from pendo_webhooks.storage import SQLiteStorage

@@ -21,10 +21,6 @@ import pytest
 import requests
 import urllib3.response
 
-from pendo_webhooks import _guarded_http
-from pendo_webhooks._deadline import Watchdog, WatchedSend
-from pendo_webhooks._guarded_http import GuardConfig
-from pendo_webhooks._transport_errors import describe_os_error, translate
 from pendo_webhooks.exceptions import (
     ConfigurationError,
     DestinationBlocked,
@@ -37,7 +33,11 @@ from pendo_webhooks.transports import (
     OutgoingRequest,
     RequestsTransport,
     TransportResponse,
+    _guarded_http,
 )
+from pendo_webhooks.transports._deadline import Watchdog, WatchedSend
+from pendo_webhooks.transports._guarded_http import GuardConfig
+from pendo_webhooks.transports._transport_errors import describe_os_error, translate
 
 from .servers import Fault, FaultServer, Receiver, Reply, gzip_bomb
 

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pendo_webhooks import events as ev
-from pendo_webhooks._wire import _CONVERTER
 from pendo_webhooks.events import EventCategory, parse_event, to_wire, to_wire_dict
+from pendo_webhooks.events._wire import _CONVERTER
 from pendo_webhooks.exceptions import (
     ConfigurationError,
     InvalidEventPayload,

@@ -21,13 +21,13 @@ from .exceptions import PendoWebhooksError
 
 
 if TYPE_CHECKING:
-    from ._secret import Secret
     from .dispatcher import Delivery, DeliveryStatus, Dispatcher
     from .events import Event, EventCategory
     from .guard import DestinationPolicy
     from .pipeline import FirstSeenTracker, Observation
     from .registry import Actor, Webhook, WebhookKind, WebhookRegistry
     from .retry import RetryPolicy
+    from .signing._secret import Secret
     from .storage import InMemoryStorage, SQLiteStorage
 
 
@@ -45,7 +45,7 @@ _LAZY = {
     "Observation": ".pipeline",
     "RetryPolicy": ".retry",
     "SQLiteStorage": ".storage",
-    "Secret": "._secret",
+    "Secret": ".signing._secret",
     "Webhook": ".registry",
     "WebhookKind": ".registry",
     "WebhookRegistry": ".registry",

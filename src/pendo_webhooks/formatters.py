@@ -27,7 +27,7 @@ b'{"type":"track","event":"accountCreated","userId":"Webhook Visitor","propertie
 
 from __future__ import annotations
 
-from ._formatters import (
+from .channels._formatters import (
     BATCH_PATH,
     LIBRARY_NAME,
     MAX_BATCH_BYTES,

@@ -40,10 +40,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 from ._clock import Clock, utcnow
-from ._secret import Secret
-from ._verify import DEFAULT_SIGNATURE_HEADER, DEFAULT_TOLERANCE, HeaderItems
 from .exceptions import SignatureError
 from .signing import SignatureScheme, verify_event
+from .signing._secret import Secret
+from .signing._verify import DEFAULT_SIGNATURE_HEADER, DEFAULT_TOLERANCE, HeaderItems
 
 
 if TYPE_CHECKING:

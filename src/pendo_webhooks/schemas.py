@@ -44,13 +44,18 @@ from typing import Any
 
 import attrs
 
-from . import _checks as checks
-from ._category import EventCategory
-from ._models import EVENT_TYPES, Event, ParentChildAccountCreated, _Envelope
-from ._values import ID, INT64, TEXT, FieldCheck
-from ._verify import DEFAULT_SIGNATURE_HEADER, ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
-from ._wire import _WIRE_PATHS, EVENT_CLASSES, HOST_ONLY, camel
+from .events import _checks as checks
+from .events._category import EventCategory
+from .events._models import EVENT_TYPES, Event, ParentChildAccountCreated, _Envelope
+from .events._values import ID, INT64, TEXT, FieldCheck
+from .events._wire import _WIRE_PATHS, EVENT_CLASSES, HOST_ONLY, camel
 from .exceptions import UnknownEventType, ValidationError
+from .signing._verify import (
+    DEFAULT_SIGNATURE_HEADER,
+    ID_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+)
 
 
 __all__ = [
@@ -639,7 +644,7 @@ def openapi_document(
     >>> doc["webhooks"]["npsSubmitted"]["post"]["requestBody"]["content"]
     {'application/json': {'schema': {'$ref': '#/components/schemas/NpsSubmitted'}}}
     """
-    from ._verify import validate_header_name  # noqa: PLC0415
+    from .signing._verify import validate_header_name  # noqa: PLC0415
 
     validate_header_name(signature_header, "signature_header")
     headers = _headers(signature_header)

@@ -87,8 +87,8 @@ from collections.abc import Mapping
 
 import attrs
 
-from .._webhook import Webhook, WebhookKind
 from ..exceptions import ConfigurationError
+from ..model._webhook import Webhook, WebhookKind
 from .base import Channel, Message
 from .segment import SegmentChannel
 from .url import DEFAULT_MAX_BODY_BYTES, URLChannel

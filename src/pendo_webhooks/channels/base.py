@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from .._models import Event
-from .._webhook import Webhook
+from ..events._models import Event
+from ..model._webhook import Webhook
 from ..transports import OutgoingRequest
 
 

@@ -24,9 +24,12 @@ from datetime import datetime
 
 import attrs
 
-from .._formatters import Formatter, SegmentFormatter
-from .._models import Event
-from .._segment import (
+from ..events._models import Event
+from ..exceptions import ConfigurationError
+from ..model._webhook import Webhook
+from ..transports import OutgoingRequest
+from ._formatters import Formatter, SegmentFormatter
+from ._segment import (
     MAX_BATCH_MESSAGES,
     MAX_MESSAGE_BYTES,
     basic_auth,
@@ -34,9 +37,6 @@ from .._segment import (
     plan_batches,
     too_large_reason,
 )
-from .._webhook import Webhook
-from ..exceptions import ConfigurationError
-from ..transports import OutgoingRequest
 from .base import Message
 
 

@@ -16,12 +16,12 @@ from datetime import datetime
 
 import attrs
 
-from .._formatters import Formatter, URLFormatter
-from .._models import Event
-from .._url_request import SignerCache, url_request
-from .._webhook import Webhook
+from ..events._models import Event
 from ..exceptions import ValidationError
+from ..model._webhook import Webhook
 from ..transports import OutgoingRequest
+from ._formatters import Formatter, URLFormatter
+from ._url_request import SignerCache, url_request
 from .base import Message
 
 

@@ -36,7 +36,7 @@ from ..exceptions import (
 
 
 if TYPE_CHECKING:
-    from .._category import EventCategory
+    from ..events._category import EventCategory
     from ..guard import DestinationPolicy
 
 
@@ -236,7 +236,7 @@ def describe(exc: PendoWebhooksError) -> str:
     if isinstance(exc, InvalidDestination) and "--allow-" not in message:
         return f"{message} (to try things locally: --allow-private, or --allow-http)"
     if isinstance(exc, UnknownEventType):
-        from .._category import EventCategory  # noqa: PLC0415 - only on this path
+        from ..events._category import EventCategory  # noqa: PLC0415 - only on this path
 
         guess = close_event(str(exc.event))
         if guess is not None:
@@ -256,7 +256,7 @@ def close_event(name: str) -> str | None:
     >>> close_event("pageViewed") is None
     True
     """
-    from .._category import EventCategory  # noqa: PLC0415 - only on this path
+    from ..events._category import EventCategory  # noqa: PLC0415 - only on this path
 
     spellings: dict[str, str] = {}
     for category in EventCategory:
@@ -277,7 +277,7 @@ def event_category(name: str) -> EventCategory:
     >>> event_category("pollSubmitted").name
     'POLL_SUBMITTED'
     """
-    from .._category import EventCategory  # noqa: PLC0415 - only on this path
+    from ..events._category import EventCategory  # noqa: PLC0415 - only on this path
 
     try:
         return EventCategory(name)

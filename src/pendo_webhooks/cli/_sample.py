@@ -163,7 +163,7 @@ def with_overrides(event: Event, sets: list[str], *, fresh: bool = False) -> Eve
 
 
 def _find_key(container: dict[str, Any], segment: str) -> str | None:
-    from .._wire import camel  # noqa: PLC0415 - the events' own name mapping
+    from ..events._wire import camel  # noqa: PLC0415 - the events' own name mapping
 
     for candidate in (segment, camel(segment)):
         if candidate in container:

@@ -38,8 +38,8 @@ from ._db import actor, db_options, open_registry, table, webhook_dict
 
 
 if TYPE_CHECKING:
-    from .._secret import Secret
     from ..registry import Webhook
+    from ..signing._secret import Secret
 
 
 __all__ = ["register"]
@@ -315,7 +315,7 @@ def _new_secret_file(path: str) -> Iterator[Secret]:
     """
     Generate a secret into a new file only its owner can read; remove the file on failure.
     """
-    from .._secret import Secret  # noqa: PLC0415
+    from ..signing._secret import Secret  # noqa: PLC0415
 
     secret = Secret.generate()
     try:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._audit import AuditQuery
+from ..model._audit import AuditQuery
 from ._codec import PlaintextCodec
 from ._memory import InMemoryStorage
 from ._outbox_protocol import OutboxStore

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import cast
 
-from .._delivery import Delivery
 from ..exceptions import ConfigurationError
+from ..model._delivery import Delivery
 from .protocols import HostConnectionOutbox, capabilities
 
 

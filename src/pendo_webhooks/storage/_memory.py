@@ -11,10 +11,10 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import ClassVar
 
-from .._audit import AuditEntry, AuditQuery
-from .._delivery import Delivery
-from .._webhook import Webhook
 from ..events import EventCategory
+from ..model._audit import AuditEntry, AuditQuery
+from ..model._delivery import Delivery
+from ..model._webhook import Webhook
 from ._errors import duplicate_webhook, stale_version, unknown_webhook
 from ._host_connection import refuse_host_connection
 from ._memory_outbox import MemoryOutbox

@@ -17,8 +17,8 @@ from datetime import datetime
 
 import attrs
 
-from .._delivery import Attempt, Delivery, DeliveryStatus
-from .._webhook import Webhook
+from ..model._delivery import Attempt, Delivery, DeliveryStatus
+from ..model._webhook import Webhook
 from ._outbox_common import (
     claims_exhausted,
     duplicate_delivery,

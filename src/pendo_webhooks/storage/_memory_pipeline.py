@@ -10,8 +10,8 @@ import threading
 from collections.abc import Collection
 from datetime import datetime
 
-from .._audit import AuditEntry
-from .._exclusions import Exclusion, duplicate_exclusion, unknown_exclusion
+from ..model._audit import AuditEntry
+from ..model._exclusions import Exclusion, duplicate_exclusion, unknown_exclusion
 from ._protocol_pipeline import FirstSeenOrigin
 
 

@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from .._delivery import Attempt, Delivery
 from ..exceptions import ConflictError, StorageError, UnknownDelivery, ValidationError
+from ..model._delivery import Attempt, Delivery
 
 
 __all__ = [

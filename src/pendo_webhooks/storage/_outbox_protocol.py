@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from .._delivery import Attempt, Delivery, DeliveryStatus
+from ..model._delivery import Attempt, Delivery, DeliveryStatus
 
 
 __all__ = ["ChainingOutbox", "DeliveryLog", "EnqueueSkip", "OutboxQueue", "OutboxStore"]

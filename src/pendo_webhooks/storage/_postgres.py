@@ -13,7 +13,7 @@ from datetime import datetime
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
-from .._delivery import Delivery
+from ..model._delivery import Delivery
 from ._postgres_core import host_unit
 from ._postgres_outbox import PostgresOutbox, enqueue_params, enqueue_results
 from ._postgres_outbox_sql import ENQUEUE

@@ -20,8 +20,8 @@ from typing import cast
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
-from .._audit import AuditEntry
-from .._exclusions import Exclusion, duplicate_exclusion, unknown_exclusion
+from ..model._audit import AuditEntry
+from ..model._exclusions import Exclusion, duplicate_exclusion, unknown_exclusion
 from ._postgres_webhooks import POSTGRES_ROWS, PostgresWebhooks
 from ._protocol_pipeline import FirstSeenOrigin
 

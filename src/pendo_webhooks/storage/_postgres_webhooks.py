@@ -19,9 +19,9 @@ from typing import Any
 from psycopg import Cursor, sql
 from psycopg.rows import DictRow
 
-from .._audit import AuditEntry, AuditQuery
-from .._webhook import Webhook
 from ..events import EventCategory
+from ..model._audit import AuditEntry, AuditQuery
+from ..model._webhook import Webhook
 from ._errors import duplicate_webhook, unknown_webhook
 from ._postgres_core import PostgresCore
 from ._sql_rows import RowFormat, as_is, check_version, loaded

@@ -10,10 +10,10 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from .._audit import AuditEntry, AuditQuery
-from .._delivery import Delivery
-from .._webhook import Webhook
 from ..events import EventCategory
+from ..model._audit import AuditEntry, AuditQuery
+from ..model._delivery import Delivery
+from ..model._webhook import Webhook
 from ._outbox_protocol import OutboxStore
 from ._protocol_pipeline import ExclusionStore, FirstSeenStore
 

@@ -10,8 +10,8 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Literal, Protocol
 
-from .._audit import AuditEntry
-from .._exclusions import Exclusion
+from ..model._audit import AuditEntry
+from ..model._exclusions import Exclusion
 
 
 __all__ = ["ExclusionStore", "FirstSeenOrigin", "FirstSeenStore"]

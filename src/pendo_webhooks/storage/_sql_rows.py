@@ -29,11 +29,11 @@ from typing import Any, Protocol, TypeVar
 
 import attrs
 
-from .._audit import AuditEntry, dump_changes
-from .._exclusions import Exclusion, ExclusionRule
-from .._secret import Secret
-from .._webhook import RetiredSecret, Webhook
 from ..exceptions import StorageError, ValidationError
+from ..model._audit import AuditEntry, dump_changes
+from ..model._exclusions import Exclusion, ExclusionRule
+from ..model._webhook import RetiredSecret, Webhook
+from ..signing._secret import Secret
 from ._errors import stale_version, unknown_webhook
 from ._protocol import SecretCodec
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 
-from .._delivery import Delivery
+from ..model._delivery import Delivery
 from ._host_connection import refuse_host_connection
 from ._sqlite_outbox import SQLiteOutbox, enqueue_in
 from ._sqlite_pipeline import SQLitePipeline, claim_in

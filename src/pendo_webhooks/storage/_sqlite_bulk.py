@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 
-from .._delivery import Attempt, Delivery
+from ..model._delivery import Attempt, Delivery
 from ._outbox_protocol import EnqueueSkip
 from ._sqlite_core import utc_iso
 

@@ -39,8 +39,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from .._webhook import Webhook
 from ..exceptions import ConfigurationError, StorageError
+from ..model._webhook import Webhook
 from ._codec import PlaintextCodec
 from ._protocol import SecretCodec
 from ._schema import APPLICATION_ID, LATEST_VERSION, apply_migrations

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from .._delivery import Attempt, Delivery, DeliveryStatus
+from ..model._delivery import Attempt, Delivery, DeliveryStatus
 from ._outbox_common import (
     attempt_from_row,
     claims_exhausted,

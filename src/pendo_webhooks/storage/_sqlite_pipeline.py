@@ -19,8 +19,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import cast
 
-from .._audit import AuditEntry
-from .._exclusions import Exclusion, duplicate_exclusion, unknown_exclusion
+from ..model._audit import AuditEntry
+from ..model._exclusions import Exclusion, duplicate_exclusion, unknown_exclusion
 from ._protocol_pipeline import FirstSeenOrigin
 from ._sqlite_core import SQLiteCore
 from ._sqlite_webhooks import SQLITE_ROWS, append_audit

@@ -23,10 +23,10 @@ import json
 import sqlite3
 from typing import Any
 
-from .._audit import AuditEntry, AuditQuery
-from .._webhook import Webhook
 from ..events import EventCategory
 from ..exceptions import StorageError
+from ..model._audit import AuditEntry, AuditQuery
+from ..model._webhook import Webhook
 from ._errors import duplicate_webhook, unknown_webhook
 from ._sql_rows import RowFormat, as_is, check_version, loaded
 from ._sqlite_core import SQLiteCore, from_utc_iso, utc_iso

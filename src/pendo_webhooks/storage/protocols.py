@@ -36,7 +36,7 @@ from typing import ClassVar, Protocol, runtime_checkable
 
 import attrs
 
-from .._delivery import Attempt, Delivery
+from ..model._delivery import Attempt, Delivery
 from ._outbox_common import claims_exhausted
 from ._outbox_protocol import ChainingOutbox, DeliveryLog, OutboxQueue, OutboxStore
 from ._protocol import AuditStore, SecretCodec, Storage, WebhookStore

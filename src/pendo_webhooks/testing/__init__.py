@@ -15,9 +15,9 @@ This module is not imported by :mod:`pendo_webhooks` itself.
 
 from __future__ import annotations
 
-from .._fakes import FrozenClock, RecordingTransport
-from .._receiver import LocalReceiver, ReceivedRequest, Reply, SignedRequest, signed_request
-from .._samples import sample_event, sample_events
+from ..events._samples import sample_event, sample_events
+from ._fakes import FrozenClock, RecordingTransport
+from ._receiver import LocalReceiver, ReceivedRequest, Reply, SignedRequest, signed_request
 
 
 __all__ = [

@@ -54,7 +54,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .._fakes import FrozenClock
 from ..dispatcher import Attempt, Delivery, DeliveryStatus
 from ..events import EventCategory
 from ..exceptions import (
@@ -71,6 +70,7 @@ from ..retry import Verdict
 from ..signing import SignatureScheme
 from ..storage import AuditQuery, Storage
 from ..storage.protocols import capabilities, claims_exhausted
+from ._fakes import FrozenClock
 
 
 __all__ = [

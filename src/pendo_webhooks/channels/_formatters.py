@@ -1,0 +1,168 @@
+"""
+The formatters themselves; public in :mod:`pendo_webhooks.formatters`.
+
+Strictly private: they live beside the channels that use them, so that
+:mod:`pendo_webhooks.channels` does not import a module above it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+import attrs
+
+from .._version import __version__
+from ..events._checks import has_lone_surrogate
+from ..events._models import Event
+from ..events._serialize import _ESCAPES, to_wire, to_wire_dict
+from ..exceptions import PayloadError, ValidationError
+from ._segment import (
+    BATCH_PATH,
+    MAX_BATCH_BYTES,
+    MAX_BATCH_MESSAGES,
+    MAX_MESSAGE_BYTES,
+    iso_millis,
+)
+
+
+__all__ = [
+    "BATCH_PATH",
+    "LIBRARY_NAME",
+    "MAX_BATCH_BYTES",
+    "MAX_BATCH_MESSAGES",
+    "MAX_MESSAGE_BYTES",
+    "Formatter",
+    "SegmentFormatter",
+    "URLFormatter",
+]
+
+#: ``context.library.name`` of every Segment message, unless the formatter is told otherwise.
+LIBRARY_NAME = "pendo-webhooks"
+
+
+class Formatter(Protocol):
+    """
+    **Protocol**: Turns an event into the exact bytes stored and sent for one webhook.
+
+    Called once per delivery, when it is enqueued; never again on retries or replays.
+    """
+
+    def format(self, event: Event) -> bytes:
+        """
+        Return the bytes to store for *event*.
+
+        Raises:
+            PayloadError: If *event* is not an event or cannot be serialized.
+        """
+        ...
+
+
+@attrs.frozen
+class URLFormatter:
+    """
+    Formats URL webhook bodies: Pendo's JSON, byte for byte (see the
+    [wire format](../reference/wire-format.md)).
+
+    >>> from pendo_webhooks.testing import sample_event
+    >>> len(URLFormatter().format(sample_event("guideDisplayed")))
+    917
+    """
+
+    def format(self, event: Event) -> bytes:
+        """
+        Return :func:`~pendo_webhooks.events.to_wire` of *event*.
+
+        Raises:
+            PayloadError: If *event* is not an event or cannot be serialized.
+        """
+        return to_wire(event)
+
+
+def _check_library_text(_instance: object, attribute: attrs.Attribute[str], value: object) -> None:
+    if not isinstance(value, str) or not value.strip():
+        msg = "must be non-empty text"
+        raise ValidationError(attribute.name, msg)
+    if len(value) > 100 or has_lone_surrogate(value):
+        msg = "must be at most 100 characters of valid Unicode"
+        raise ValidationError(attribute.name, msg)
+
+
+@attrs.frozen(kw_only=True)
+class SegmentFormatter:
+    """
+    Formats Segment ``track`` messages: one per event (see
+    [Receive events in Segment](../howto/segment.md#what-segment-receives)).
+
+    ``event`` is the Pendo event name, ``userId`` the visitor, ``properties`` Pendo's
+    ``properties`` unchanged; ``context`` carries ``groupId`` (the account), the
+    visitor's ``userAgent``, ``library`` and ``pendo`` (``app`` and ``subscription``);
+    ``timestamp`` is ISO-8601 UTC with milliseconds and ``messageId`` the ``uniqueId``,
+    so Segment drops the copies a retry may send. The JSON is compact and escaped like
+    Pendo's (``<`` as ``\\u003c`` and so on), keys always in this order.
+
+    Attributes:
+        library_name: ``context.library.name``.
+        library_version: ``context.library.version``.
+
+    Raises:
+        ValidationError: If *library_name* or *library_version* is empty, longer than
+            100 characters or holds a lone surrogate.
+
+    >>> import json
+    >>> from pendo_webhooks.testing import sample_event
+    >>> message = json.loads(SegmentFormatter().format(sample_event("visitorCreated")))
+    >>> list(message)
+    ['type', 'event', 'userId', 'properties', 'context', 'timestamp', 'messageId']
+    >>> message["timestamp"], message["context"]["groupId"]
+    ('2021-07-20T17:57:56.000Z', 'Webhook Account')
+    """
+
+    library_name: str = attrs.field(default=LIBRARY_NAME, validator=_check_library_text)
+    library_version: str = attrs.field(default=__version__, validator=_check_library_text)
+
+    def format(self, event: Event) -> bytes:
+        """
+        Return the ``track`` message for *event*, serialized once, as stored and sent.
+
+        Raises:
+            PayloadError: If *event* is not an event or cannot be serialized.
+        """
+        wire = to_wire_dict(event)
+        message = {
+            "type": "track",
+            "event": wire["event"],
+            "userId": wire["visitorId"],
+            "properties": wire["properties"],
+            "context": {
+                "groupId": wire["accountId"],
+                "userAgent": wire["userAgent"],
+                "library": {"name": self.library_name, "version": self.library_version},
+                "pendo": {"app": wire["app"], "subscription": wire["subscription"]},
+            },
+            "timestamp": iso_millis(event.timestamp),
+            "messageId": wire["uniqueId"],
+        }
+        try:
+            return _encode(message)
+        except (ValueError, TypeError, UnicodeEncodeError, RecursionError) as exc:
+            msg = f"{wire['event']} cannot be serialized: {type(exc).__name__}"
+            raise PayloadError(msg) from None
+
+
+# The events module's encoder settings, without the check for circular containers: a
+# message is built here from an event's own values, and a cycle (which no event can hold)
+# would still fail, as a RecursionError.
+_ENCODE_ACYCLIC = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
+).encode
+
+
+def _encode(value: Any) -> bytes:
+    # The events module's escapes, so Segment messages spell strings exactly as Pendo's
+    # bodies do.
+    text = _ENCODE_ACYCLIC(value)
+    for char, escaped in _ESCAPES:
+        if char in text:
+            text = text.replace(char, escaped)
+    return text.encode("utf-8")

@@ -1,0 +1,486 @@
+"""
+The dispatcher's enqueuer: from events to stored deliveries (and, to dispatch, their first
+attempt).
+
+Each event is serialized once per kind of webhook, the subscribed webhooks are read once
+per category, and every delivery of a call is written in one transaction; to dispatch,
+the stored deliveries are then attempted through the deliverer (a chunk at a time for
+many events). Strictly private; the :class:`~pendo_webhooks.dispatcher.Dispatcher` holds
+one and delegates to it (its public methods carry the documentation).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+import attrs
+
+from ..channels import ChannelTable
+from ..channels._segment import too_large_reason
+from ..events import Event, EventCategory
+from ..exceptions import ValidationError
+from ..model._delivery import Delivery, DeliveryStatus, trusted_delivery
+from ..model._exclusions import ExclusionMatcher, StoredExclusions
+from ..model._outcomes import DeliveryOutcome, DispatchResult, Outcome
+from ..model._webhook import Webhook
+from ..pipeline._gate import (
+    Decision,
+    DestinationResolver,
+    SkipReason,
+    describe,
+    evaluate,
+    event_gate,
+    payload_measure,
+)
+from ..registry import WebhookRegistry
+from ..storage import Storage
+from ..storage._host_connection import enqueue_through
+from ..storage._outbox_protocol import EnqueueSkip
+from ._deliver import Deliverer
+from ._deliver_claims import Claimer
+from ._deliver_outcome import exhausted, outcome_of
+
+
+__all__ = ["CHUNK_PER_THREAD", "Enqueuer"]
+
+#: dispatch_many claims URL deliveries this many per dispatch thread at a time (a Segment
+#: webhook's, one batch's worth): a host killed mid-call strands at most one such chunk
+#: for a lease, and the rest are due at once for any worker.
+CHUNK_PER_THREAD = 4
+
+_SKIPPED = {
+    EnqueueSkip.DUPLICATE: "duplicate: this event was already enqueued for this webhook",
+    EnqueueSkip.DISABLED: "webhook disabled",
+    EnqueueSkip.DELETED: "webhook deleted",
+}
+
+
+class Enqueuer:
+    """
+    Plans, stores and (to dispatch) attempts the deliveries of events. Strictly private.
+
+    Args:
+        registry: Which webhooks are subscribed to a category.
+        storage: The store the deliveries go to.
+        claims: The lease a dispatched delivery is stored with; claims later chunks.
+        deliverer: Attempts the stored deliveries, to dispatch.
+        transport: Asked, by explain, whether a destination resolves to a refused address.
+        ids: Makes delivery ids.
+        threads: Threads for dispatch's immediate attempts.
+        channels: The channel of each webhook kind: formats, limits, batches.
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: WebhookRegistry,
+        storage: Storage,
+        claims: Claimer,
+        deliverer: Deliverer,
+        transport: object,
+        ids: Callable[[str], str],
+        threads: int,
+        channels: ChannelTable,
+    ) -> None:
+        self._registry = registry
+        self._storage = storage
+        self._claims = claims
+        self._clock = claims.clock
+        self._deliverer = deliverer
+        self._transport = transport
+        self._ids = ids
+        self._threads = threads
+        self._channels = channels
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._exclusions = StoredExclusions(storage)
+
+    def close(self) -> None:
+        """
+        Stop the dispatch threads (once they finish).
+        """
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def explain(self, event: Event) -> list[Decision]:
+        """
+        See :meth:`~pendo_webhooks.dispatcher.Dispatcher.explain`.
+        """
+        if not isinstance(getattr(event, "category", None), EventCategory):
+            raise ValidationError("event", f"must be an event, not {type(event).__name__}")
+        check: DestinationResolver | None = getattr(self._transport, "check_destination", None)
+        return evaluate(
+            event,
+            self._storage.list_webhooks(),
+            exclusions=self._exclusions.current(),
+            destinations=self._registry.destinations,
+            resolve=check if callable(check) else None,
+            measure=payload_measure(event, channels=self._channels),
+        )
+
+    def enqueue(
+        self, events: Iterable[Event], *, attempt: bool, connection: object | None = None
+    ) -> list[DispatchResult]:
+        batch = self._batch(attempt)
+        plans = self._plan_all(events, batch, attempt=attempt)
+        batch_deliveries = _planned(plans)
+        if batch_deliveries:
+            skipped = (
+                self._storage.enqueue_deliveries(batch_deliveries)
+                if connection is None
+                else enqueue_through(self._storage, batch_deliveries, connection)
+            )
+            _sort(plans, skipped)
+        return self._settle(plans, attempt=attempt)
+
+    def enqueue_first_seen(
+        self,
+        keys: Collection[str],
+        *,
+        at: datetime,
+        categories: Iterable[EventCategory],
+        events: Callable[[set[str]], list[Event]],
+        attempt: bool,
+        connection: object | None = None,
+    ) -> list[DispatchResult]:
+        """
+        Claim first-seen *keys* and store the deliveries of the events they fire, atomically.
+
+        The enqueue path of :meth:`enqueue_many` (or :meth:`dispatch_many`, with
+        *attempt*), with the claim in the same transaction
+        (``Storage.claim_first_seen_and_enqueue``): *events* makes the events of the keys
+        this call claimed. What the planning reads from the store (the webhooks subscribed
+        to *categories*, the exclusion list) is read before the transaction, so inside it
+        the deliveries are only formatted. For ``FirstSeenTracker``. Strictly private.
+        """
+        batch = self._batch(attempt)
+        for category in categories:
+            self._subscribed(category, batch)
+        plans: list[_Plan] = []
+
+        def deliveries(claimed: set[str]) -> list[Delivery]:
+            # Called inside the store's transaction, perhaps more than once (a retry).
+            plans[:] = self._plan_all(events(claimed), batch, attempt=attempt)
+            return _planned(plans)
+
+        _, skipped = self._storage.claim_first_seen_and_enqueue(
+            keys, at=at, deliveries=deliveries, connection=connection
+        )
+        _sort(plans, skipped)
+        return self._settle(plans, attempt=attempt)
+
+    def _plan_all(self, events: Iterable[Event], batch: _Batch, *, attempt: bool) -> list[_Plan]:
+        """
+        Plan each event's deliveries; to attempt many, only the first chunk stays claimed.
+        """
+        plans = [self._plan(event, batch) for event in events]
+        if attempt and len(plans) > 1:
+            self._claim_first_chunk(plans)
+        return plans
+
+    def _batch(self, attempt: bool) -> _Batch:
+        now = self._clock()
+        if not attempt:
+            return _Batch(now=now, lease_until=None, owner=None)
+        # The owner once per call: it asks for the process id.
+        return _Batch(
+            now=now, lease_until=now + self._claims.lease_duration, owner=self._claims.owner
+        )
+
+    def _subscribed(self, category: EventCategory, batch: _Batch) -> list[Webhook]:
+        """
+        The webhooks subscribed to *category*, read once per batch, and the exclusion list
+        once some webhook listens.
+        """
+        webhooks = batch.subscribed.get(category)
+        if webhooks is None:
+            webhooks = batch.subscribed[category] = self._registry.subscribed(category)
+        if webhooks and batch.exclusions is None:
+            batch.exclusions = self._exclusions.current()
+        return webhooks
+
+    def _settle(self, plans: list[_Plan], *, attempt: bool) -> list[DispatchResult]:
+        """
+        Attempt the stored deliveries now (with *attempt*), or report them pending.
+        """
+        if attempt and len(plans) > 1:
+            stored = [pair for plan in plans for pair in plan.stored]
+            by_delivery = {o.delivery_id: o for o in self._attempt_stored(stored)}
+            for plan in plans:
+                for webhook, delivery in plan.stored:
+                    plan.outcomes[webhook.id] = by_delivery[delivery.id]
+        else:
+            for plan in plans:
+                settled = self._attempt_all(plan.stored) if attempt else _pending(plan.stored)
+                for outcome in settled:
+                    plan.outcomes[outcome.webhook_id] = outcome
+        return [plan.result() for plan in plans]
+
+    def _plan(self, event: Event, batch: _Batch) -> _Plan:
+        """
+        Decide *event*'s deliveries: one per subscribed webhook, its message formatted once.
+        """
+        category = getattr(event, "category", None)
+        if not isinstance(category, EventCategory):
+            raise ValidationError("event", f"must be an event, not {type(event).__name__}")
+        webhooks = self._subscribed(category, batch)
+        plan = _Plan(event=event, webhooks=webhooks)
+        if not webhooks or batch.exclusions is None:
+            return plan
+        gate = event_gate(event, batch.exclusions)
+        if gate is not None:
+            plan.gated = _gated(event, webhooks, *gate)
+            return plan
+        now = batch.now
+        # Formatted once per channel (a channel may serve more than one kind).
+        bodies: dict[int, bytes] = {}
+        for webhook in webhooks:
+            channel = self._channels.for_webhook(webhook)
+            body = bodies.get(id(channel))
+            if body is None:
+                body = bodies[id(channel)] = channel.format(event)
+            limit = channel.max_message_bytes
+            # Every value is of the right type already: the unchecked constructor.
+            delivery = trusted_delivery(
+                id=self._ids("dlv"),
+                webhook_id=webhook.id,
+                event_id=event.unique_id,
+                category=category,
+                body=body,
+                next_attempt_at=batch.lease_until or now,
+                created_at=now,
+                updated_at=now,
+                lease_owner=batch.owner,
+                lease_until=batch.lease_until,
+            )
+            if len(body) > limit:
+                # Never sent (over Segment's 32 KB message limit): stored finished, so the
+                # reason stays on record.
+                delivery = attrs.evolve(
+                    delivery,
+                    status=DeliveryStatus.FAILED,
+                    next_attempt_at=now,
+                    last_error=too_large_reason(len(body), limit),
+                    finished_at=now,
+                    lease_owner=None,
+                    lease_until=None,
+                )
+            plan.planned.append((webhook, delivery))
+        return plan
+
+    def _attempt_all(
+        self, stored: list[tuple[Webhook, Delivery]], *, guard_lease: bool = False
+    ) -> list[DeliveryOutcome]:
+        attempt = self._deliverer.attempt_guarded if guard_lease else self._deliverer.attempt_now
+        if len(stored) <= 1:
+            return [attempt(delivery, webhook) for webhook, delivery in stored]
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    self._threads, thread_name_prefix="pendo-webhooks-dispatch"
+                )
+            pool = self._pool
+        return list(pool.map(lambda pair: attempt(pair[1], pair[0]), stored))
+
+    def _chunks(
+        self, pairs: Sequence[tuple[Webhook, Delivery]]
+    ) -> list[list[tuple[Webhook, Delivery]]]:
+        """
+        *pairs* in the chunks dispatch_many claims and attempts them in, in order.
+
+        Each batching webhook's (Segment's) deliveries in one batch's worth each, then the
+        others (URL webhooks'), ``CHUNK_PER_THREAD`` per dispatch thread each.
+        """
+        batches: dict[str, tuple[int, list[tuple[Webhook, Delivery]]]] = {}
+        singles: list[tuple[Webhook, Delivery]] = []
+        for pair in pairs:
+            most = self._channels.for_webhook(pair[0]).max_batch_messages
+            if most > 1:
+                batches.setdefault(pair[0].id, (most, []))[1].append(pair)
+            else:
+                singles.append(pair)
+        chunks = [
+            group[i : i + most]
+            for most, group in batches.values()
+            for i in range(0, len(group), most)
+        ]
+        size = CHUNK_PER_THREAD * self._threads
+        chunks.extend(singles[i : i + size] for i in range(0, len(singles), size))
+        return chunks
+
+    def _claim_first_chunk(self, plans: list[_Plan]) -> None:
+        """
+        Leave only the first chunk of *plans*' deliveries claimed; the rest are stored due.
+
+        So a host killed in the middle of dispatch_many strands one chunk for a lease, not
+        all of them: any worker takes the rest at once. :meth:`_attempt_stored` claims
+        them a chunk at a time.
+        """
+        claimed = [(w, d) for plan in plans for w, d in plan.planned if d.lease_owner is not None]
+        chunks = self._chunks(claimed)
+        if len(chunks) <= 1:
+            return
+        first = {d.id for _, d in chunks[0]}
+        for plan in plans:
+            plan.planned = [
+                (w, d)
+                if d.id in first or d.lease_owner is None
+                else (
+                    w,
+                    attrs.evolve(
+                        d, lease_owner=None, lease_until=None, next_attempt_at=d.created_at
+                    ),
+                )
+                for w, d in plan.planned
+            ]
+
+    def _attempt_stored(self, stored: list[tuple[Webhook, Delivery]]) -> list[DeliveryOutcome]:
+        """
+        Attempt many just-stored deliveries a chunk at a time (see :meth:`_chunks`).
+
+        Each chunk is claimed just before its turn (the first was stored claimed): one
+        another worker took meanwhile is reported pending. Segment deliveries go in
+        batches, URL ones alone; a URL delivery whose lease is half gone before its turn
+        comes is handed back (pending, due at once) rather than sent late.
+        """
+        outcomes: dict[str, DeliveryOutcome] = {}
+        for chunk in self._chunks(stored):
+            # A Segment batch takes its webhook's due deliveries along: ours of a later chunk too.
+            waiting = [(w, d) for w, d in chunk if d.id not in outcomes]
+            if any(d.lease_owner is None for _, d in waiting):
+                waiting = self._claim_chunk(waiting, outcomes)
+            if not waiting:
+                continue
+            webhook = waiting[0][0]
+            if self._channels.for_webhook(webhook).max_batch_messages > 1:
+                found = self._deliverer.attempt_batch([d for _, d in waiting], webhook)
+            else:
+                found = self._attempt_all(waiting, guard_lease=True)
+            for outcome in found:
+                if outcome.delivery_id is not None:
+                    outcomes.setdefault(outcome.delivery_id, outcome)
+        return list(outcomes.values())
+
+    def _claim_chunk(
+        self, chunk: list[tuple[Webhook, Delivery]], outcomes: dict[str, DeliveryOutcome]
+    ) -> list[tuple[Webhook, Delivery]]:
+        """
+        Claim *chunk*'s unclaimed deliveries; return those now ours, put the others' outcomes.
+        """
+        got = {
+            d.id: d
+            for d in self._claims.claim_ids([d.id for _, d in chunk if d.lease_owner is None])
+        }
+        ready: list[tuple[Webhook, Delivery]] = []
+        for webhook, delivery in chunk:
+            current = delivery if delivery.lease_owner is not None else got.get(delivery.id)
+            if current is None:
+                outcomes[delivery.id] = _taken(delivery)
+            elif current.status is not DeliveryStatus.PENDING:
+                outcomes[delivery.id] = exhausted(current)
+            else:
+                ready.append((webhook, current))
+        return ready
+
+
+def _skipped(webhook_id: str, reason: str) -> DeliveryOutcome:
+    return outcome_of(webhook_id, None, Outcome.SKIPPED, reason)
+
+
+def _gated(
+    event: Event, webhooks: Sequence[Webhook], reason: SkipReason, detail: str
+) -> DispatchResult:
+    # An event-wide reason (exclusion, agent version): every subscribed webhook skips it,
+    # with the text explain() gives.
+    text = describe(reason, detail)
+    return DispatchResult(
+        event_id=event.unique_id,
+        category=event.category,
+        outcomes=tuple(_skipped(w.id, text) for w in webhooks),
+    )
+
+
+def _pending(stored: list[tuple[Webhook, Delivery]]) -> list[DeliveryOutcome]:
+    return [outcome_of(w.id, d.id, Outcome.PENDING) for w, d in stored]
+
+
+def _taken(delivery: Delivery) -> DeliveryOutcome:
+    # Stored unclaimed by dispatch_many, and claimed by a worker before its chunk's turn.
+    return outcome_of(
+        delivery.webhook_id,
+        delivery.id,
+        Outcome.PENDING,
+        "claimed by another worker before its turn",
+    )
+
+
+def _too_large(delivery: Delivery) -> DeliveryOutcome:
+    return outcome_of(delivery.webhook_id, delivery.id, Outcome.FAILED, delivery.last_error)
+
+
+def _planned(plans: list[_Plan]) -> list[Delivery]:
+    """
+    Every delivery *plans* will store, in order.
+    """
+    return [d for plan in plans for _, d in plan.planned]
+
+
+def _sort(plans: list[_Plan], skipped: Sequence[str | None]) -> None:
+    """
+    Sort each plan's deliveries into stored, skipped (*skipped*: the store's word on each,
+    in order) or too large.
+    """
+    found = iter(skipped)
+    for plan in plans:
+        for webhook, delivery in plan.planned:
+            why = next(found)
+            if why is not None:
+                plan.outcomes[webhook.id] = _skipped(webhook.id, _SKIPPED.get(why, why))
+            elif delivery.status is DeliveryStatus.FAILED:
+                plan.outcomes[webhook.id] = _too_large(delivery)
+            else:
+                plan.stored.append((webhook, delivery))
+
+
+@attrs.define
+class _Batch:
+    """
+    What the events of one enqueue share: the time, the lease, and what was read. Private.
+    """
+
+    now: datetime
+    lease_until: datetime | None
+    owner: str | None
+    subscribed: dict[EventCategory, list[Webhook]] = attrs.Factory(dict)
+    exclusions: ExclusionMatcher | None = None
+
+
+@attrs.define
+class _Plan:
+    """
+    One event's deliveries on their way into the store. Strictly private.
+    """
+
+    event: Event
+    webhooks: Sequence[Webhook]
+    planned: list[tuple[Webhook, Delivery]] = attrs.Factory(list)
+    stored: list[tuple[Webhook, Delivery]] = attrs.Factory(list)
+    outcomes: dict[str, DeliveryOutcome] = attrs.Factory(dict)
+    gated: DispatchResult | None = None
+
+    def result(self) -> DispatchResult:
+        """
+        The event's result: one outcome per subscribed webhook, in their order.
+        """
+        if self.gated is not None:
+            return self.gated
+        return DispatchResult(
+            event_id=self.event.unique_id,
+            category=self.event.category,
+            outcomes=tuple(self.outcomes[w.id] for w in self.webhooks),
+        )
