@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import _nginx
+import _report
 import requests
 import urllib3
 
@@ -351,10 +352,6 @@ def run_rounds(
     return samples
 
 
-def verdict(met: bool) -> str:
-    return "MET" if met else "NOT MET"
-
-
 def report(title: str, samples: dict[str, list[Sample]], fdatasync: float) -> None:
     """Print one receiver's table (medians, best, CPU) and the targets."""
     median = {key: statistics.median(s.rate for s in found) for key, found in samples.items()}
@@ -374,13 +371,13 @@ def report(title: str, samples: dict[str, list[Sample]], fdatasync: float) -> No
     print("  targets (ratios of medians):")
     for key, target in RATIO_TARGETS:
         ratio = median[key] / base
-        print(f"    {key} >= {target:.1f}x (a): {ratio:.2f}x  {verdict(ratio >= target)}")
+        print(f"    {key} >= {target:.1f}x (a): {ratio:.2f}x  {_report.verdict(ratio >= target)}")
     post, took = 1 / median[A2], 1 / median[D]
     limit = post + fdatasync + ENGINE_ALLOWANCE
     print(
         f"    (d) per call <= (a2) {post * 1e3:.3f} ms + fdatasync {fdatasync * 1e3:.3f} ms"
         f" + {ENGINE_ALLOWANCE * 1e3:.2f} ms = {limit * 1e3:.3f} ms: {took * 1e3:.3f} ms"
-        f"  {verdict(took <= limit)}"
+        f"  {_report.verdict(took <= limit)}"
     )
     print()
 
@@ -399,16 +396,6 @@ def receivers(chosen: list[str]) -> dict[str, tuple[str, Receiver]]:
         ),
     }
     return {name: available[name] for name in chosen}
-
-
-def machine() -> str:
-    """CPUs, model name and load average, as RESULTS.md records them."""
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
-    models = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-    model = models[0] if models else platform.processor() or "unknown model"
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return f"{os.cpu_count()} CPUs ({model}), load average {load}"
 
 
 def nginx_version() -> str:
@@ -448,7 +435,7 @@ def main() -> None:
 
     print("pendo-webhooks dispatch benchmark")
     print(f"  date      {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
-    print(f"  machine   {platform.platform()}, {machine()}")
+    print(f"  machine   {_report.machine()}")
     print(f"  python    {platform.python_implementation()} {platform.python_version()}")
     print(
         f"  clients   requests {requests.__version__}, urllib3 {urllib3.__version__};"
@@ -461,8 +448,7 @@ def main() -> None:
     bodies = [to_wire(e) for e in events(n)]
     with tempfile.TemporaryDirectory(prefix="bench_dispatch_") as directory:
         tmp = Path(directory)
-        with setup(InMemoryStorage(), "http://127.0.0.1:9/") as dispatcher:
-            print(f"  transport {type(dispatcher.transport).__name__} (the Dispatcher's default)")
+        print(f"  transport {_report.default_transport()} (the Dispatcher's default)")
         print(f"  sqlite files and fdatasync probe in {tmp}")
         print()
         table = loops(n, bodies, tmp, extra=args.extra)
