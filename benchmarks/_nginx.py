@@ -51,7 +51,7 @@ def find_nginx(binary: str | None = None) -> str:
     for candidate in filter(None, candidates):
         if Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
-    looked = ", ".join(filter(None, candidates))
+    looked = binary or ", ".join(["$NGINX", "nginx on PATH", *_KNOWN_PATHS])
     raise NginxUnavailable(f"nginx is not installed (looked for {looked}); {INSTALL_HINT}")
 
 
