@@ -130,6 +130,32 @@ def batch_items(body: bytes) -> list[bytes]:
 
 
 class TestSegmentMessage:
+    def test_anonymous_visitor_goes_as_anonymous_id(self) -> None:
+        """
+        A Pendo anonymous visitor (``_PENDO_T_...``) goes out as ``anonymousId``, never as
+        ``userId`` (which would make a fake identified user downstream); the known answer
+        differs from the identified one in that key only.
+        """
+        event = sample_event("guideDisplayed", visitor_id="_PENDO_T_8gJ2yVbXq3kW")
+        message = segment_message(event)
+        assert message == (SEGMENT_DATA / "guideDisplayed.anonymous.json").read_bytes()
+        assert message.replace(
+            b'"anonymousId":"_PENDO_T_8gJ2yVbXq3kW"', b'"userId":"Webhook Visitor"'
+        ) == golden(EventCategory.GUIDE_DISPLAYED)
+        assert "userId" not in json.loads(message)
+
+    @pytest.mark.parametrize(
+        "visitor", ["Webhook Visitor", "_PENDO_", "_pendo_t_abc", "x_PENDO_T_abc", "PENDO_T_a"]
+    )
+    def test_identified_visitors_keep_user_id(self, visitor: str) -> None:
+        """
+        Only the exact ``_PENDO_T_`` prefix marks an anonymous visitor; anything else is
+        identified and keeps ``userId``.
+        """
+        message = json.loads(segment_message(sample_event("npsSubmitted", visitor_id=visitor)))
+        assert message["userId"] == visitor
+        assert "anonymousId" not in message
+
     @pytest.mark.parametrize("category", list(EventCategory), ids=str)
     def test_golden_message_for_every_event_type(self, category: EventCategory) -> None:
         """

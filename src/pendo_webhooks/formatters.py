@@ -28,6 +28,7 @@ b'{"type":"track","event":"accountCreated","userId":"Webhook Visitor","propertie
 from __future__ import annotations
 
 from .channels._formatters import (
+    ANONYMOUS_VISITOR_PREFIX,
     BATCH_PATH,
     LIBRARY_NAME,
     MAX_BATCH_BYTES,
@@ -40,6 +41,7 @@ from .channels._formatters import (
 
 
 __all__ = [
+    "ANONYMOUS_VISITOR_PREFIX",
     "BATCH_PATH",
     "LIBRARY_NAME",
     "MAX_BATCH_BYTES",

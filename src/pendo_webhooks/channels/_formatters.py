@@ -28,6 +28,7 @@ from ._segment import (
 
 __all__ = [
     "BATCH_PATH",
+    "ANONYMOUS_VISITOR_PREFIX",
     "LIBRARY_NAME",
     "MAX_BATCH_BYTES",
     "MAX_BATCH_MESSAGES",
@@ -39,6 +40,10 @@ __all__ = [
 
 #: ``context.library.name`` of every Segment message, unless the formatter is told otherwise.
 LIBRARY_NAME = "pendo-webhooks"
+
+#: How Pendo's anonymous visitor ids begin (``_PENDO_T_`` and a random token): such a
+#: visitor goes to Segment as ``anonymousId``, never as an identified ``userId``.
+ANONYMOUS_VISITOR_PREFIX = "_PENDO_T_"
 
 
 class Formatter(Protocol):
@@ -94,8 +99,9 @@ class SegmentFormatter:
     Formats Segment ``track`` messages: one per event (see
     [Receive events in Segment](../howto/segment.md#what-segment-receives)).
 
-    ``event`` is the Pendo event name, ``userId`` the visitor, ``properties`` Pendo's
-    ``properties`` unchanged; ``context`` carries ``groupId`` (the account), the
+    ``event`` is the Pendo event name, ``userId`` the visitor (``anonymousId`` instead
+    for Pendo's anonymous visitors, whose ids begin with
+    :data:`ANONYMOUS_VISITOR_PREFIX`), ``properties`` Pendo's ``properties`` unchanged; ``context`` carries ``groupId`` (the account), the
     visitor's ``userAgent``, ``library`` and ``pendo`` (``app`` and ``subscription``);
     ``timestamp`` is ISO-8601 UTC with milliseconds and ``messageId`` the ``uniqueId``,
     so Segment drops the copies a retry may send. The JSON is compact and escaped like
@@ -116,6 +122,11 @@ class SegmentFormatter:
     ['type', 'event', 'userId', 'properties', 'context', 'timestamp', 'messageId']
     >>> message["timestamp"], message["context"]["groupId"]
     ('2021-07-20T17:57:56.000Z', 'Webhook Account')
+    >>> import attrs
+    >>> anonymous = attrs.evolve(sample_event("guideDisplayed"), visitor_id="_PENDO_T_x1Yz")
+    >>> message = json.loads(SegmentFormatter().format(anonymous))
+    >>> message["anonymousId"], "userId" in message
+    ('_PENDO_T_x1Yz', False)
     """
 
     library_name: str = attrs.field(default=LIBRARY_NAME, validator=_check_library_text)
@@ -132,7 +143,7 @@ class SegmentFormatter:
         message = {
             "type": "track",
             "event": wire["event"],
-            "userId": wire["visitorId"],
+            _visitor_key(wire["visitorId"]): wire["visitorId"],
             "properties": wire["properties"],
             "context": {
                 "groupId": wire["accountId"],
@@ -148,6 +159,13 @@ class SegmentFormatter:
         except (ValueError, TypeError, UnicodeEncodeError, RecursionError) as exc:
             msg = f"{wire['event']} cannot be serialized: {type(exc).__name__}"
             raise PayloadError(msg) from None
+
+
+def _visitor_key(visitor_id: object) -> str:
+    # An anonymous visitor as userId would make a fake identified user downstream.
+    if isinstance(visitor_id, str) and visitor_id.startswith(ANONYMOUS_VISITOR_PREFIX):
+        return "anonymousId"
+    return "userId"
 
 
 # The events module's encoder settings, without the check for circular containers: a
