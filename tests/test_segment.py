@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pendo_webhooks._version import __version__
-from pendo_webhooks.channels import _segment
+from pendo_webhooks.channels import SegmentChannel, _segment
 from pendo_webhooks.channels._segment import (
     BATCH_OVERHEAD,
     MAX_BATCH_BYTES,
@@ -758,6 +758,52 @@ def only(result: DispatchResult) -> DeliveryOutcome:
 def auth_header(key: str = WRITE_KEY) -> str:
     """The Basic auth header for *key*, computed independently."""
     return "Basic " + base64.b64encode(f"{key}:".encode()).decode("ascii")
+
+
+class TestEndpointAsPasted:
+    @pytest.mark.parametrize(
+        ("given", "stored"),
+        [
+            ("https://api.segment.io/v1/batch", "https://api.segment.io"),
+            ("https://api.segment.io/v1/batch/", "https://api.segment.io"),
+            ("https://api.segment.io/v1", "https://api.segment.io"),
+            ("https://api.segment.io/v1/", "https://api.segment.io"),
+            ("https://api.segment.io/", "https://api.segment.io"),
+            ("https://events.eu1.segmentapis.com//v1/batch", SEGMENT_EU_ENDPOINT),
+            (
+                "https://proxy.example.com/seg/v1/batch?team=a",
+                "https://proxy.example.com/seg?team=a",
+            ),
+            ("https://proxy.example.com/seg/", "https://proxy.example.com/seg"),
+            ("https://proxy.example.com/v1batch", "https://proxy.example.com/v1batch"),
+        ],
+    )
+    def test_registration_stores_the_base_endpoint(
+        self, mem: SegmentWorld, given: str, stored: str
+    ) -> None:
+        """
+        The batch URL as users copy it (or /v1 alone, or trailing slashes) is stored as the
+        base endpoint, at create and at update, and batches go to one /v1/batch.
+        """
+        created = mem.hook(segment_endpoint=given)
+        assert created.segment_endpoint == stored
+        other = mem.hook(segment_endpoint="https://api.segment.io")
+        updated = mem.registry.update(ADMIN, other.id, segment_endpoint=given)
+        assert updated.segment_endpoint == stored
+        assert SegmentChannel().request(created, [], now=T0).url.count("/v1/batch") == 1
+
+    @pytest.mark.parametrize(
+        "endpoint", ["https://api.segment.io/v1/batch", "https://api.segment.io/v1/batch/"]
+    )
+    def test_an_endpoint_stored_before_posts_to_one_batch_path(self, endpoint: str) -> None:
+        """
+        A webhook stored with the full batch URL (before registration normalised it; the
+        model takes it as it is) still posts to <base>/v1/batch, never /v1/batch/v1/batch.
+        """
+        hook = make_hook(segment_endpoint=endpoint)
+        assert hook.segment_endpoint == endpoint
+        request = SegmentChannel().request(hook, [], now=T0)
+        assert request.url == "https://api.segment.io/v1/batch"
 
 
 class TestSegmentDispatch:

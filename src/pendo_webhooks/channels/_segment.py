@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from urllib.parse import urlsplit, urlunsplit
 
 from ..exceptions import PayloadTooLarge, ValidationError
+from ..model._webhook import segment_base_endpoint
 from ..signing._secret import Secret
 from ..transports import DEFAULT_USER_AGENT, OutgoingRequest
 
@@ -189,15 +190,20 @@ def batch_body(messages: Sequence[bytes], sent_at: str) -> bytes:
 
 def batch_url(endpoint: str) -> str:
     """
-    The batch URL of a Segment *endpoint*: its path with ``/v1/batch`` appended.
+    The batch URL of a Segment *endpoint*: its base path with ``/v1/batch`` appended.
+
+    An endpoint stored as the batch URL itself (or ending in ``/v1``, before the registry
+    stored only bases) still gets one ``/v1/batch``, never two.
 
     >>> batch_url("https://events.eu1.segmentapis.com/")
     'https://events.eu1.segmentapis.com/v1/batch'
     >>> batch_url("https://proxy.example.com/segment?team=growth")
     'https://proxy.example.com/segment/v1/batch?team=growth'
+    >>> batch_url("https://api.segment.io/v1/batch/")
+    'https://api.segment.io/v1/batch'
     """
-    parts = urlsplit(endpoint)
-    path = parts.path.rstrip("/") + BATCH_PATH
+    parts = urlsplit(segment_base_endpoint(endpoint))
+    path = parts.path + BATCH_PATH
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
 
