@@ -58,7 +58,13 @@ from pendo_webhooks.exceptions import (
     TransportError,
     ValidationError,
 )
-from pendo_webhooks.formatters import LIBRARY_NAME, Formatter, SegmentFormatter, URLFormatter
+from pendo_webhooks.formatters import (
+    LIBRARY_NAME,
+    MAX_MESSAGE_ID_LENGTH,
+    Formatter,
+    SegmentFormatter,
+    URLFormatter,
+)
 from pendo_webhooks.registry import (
     SEGMENT_EU_ENDPOINT,
     Actor,
@@ -1231,6 +1237,78 @@ class TestSegmentLimits:
         assert by_id["dlv_rogue"].reason == "payload too large: 32770 bytes > 32768"
         (request,) = mem.transport.requests
         assert len(sent_items(request)) == 1
+
+    def test_a_message_id_of_100_characters_is_failed_unsent(self, world: SegmentWorld) -> None:
+        """
+        Segment takes a messageId of fewer than 100 characters; Pendo's uniqueId may have
+        100. At enqueue such a Segment delivery is stored failed with the reason (zero
+        requests, the result says so), never sent to be dropped; 99 goes out, and a URL
+        webhook of the same event is not affected.
+        """
+        seg = world.hook()
+        world.hook(kind="url", url="https://hooks.example.com/in", write_key=None)
+        with world.dispatcher() as dispatcher:
+            long = dispatcher.dispatch(fresh(unique_id="L" * 100))
+            segment, url = sorted(long.outcomes, key=lambda o: o.webhook_id != seg.id)
+            assert [r.url for r in world.transport.requests] == ["https://hooks.example.com/in"]
+            ok = dispatcher.dispatch(fresh(unique_id="k" * 99))
+        assert (segment.outcome, segment.reason) == (
+            Outcome.FAILED,
+            "messageId too long: 100 characters; Segment takes fewer than 100",
+        )
+        assert url.outcome is Outcome.DELIVERED
+        failed = world.storage.get_delivery(str(segment.delivery_id))
+        assert (failed.status, failed.attempts, failed.last_error) == (
+            DeliveryStatus.FAILED,
+            0,
+            segment.reason,
+        )
+        assert [o.outcome for o in ok.outcomes] == [Outcome.DELIVERED, Outcome.DELIVERED]
+        (batch,) = [r for r in world.transport.requests if r.url.endswith("/v1/batch")]
+        assert [json.loads(m)["messageId"] for m in sent_items(batch)] == ["k" * 99]
+
+    def test_a_stored_long_message_id_is_never_sent(self, mem: SegmentWorld) -> None:
+        """
+        A message with a 100-character messageId stored before the check (an older version)
+        is failed at send time, with the reason and without a request; its batch goes on.
+        """
+        hook = mem.hook()
+        with mem.dispatcher() as dispatcher:
+            dispatcher.enqueue(fresh())
+            t = mem.clock()
+            rogue = Delivery(
+                id="dlv_rogue",
+                webhook_id=hook.id,
+                event_id="m" * 100,
+                category="trackEventReceived",
+                body=message_of(fresh(unique_id="m" * 100)),
+                next_attempt_at=t,
+                created_at=t,
+                updated_at=t,
+            )
+            assert mem.storage.enqueue_deliveries([rogue]) == [None]
+            outcomes = dispatcher.run_due()
+        by_id = {o.delivery_id: o for o in outcomes}
+        assert by_id["dlv_rogue"].outcome is Outcome.FAILED
+        assert by_id["dlv_rogue"].reason == (
+            "messageId too long: 100 characters; Segment takes fewer than 100"
+        )
+        (request,) = mem.transport.requests
+        assert len(sent_items(request)) == 1
+
+    def test_message_id_length_counts_characters(self) -> None:
+        """
+        The length is the JSON string's, in characters: escapes and multi-byte characters
+        (a custom formatter's) count once; a message without a messageId is not judged.
+        """
+        reason = SegmentChannel().refuse
+        assert MAX_MESSAGE_ID_LENGTH == 99
+        assert reason(b'{"messageId":"' + "é".encode() * 99 + b'"}') is None
+        assert reason(b'{"messageId":"' + b"\\u00e9" * 99 + b'"}') is None
+        assert reason(b'{"messageId":"' + b"\\u00e9" * 100 + b'"}') is not None
+        assert reason(b'{"messageId":"' + b"\\q" * 50 + b'"}') is not None
+        assert reason(b'{"messageId":7}') is None
+        assert reason(b"{}") is None
 
     def test_batches_within_limits_through_the_dispatcher(self, mem: SegmentWorld) -> None:
         """

@@ -14,7 +14,9 @@ The dispatcher uses them through :mod:`pendo_webhooks.channels` (a channel's
 
 Both implement the :class:`Formatter` Protocol. The bytes they return are what is stored,
 sent on every attempt and replayed on a manual redelivery. Segment's limits are checked
-before anything is stored or sent: a message over :data:`MAX_MESSAGE_BYTES` is refused;
+before anything is stored or sent: a message over :data:`MAX_MESSAGE_BYTES`, or with a
+``messageId`` over :data:`MAX_MESSAGE_ID_LENGTH` characters, is refused (stored ``failed``
+with the reason);
 a batch holds at most :data:`MAX_BATCH_MESSAGES` messages and :data:`MAX_BATCH_BYTES` bytes.
 
 >>> from pendo_webhooks.testing import sample_event
@@ -34,6 +36,7 @@ from .channels._formatters import (
     MAX_BATCH_BYTES,
     MAX_BATCH_MESSAGES,
     MAX_MESSAGE_BYTES,
+    MAX_MESSAGE_ID_LENGTH,
     Formatter,
     SegmentFormatter,
     URLFormatter,
@@ -47,6 +50,7 @@ __all__ = [
     "MAX_BATCH_BYTES",
     "MAX_BATCH_MESSAGES",
     "MAX_MESSAGE_BYTES",
+    "MAX_MESSAGE_ID_LENGTH",
     "Formatter",
     "SegmentFormatter",
     "URLFormatter",

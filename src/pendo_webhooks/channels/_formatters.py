@@ -22,17 +22,19 @@ from ._segment import (
     MAX_BATCH_BYTES,
     MAX_BATCH_MESSAGES,
     MAX_MESSAGE_BYTES,
+    MAX_MESSAGE_ID_LENGTH,
     iso_millis,
 )
 
 
 __all__ = [
-    "BATCH_PATH",
     "ANONYMOUS_VISITOR_PREFIX",
+    "BATCH_PATH",
     "LIBRARY_NAME",
     "MAX_BATCH_BYTES",
     "MAX_BATCH_MESSAGES",
     "MAX_MESSAGE_BYTES",
+    "MAX_MESSAGE_ID_LENGTH",
     "Formatter",
     "SegmentFormatter",
     "URLFormatter",
@@ -100,12 +102,12 @@ class SegmentFormatter:
     [Receive events in Segment](../howto/segment.md#what-segment-receives)).
 
     ``event`` is the Pendo event name, ``userId`` the visitor (``anonymousId`` instead
-    for Pendo's anonymous visitors, whose ids begin with
-    :data:`ANONYMOUS_VISITOR_PREFIX`), ``properties`` Pendo's ``properties`` unchanged; ``context`` carries ``groupId`` (the account), the
-    visitor's ``userAgent``, ``library`` and ``pendo`` (``app`` and ``subscription``);
-    ``timestamp`` is ISO-8601 UTC with milliseconds and ``messageId`` the ``uniqueId``,
-    so Segment drops the copies a retry may send. The JSON is compact and escaped like
-    Pendo's (``<`` as ``\\u003c`` and so on), keys always in this order.
+    for Pendo's anonymous visitors, whose ids begin with :data:`ANONYMOUS_VISITOR_PREFIX`),
+    ``properties`` Pendo's ``properties`` unchanged; ``context`` carries ``groupId`` (the
+    account), the visitor's ``userAgent``, ``library`` and ``pendo`` (``app`` and
+    ``subscription``); ``timestamp`` is ISO-8601 UTC with milliseconds and ``messageId``
+    the ``uniqueId``, so Segment drops the copies a retry may send. The JSON is compact
+    and escaped like Pendo's (``<`` as ``\\u003c`` and so on), keys always in this order.
 
     Attributes:
         library_name: ``context.library.name``.

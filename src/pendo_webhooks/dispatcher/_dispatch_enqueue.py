@@ -258,14 +258,17 @@ class Enqueuer:
                 lease_owner=batch.owner,
                 lease_until=batch.lease_until,
             )
-            if len(body) > limit:
-                # Never sent (over Segment's 32 KB message limit): stored finished, so the
-                # reason stays on record.
+            refused = (
+                too_large_reason(len(body), limit) if len(body) > limit else channel.refuse(body)
+            )
+            if refused is not None:
+                # Never sent (over a message limit: Segment's 32 KB, its messageId length):
+                # stored finished, so the reason stays on record.
                 delivery = attrs.evolve(
                     delivery,
                     status=DeliveryStatus.FAILED,
                     next_attempt_at=now,
-                    last_error=too_large_reason(len(body), limit),
+                    last_error=refused,
                     finished_at=now,
                     lease_owner=None,
                     lease_until=None,

@@ -33,7 +33,6 @@ __all__ = [
     "MAX_RETIRED_SECRETS",
     "SEGMENT_EU_ENDPOINT",
     "SEGMENT_US_ENDPOINT",
-    "segment_base_endpoint",
     "FrozenMap",
     "RetiredSecret",
     "Webhook",
@@ -43,6 +42,7 @@ __all__ = [
     "check_visible_text",
     "refuse_invisible",
     "secret_or_none",
+    "segment_base_endpoint",
     "to_category",
     "to_kind",
     "to_secret",
@@ -84,6 +84,8 @@ def segment_base_endpoint(endpoint: str) -> str:
             path = path[: -len(suffix)].rstrip("/")
             break
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
 #: A webhook's name is 1 to this many characters after stripping.
 MAX_NAME_LENGTH = 200
 #: At most this many extra static headers per webhook.
