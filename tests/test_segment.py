@@ -13,6 +13,7 @@ import json
 import logging
 import random
 import sqlite3
+import threading
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -1033,6 +1034,111 @@ class TestSegmentDispatch:
         assert keys == {auth_header(f"wk{i}") for i in range(3)}
         sent = [m for r in world.transport.requests for m in sent_items(r)]
         assert sorted(sent) == sorted([message_of(e) for e in events] * len(hooks))
+
+
+class TestSharedBatches:
+    """
+    Concurrent dispatch() calls to one Segment webhook share requests (group commit).
+    """
+
+    @staticmethod
+    def run_gated(
+        world: SegmentWorld,
+        dispatcher: Dispatcher,
+        events: list[Event],
+        *,
+        before_release: Any = None,
+    ) -> list[DeliveryOutcome]:
+        """
+        Dispatch *events* from one thread each: the first call's request stays in flight
+        until every other caller has stored its delivery and is waiting to share a batch.
+        """
+        in_flight, release = threading.Event(), threading.Event()
+        first = threading.Lock()
+
+        def on_send(_: OutgoingRequest) -> None:
+            if first.acquire(blocking=False):
+                in_flight.set()
+                assert release.wait(timeout=120)
+
+        world.transport._on_send = on_send
+        results: dict[int, DeliveryOutcome] = {}
+
+        def call(n: int) -> None:
+            results[n] = only(dispatcher.dispatch(events[n]))
+
+        leader = threading.Thread(target=call, args=(0,))
+        leader.start()
+        assert in_flight.wait(timeout=120)
+        followers = [threading.Thread(target=call, args=(n,)) for n in range(1, len(events))]
+        for thread in followers:
+            thread.start()
+        shared = dispatcher._enqueuer._shared
+        with shared._cond:
+            assert shared._cond.wait_for(
+                lambda: sum(map(len, shared._waiting.values())) == len(events) - 1,
+                timeout=120,
+            )
+        if before_release is not None:
+            before_release()
+        release.set()
+        for thread in [leader, *followers]:
+            thread.join(timeout=120)
+        return [results[n] for n in range(len(events))]
+
+    def test_n_concurrent_calls_make_two_requests(self, world: SegmentWorld) -> None:
+        """
+        40 callers of dispatch(), one event each: the first is sent at once; the 39 that
+        arrive while it is in flight go together in the next request, each caller gets
+        its own delivered outcome, and every message is sent exactly once.
+        """
+        world.hook()
+        events = [fresh() for _ in range(40)]
+        with world.dispatcher(dispatch_threads=2) as dispatcher:
+            outcomes = self.run_gated(world, dispatcher, events)
+        assert [o.outcome for o in outcomes] == [Outcome.DELIVERED] * 40
+        first, second = world.transport.requests
+        assert len(sent_items(first)) == 1
+        assert len(sent_items(second)) == 39
+        sent = [json.loads(m)["messageId"] for r in (first, second) for m in sent_items(r)]
+        assert sorted(sent) == sorted(e.unique_id for e in events)
+        for outcome in outcomes:
+            stored = world.storage.get_delivery(str(outcome.delivery_id))
+            assert (stored.status, stored.attempts) == (DeliveryStatus.DELIVERED, 1)
+
+    def test_a_batch_that_waited_half_a_lease_is_handed_back(self, mem: SegmentWorld) -> None:
+        """
+        Callers that waited past half their lease (the request before theirs was very
+        slow) are not sent late: handed back pending, due at once, and a worker sends them.
+        """
+        mem.hook()
+        events = [fresh() for _ in range(3)]
+        with mem.dispatcher() as dispatcher:
+            outcomes = self.run_gated(
+                mem, dispatcher, events, before_release=lambda: mem.clock.advance(seconds=31)
+            )
+            assert [o.outcome for o in outcomes] == [
+                Outcome.DELIVERED,
+                Outcome.PENDING,
+                Outcome.PENDING,
+            ]
+            assert outcomes[1].reason == (
+                "handed back: half its lease went waiting for a shared batch"
+            )
+            assert len(mem.transport.requests) == 1
+            assert dispatcher.drain(timeout=60).delivered == 2
+        assert len(mem.transport.requests) == 2
+
+    def test_url_webhooks_still_send_one_request_per_call(self, mem: SegmentWorld) -> None:
+        """
+        URL webhooks' dispatch() is unchanged: one request per event, sent in the call.
+        """
+        mem.hook(kind="url", url="https://hooks.example.com/in", write_key=None)
+        events = [fresh() for _ in range(5)]
+        with mem.dispatcher() as dispatcher:
+            for event in events:
+                assert only(dispatcher.dispatch(event)).outcome is Outcome.DELIVERED
+        assert len(mem.transport.requests) == 5
 
 
 class TestEnqueueMany:
