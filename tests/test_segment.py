@@ -1413,6 +1413,7 @@ class TestSegmentLimits:
         assert reason(b'{"messageId":"' + b"\\u00e9" * 99 + b'"}') is None
         assert reason(b'{"messageId":"' + b"\\u00e9" * 100 + b'"}') is not None
         assert reason(b'{"messageId":"' + b"\\q" * 50 + b'"}') is not None
+        assert reason(b'{"messageId":"a\\"b"}') is None
         assert reason(b'{"messageId":7}') is None
         assert reason(b"{}") is None
 

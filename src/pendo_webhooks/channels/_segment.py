@@ -128,7 +128,14 @@ def message_id_reason(message: bytes) -> str | None:
     'messageId too long: 100 characters; Segment takes fewer than 100'
     """
     start = message.rfind(_MESSAGE_ID_KEY)
-    found = None if start < 0 else _MESSAGE_ID.match(message, start)
+    if start < 0:
+        return None
+    # The common case, without a regex: the closing quote within 99 bytes, no escapes.
+    first = start + len(_MESSAGE_ID_KEY)
+    end = message.find(b'"', first, first + MAX_MESSAGE_ID_LENGTH + 1)
+    if end >= 0 and message.find(b"\\", first, end) < 0:
+        return None
+    found = _MESSAGE_ID.match(message, start)
     if found is None:
         return None
     raw = found.group(1)
