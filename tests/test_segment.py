@@ -1415,6 +1415,7 @@ class TestSegmentLimits:
         assert reason(b'{"messageId":"' + b"\\q" * 50 + b'"}') is not None
         assert reason(b'{"messageId":"a\\"b"}') is None
         assert reason(b'{"messageId":7}') is None
+        assert reason(b'{"messageId":"' + b"a" * 120) is None  # not a JSON string: not judged
         assert reason(b"{}") is None
 
     def test_batches_within_limits_through_the_dispatcher(self, mem: SegmentWorld) -> None:
