@@ -23,6 +23,7 @@ import pytest
 import requests
 import urllib3.response
 
+from pendo_webhooks import transports
 from pendo_webhooks.exceptions import (
     ConfigurationError,
     DestinationBlocked,
@@ -1051,3 +1052,32 @@ class TestSameBytes:
 
         assert seen[0] == seen[1]
         assert seen[0].endswith(b"\r\n\r\n" + body)
+
+
+class TestCheckedUrls:
+    def test_passed_urls_are_remembered_within_a_bound(
+        self, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """
+        A URL that passed the policy is not re-parsed on the next send; the memory is
+        bounded (it starts over when full) and a refused URL is refused every time.
+        """
+        monkeypatch.setattr(transports, "_CHECKED_URLS", 2)
+        checks: list[str] = []
+        policy = LOCAL
+        original = DestinationPolicy.check_url
+
+        def counting(self: DestinationPolicy, url: str, *, field: str = "url") -> str:
+            checks.append(url)
+            return original(self, url, field=field)
+
+        monkeypatch.setattr(DestinationPolicy, "check_url", counting)
+        with TransportClass(destinations=policy) as transport:
+            urls = [receiver.url_for(f"/{n}") for n in range(3)]
+            for url in [urls[0], urls[0], urls[1], urls[2], urls[2]]:
+                assert post(transport, url).status == 200
+            for _ in range(2):
+                with pytest.raises(DestinationBlocked):
+                    post(transport, "ftp://example.com/")
+
+        assert checks == [*urls, "ftp://example.com/", "ftp://example.com/"]

@@ -97,6 +97,8 @@ _BAD_VALUE = re.compile(r"[\r\n\x00]")
 # The transport frames the message itself; a caller's value could desynchronise it.
 _RESERVED_HEADERS = frozenset({"content-length", "transfer-encoding", "host", "connection"})
 _READ_CHUNK = 16384
+# Destination URLs whose check a transport remembers (then it starts over).
+_CHECKED_URLS = 1024
 _T = TypeVar("_T", bound="_GuardedTransport")
 # requests sends no Content-Length for a bodiless GET or HEAD; every other method gets one.
 _BODILESS = frozenset({"GET", "HEAD"})
@@ -293,6 +295,7 @@ class _GuardedTransport:
         self._connect_timeout = _positive_seconds(connect_timeout, "connect_timeout")
         self._max_response_bytes = _count(max_response_bytes, "max_response_bytes", least=0)
         self._destinations = destinations
+        self._checked_urls: dict[str, str] = {}
         self._config = GuardConfig(
             policy=destinations,
             resolver=resolver,
@@ -359,10 +362,7 @@ class _GuardedTransport:
             TransportError: No response arrived: ``"timeout"``, ``"connect"``,
                 ``"dns"``, ``"tls"`` or ``"error"``.
         """
-        try:
-            url = self._destinations.check_url(request.url)
-        except InvalidDestination as exc:
-            raise DestinationBlocked("blocked", exc.reason) from exc
+        url = self._checked_url(request.url)
         started = time.monotonic()
         attempt = self._watchdog.begin(self._config)
         if attempt is None:
@@ -405,6 +405,20 @@ class _GuardedTransport:
         if not any(k.lower() == "user-agent" for k in wire):
             wire["User-Agent"] = DEFAULT_USER_AGENT
         return wire
+
+    def _checked_url(self, url: str) -> str:
+        # check_url is a pure function of the URL string and this transport's frozen
+        # policy: remember what passed (a refusal is checked again every time).
+        checked = self._checked_urls.get(url)
+        if checked is None:
+            try:
+                checked = self._destinations.check_url(url)
+            except InvalidDestination as exc:
+                raise DestinationBlocked("blocked", exc.reason) from exc
+            if len(self._checked_urls) >= _CHECKED_URLS:
+                self._checked_urls.clear()
+            self._checked_urls[url] = checked
+        return checked
 
     def _timeout(self, url: str) -> TransportError:
         return TransportError(
