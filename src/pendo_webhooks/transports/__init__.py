@@ -42,6 +42,7 @@ OutgoingRequest(url='https://hooks.example.com/in?[redacted]', method='POST')
 
 from __future__ import annotations
 
+import abc
 import http.client
 import math
 import re
@@ -262,7 +263,7 @@ def _count(value: int, field: str, *, least: int) -> int:
     return value
 
 
-class _GuardedTransport:
+class _GuardedTransport(abc.ABC):
     """
     The guarded send shared by :class:`Urllib3Transport` and :class:`RequestsTransport`.
 
@@ -310,16 +311,16 @@ class _GuardedTransport:
         self._open(maxsize)
         _guarded_http.install_log_redaction()
 
-    def _open(self, maxsize: int) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _open(self, maxsize: int) -> None: ...
 
-    def _close_pool(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _close_pool(self) -> None: ...
 
+    @abc.abstractmethod
     def _exchange(
         self, request: OutgoingRequest, url: str, attempt: WatchedSend[GuardConfig]
-    ) -> tuple[int, Mapping[str, str], bytes, bool]:
-        raise NotImplementedError
+    ) -> tuple[int, Mapping[str, str], bytes, bool]: ...
 
     def __repr__(self) -> str:
         return (
