@@ -230,6 +230,13 @@ class TestConstruction:
         with pytest.raises(ConfigurationError, match=f"^{field}: "):
             TransportClass(**kwargs)
 
+    def test_a_ca_directory_is_accepted(self, tmp_path: Path) -> None:
+        """
+        ca_bundle may name a directory of hashed CA files (OpenSSL's capath).
+        """
+        with TransportClass(ca_bundle=str(tmp_path)) as transport:
+            assert transport.deadline == 15.0
+
     def test_repr_names_the_limits(self) -> None:
         """
         The repr shows the deadline, connect timeout and response cap.
