@@ -97,6 +97,22 @@ def test_the_known_answers_cover_every_segment_event_type() -> None:
     assert names == set(CATEGORIES)
 
 
+def test_a_segment_message_names_exactly_one_visitor_key() -> None:
+    """
+    ``userId`` for an identified visitor, ``anonymousId`` for a ``_PENDO_T_`` one: never
+    both, never neither, never an anonymous id as ``userId``.
+    """
+    anonymous = json.loads((DATA / "segment" / "guideDisplayed.anonymous.json").read_bytes())
+    assert problems(segment_schema(), anonymous) == []
+    assert_same_keys(segment_schema(), anonymous)
+    identified = json.loads((DATA / "segment" / "guideDisplayed.json").read_bytes())
+    both = {**identified, "anonymousId": anonymous["anonymousId"]}
+    neither = {k: v for k, v in identified.items() if k != "userId"}
+    disguised = {**identified, "userId": anonymous["anonymousId"]}
+    for wrong in (both, neither, disguised):
+        assert problems(segment_schema(), wrong) != []
+
+
 @pytest.mark.parametrize("name", CATEGORIES)
 def test_every_formatted_segment_message_validates(name: str) -> None:
     message = json.loads(SegmentFormatter().format(sample_event(name)))
@@ -129,7 +145,15 @@ def assert_same_keys(
         assert_same_keys(branch["then"], value, root)
         return
     if isinstance(value, dict) and "properties" in schema:
-        assert list(value) == list(schema["properties"]) == schema["required"]
+        # A oneOf of required keys (a Segment message's userId or anonymousId): exactly one.
+        choices = [key for branch in schema.get("oneOf", []) for key in branch["required"]]
+        assert sum(key in value for key in choices) == (1 if choices else 0)
+        named = [k for k in schema["properties"] if k not in choices or k in value]
+        assert (
+            list(value)
+            == named
+            == sorted([*schema["required"], *(set(choices) & set(value))], key=named.index)
+        )
         for key, item in value.items():
             assert_same_keys(schema["properties"][key], item, root)
     elif isinstance(value, list) and "items" in schema:

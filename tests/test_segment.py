@@ -13,6 +13,7 @@ import json
 import logging
 import random
 import sqlite3
+import threading
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -24,7 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pendo_webhooks._version import __version__
-from pendo_webhooks.channels import _segment
+from pendo_webhooks.channels import SegmentChannel, _segment
 from pendo_webhooks.channels._segment import (
     BATCH_OVERHEAD,
     MAX_BATCH_BYTES,
@@ -58,7 +59,13 @@ from pendo_webhooks.exceptions import (
     TransportError,
     ValidationError,
 )
-from pendo_webhooks.formatters import LIBRARY_NAME, Formatter, SegmentFormatter, URLFormatter
+from pendo_webhooks.formatters import (
+    LIBRARY_NAME,
+    MAX_MESSAGE_ID_LENGTH,
+    Formatter,
+    SegmentFormatter,
+    URLFormatter,
+)
 from pendo_webhooks.registry import (
     SEGMENT_EU_ENDPOINT,
     Actor,
@@ -130,6 +137,32 @@ def batch_items(body: bytes) -> list[bytes]:
 
 
 class TestSegmentMessage:
+    def test_anonymous_visitor_goes_as_anonymous_id(self) -> None:
+        """
+        A Pendo anonymous visitor (``_PENDO_T_...``) goes out as ``anonymousId``, never as
+        ``userId`` (which would make a fake identified user downstream); the known answer
+        differs from the identified one in that key only.
+        """
+        event = sample_event("guideDisplayed", visitor_id="_PENDO_T_8gJ2yVbXq3kW")
+        message = segment_message(event)
+        assert message == (SEGMENT_DATA / "guideDisplayed.anonymous.json").read_bytes()
+        assert message.replace(
+            b'"anonymousId":"_PENDO_T_8gJ2yVbXq3kW"', b'"userId":"Webhook Visitor"'
+        ) == golden(EventCategory.GUIDE_DISPLAYED)
+        assert "userId" not in json.loads(message)
+
+    @pytest.mark.parametrize(
+        "visitor", ["Webhook Visitor", "_PENDO_", "_pendo_t_abc", "x_PENDO_T_abc", "PENDO_T_a"]
+    )
+    def test_identified_visitors_keep_user_id(self, visitor: str) -> None:
+        """
+        Only the exact ``_PENDO_T_`` prefix marks an anonymous visitor; anything else is
+        identified and keeps ``userId``.
+        """
+        message = json.loads(segment_message(sample_event("npsSubmitted", visitor_id=visitor)))
+        assert message["userId"] == visitor
+        assert "anonymousId" not in message
+
     @pytest.mark.parametrize("category", list(EventCategory), ids=str)
     def test_golden_message_for_every_event_type(self, category: EventCategory) -> None:
         """
@@ -734,6 +767,52 @@ def auth_header(key: str = WRITE_KEY) -> str:
     return "Basic " + base64.b64encode(f"{key}:".encode()).decode("ascii")
 
 
+class TestEndpointAsPasted:
+    @pytest.mark.parametrize(
+        ("given", "stored"),
+        [
+            ("https://api.segment.io/v1/batch", "https://api.segment.io"),
+            ("https://api.segment.io/v1/batch/", "https://api.segment.io"),
+            ("https://api.segment.io/v1", "https://api.segment.io"),
+            ("https://api.segment.io/v1/", "https://api.segment.io"),
+            ("https://api.segment.io/", "https://api.segment.io"),
+            ("https://events.eu1.segmentapis.com//v1/batch", SEGMENT_EU_ENDPOINT),
+            (
+                "https://proxy.example.com/seg/v1/batch?team=a",
+                "https://proxy.example.com/seg?team=a",
+            ),
+            ("https://proxy.example.com/seg/", "https://proxy.example.com/seg"),
+            ("https://proxy.example.com/v1batch", "https://proxy.example.com/v1batch"),
+        ],
+    )
+    def test_registration_stores_the_base_endpoint(
+        self, mem: SegmentWorld, given: str, stored: str
+    ) -> None:
+        """
+        The batch URL as users copy it (or /v1 alone, or trailing slashes) is stored as the
+        base endpoint, at create and at update, and batches go to one /v1/batch.
+        """
+        created = mem.hook(segment_endpoint=given)
+        assert created.segment_endpoint == stored
+        other = mem.hook(segment_endpoint="https://api.segment.io")
+        updated = mem.registry.update(ADMIN, other.id, segment_endpoint=given)
+        assert updated.segment_endpoint == stored
+        assert SegmentChannel().request(created, [], now=T0).url.count("/v1/batch") == 1
+
+    @pytest.mark.parametrize(
+        "endpoint", ["https://api.segment.io/v1/batch", "https://api.segment.io/v1/batch/"]
+    )
+    def test_an_endpoint_stored_before_posts_to_one_batch_path(self, endpoint: str) -> None:
+        """
+        A webhook stored with the full batch URL (before registration normalised it; the
+        model takes it as it is) still posts to <base>/v1/batch, never /v1/batch/v1/batch.
+        """
+        hook = make_hook(segment_endpoint=endpoint)
+        assert hook.segment_endpoint == endpoint
+        request = SegmentChannel().request(hook, [], now=T0)
+        assert request.url == "https://api.segment.io/v1/batch"
+
+
 class TestSegmentDispatch:
     def test_dispatch_sends_one_batch_of_the_stored_message(self, world: SegmentWorld) -> None:
         """
@@ -957,6 +1036,111 @@ class TestSegmentDispatch:
         assert sorted(sent) == sorted([message_of(e) for e in events] * len(hooks))
 
 
+class TestSharedBatches:
+    """
+    Concurrent dispatch() calls to one Segment webhook share requests (group commit).
+    """
+
+    @staticmethod
+    def run_gated(
+        world: SegmentWorld,
+        dispatcher: Dispatcher,
+        events: list[Event],
+        *,
+        before_release: Any = None,
+    ) -> list[DeliveryOutcome]:
+        """
+        Dispatch *events* from one thread each: the first call's request stays in flight
+        until every other caller has stored its delivery and is waiting to share a batch.
+        """
+        in_flight, release = threading.Event(), threading.Event()
+        first = threading.Lock()
+
+        def on_send(_: OutgoingRequest) -> None:
+            if first.acquire(blocking=False):
+                in_flight.set()
+                assert release.wait(timeout=120)
+
+        world.transport._on_send = on_send
+        results: dict[int, DeliveryOutcome] = {}
+
+        def call(n: int) -> None:
+            results[n] = only(dispatcher.dispatch(events[n]))
+
+        leader = threading.Thread(target=call, args=(0,))
+        leader.start()
+        assert in_flight.wait(timeout=120)
+        followers = [threading.Thread(target=call, args=(n,)) for n in range(1, len(events))]
+        for thread in followers:
+            thread.start()
+        shared = dispatcher._enqueuer._shared
+        with shared._cond:
+            assert shared._cond.wait_for(
+                lambda: sum(map(len, shared._waiting.values())) == len(events) - 1,
+                timeout=120,
+            )
+        if before_release is not None:
+            before_release()
+        release.set()
+        for thread in [leader, *followers]:
+            thread.join(timeout=120)
+        return [results[n] for n in range(len(events))]
+
+    def test_n_concurrent_calls_make_two_requests(self, world: SegmentWorld) -> None:
+        """
+        40 callers of dispatch(), one event each: the first is sent at once; the 39 that
+        arrive while it is in flight go together in the next request, each caller gets
+        its own delivered outcome, and every message is sent exactly once.
+        """
+        world.hook()
+        events = [fresh() for _ in range(40)]
+        with world.dispatcher(dispatch_threads=2) as dispatcher:
+            outcomes = self.run_gated(world, dispatcher, events)
+        assert [o.outcome for o in outcomes] == [Outcome.DELIVERED] * 40
+        first, second = world.transport.requests
+        assert len(sent_items(first)) == 1
+        assert len(sent_items(second)) == 39
+        sent = [json.loads(m)["messageId"] for r in (first, second) for m in sent_items(r)]
+        assert sorted(sent) == sorted(e.unique_id for e in events)
+        for outcome in outcomes:
+            stored = world.storage.get_delivery(str(outcome.delivery_id))
+            assert (stored.status, stored.attempts) == (DeliveryStatus.DELIVERED, 1)
+
+    def test_a_batch_that_waited_half_a_lease_is_handed_back(self, mem: SegmentWorld) -> None:
+        """
+        Callers that waited past half their lease (the request before theirs was very
+        slow) are not sent late: handed back pending, due at once, and a worker sends them.
+        """
+        mem.hook()
+        events = [fresh() for _ in range(3)]
+        with mem.dispatcher() as dispatcher:
+            outcomes = self.run_gated(
+                mem, dispatcher, events, before_release=lambda: mem.clock.advance(seconds=31)
+            )
+            assert [o.outcome for o in outcomes] == [
+                Outcome.DELIVERED,
+                Outcome.PENDING,
+                Outcome.PENDING,
+            ]
+            assert outcomes[1].reason == (
+                "handed back: half its lease went waiting for a shared batch"
+            )
+            assert len(mem.transport.requests) == 1
+            assert dispatcher.drain(timeout=60).delivered == 2
+        assert len(mem.transport.requests) == 2
+
+    def test_url_webhooks_still_send_one_request_per_call(self, mem: SegmentWorld) -> None:
+        """
+        URL webhooks' dispatch() is unchanged: one request per event, sent in the call.
+        """
+        mem.hook(kind="url", url="https://hooks.example.com/in", write_key=None)
+        events = [fresh() for _ in range(5)]
+        with mem.dispatcher() as dispatcher:
+            for event in events:
+                assert only(dispatcher.dispatch(event)).outcome is Outcome.DELIVERED
+        assert len(mem.transport.requests) == 5
+
+
 class TestEnqueueMany:
     def test_a_non_event_stores_nothing(self, world: SegmentWorld) -> None:
         """
@@ -1159,6 +1343,80 @@ class TestSegmentLimits:
         assert by_id["dlv_rogue"].reason == "payload too large: 32770 bytes > 32768"
         (request,) = mem.transport.requests
         assert len(sent_items(request)) == 1
+
+    def test_a_message_id_of_100_characters_is_failed_unsent(self, world: SegmentWorld) -> None:
+        """
+        Segment takes a messageId of fewer than 100 characters; Pendo's uniqueId may have
+        100. At enqueue such a Segment delivery is stored failed with the reason (zero
+        requests, the result says so), never sent to be dropped; 99 goes out, and a URL
+        webhook of the same event is not affected.
+        """
+        seg = world.hook()
+        world.hook(kind="url", url="https://hooks.example.com/in", write_key=None)
+        with world.dispatcher() as dispatcher:
+            long = dispatcher.dispatch(fresh(unique_id="L" * 100))
+            segment, url = sorted(long.outcomes, key=lambda o: o.webhook_id != seg.id)
+            assert [r.url for r in world.transport.requests] == ["https://hooks.example.com/in"]
+            ok = dispatcher.dispatch(fresh(unique_id="k" * 99))
+        assert (segment.outcome, segment.reason) == (
+            Outcome.FAILED,
+            "messageId too long: 100 characters; Segment takes fewer than 100",
+        )
+        assert url.outcome is Outcome.DELIVERED
+        failed = world.storage.get_delivery(str(segment.delivery_id))
+        assert (failed.status, failed.attempts, failed.last_error) == (
+            DeliveryStatus.FAILED,
+            0,
+            segment.reason,
+        )
+        assert [o.outcome for o in ok.outcomes] == [Outcome.DELIVERED, Outcome.DELIVERED]
+        (batch,) = [r for r in world.transport.requests if r.url.endswith("/v1/batch")]
+        assert [json.loads(m)["messageId"] for m in sent_items(batch)] == ["k" * 99]
+
+    def test_a_stored_long_message_id_is_never_sent(self, mem: SegmentWorld) -> None:
+        """
+        A message with a 100-character messageId stored before the check (an older version)
+        is failed at send time, with the reason and without a request; its batch goes on.
+        """
+        hook = mem.hook()
+        with mem.dispatcher() as dispatcher:
+            dispatcher.enqueue(fresh())
+            t = mem.clock()
+            rogue = Delivery(
+                id="dlv_rogue",
+                webhook_id=hook.id,
+                event_id="m" * 100,
+                category="trackEventReceived",
+                body=message_of(fresh(unique_id="m" * 100)),
+                next_attempt_at=t,
+                created_at=t,
+                updated_at=t,
+            )
+            assert mem.storage.enqueue_deliveries([rogue]) == [None]
+            outcomes = dispatcher.run_due()
+        by_id = {o.delivery_id: o for o in outcomes}
+        assert by_id["dlv_rogue"].outcome is Outcome.FAILED
+        assert by_id["dlv_rogue"].reason == (
+            "messageId too long: 100 characters; Segment takes fewer than 100"
+        )
+        (request,) = mem.transport.requests
+        assert len(sent_items(request)) == 1
+
+    def test_message_id_length_counts_characters(self) -> None:
+        """
+        The length is the JSON string's, in characters: escapes and multi-byte characters
+        (a custom formatter's) count once; a message without a messageId is not judged.
+        """
+        reason = SegmentChannel().refuse
+        assert MAX_MESSAGE_ID_LENGTH == 99
+        assert reason(b'{"messageId":"' + "é".encode() * 99 + b'"}') is None
+        assert reason(b'{"messageId":"' + b"\\u00e9" * 99 + b'"}') is None
+        assert reason(b'{"messageId":"' + b"\\u00e9" * 100 + b'"}') is not None
+        assert reason(b'{"messageId":"' + b"\\q" * 50 + b'"}') is not None
+        assert reason(b'{"messageId":"a\\"b"}') is None
+        assert reason(b'{"messageId":7}') is None
+        assert reason(b'{"messageId":"' + b"a" * 120) is None  # not a JSON string: not judged
+        assert reason(b"{}") is None
 
     def test_batches_within_limits_through_the_dispatcher(self, mem: SegmentWorld) -> None:
         """

@@ -14,7 +14,9 @@ The dispatcher uses them through :mod:`pendo_webhooks.channels` (a channel's
 
 Both implement the :class:`Formatter` Protocol. The bytes they return are what is stored,
 sent on every attempt and replayed on a manual redelivery. Segment's limits are checked
-before anything is stored or sent: a message over :data:`MAX_MESSAGE_BYTES` is refused;
+before anything is stored or sent: a message over :data:`MAX_MESSAGE_BYTES`, or with a
+``messageId`` over :data:`MAX_MESSAGE_ID_LENGTH` characters, is refused (stored ``failed``
+with the reason);
 a batch holds at most :data:`MAX_BATCH_MESSAGES` messages and :data:`MAX_BATCH_BYTES` bytes.
 
 >>> from pendo_webhooks.testing import sample_event
@@ -28,11 +30,13 @@ b'{"type":"track","event":"accountCreated","userId":"Webhook Visitor","propertie
 from __future__ import annotations
 
 from .channels._formatters import (
+    ANONYMOUS_VISITOR_PREFIX,
     BATCH_PATH,
     LIBRARY_NAME,
     MAX_BATCH_BYTES,
     MAX_BATCH_MESSAGES,
     MAX_MESSAGE_BYTES,
+    MAX_MESSAGE_ID_LENGTH,
     Formatter,
     SegmentFormatter,
     URLFormatter,
@@ -40,11 +44,13 @@ from .channels._formatters import (
 
 
 __all__ = [
+    "ANONYMOUS_VISITOR_PREFIX",
     "BATCH_PATH",
     "LIBRARY_NAME",
     "MAX_BATCH_BYTES",
     "MAX_BATCH_MESSAGES",
     "MAX_MESSAGE_BYTES",
+    "MAX_MESSAGE_ID_LENGTH",
     "Formatter",
     "SegmentFormatter",
     "URLFormatter",

@@ -395,6 +395,9 @@ _SEGMENT_TIMESTAMP = {
     "description": "The event's `timestamp`, ISO-8601 UTC with milliseconds.",
 }
 _LIBRARY_TEXT = {"type": "string", "minLength": 1, "maxLength": 100}
+# Pendo's anonymous visitor ids (the formatter's ANONYMOUS_VISITOR_PREFIX).
+_ANONYMOUS = "^_PENDO_T_"
+_VISITOR_KEYS = ("userId", "anonymousId")
 
 
 def _segment_message(cls: type[Event]) -> dict[str, Any]:
@@ -418,7 +421,14 @@ def _segment_message(cls: type[Event]) -> dict[str, Any]:
     keys = {
         "type": {"const": "track"},
         "event": wire["event"],
-        "userId": _described(dict(wire["visitorId"]), "The Pendo `visitorId`."),
+        "userId": _described(
+            {**wire["visitorId"], "not": {"pattern": _ANONYMOUS}},
+            "The Pendo `visitorId` of an identified visitor.",
+        ),
+        "anonymousId": _described(
+            {**wire["visitorId"], "pattern": _ANONYMOUS},
+            "The Pendo `visitorId` of an anonymous visitor (it begins with `_PENDO_T_`).",
+        ),
         "properties": wire["properties"],
         "context": {"type": "object", "properties": context, "required": list(context)},
         "timestamp": _SEGMENT_TIMESTAMP,
@@ -431,7 +441,9 @@ def _segment_message(cls: type[Event]) -> dict[str, Any]:
         "description": f"A Segment `track` message of a `{cls.category.value}` event.",
         "type": "object",
         "properties": keys,
-        "required": list(keys),
+        "required": [k for k in keys if k not in _VISITOR_KEYS],
+        # Exactly one of the two: userId for an identified visitor, anonymousId otherwise.
+        "oneOf": [{"required": [k]} for k in _VISITOR_KEYS],
     }
 
 
@@ -440,7 +452,8 @@ def segment_schema() -> dict[str, Any]:
     The JSON Schema (2020-12) of one Segment ``track`` message, as a Segment webhook sends it.
 
     Each message of a ``POST /v1/batch`` body's ``batch`` list is one of these: Pendo's
-    ``properties`` unchanged, the visitor as ``userId``, the account and the app in
+    ``properties`` unchanged, the visitor as ``userId`` (``anonymousId`` for Pendo's
+    anonymous ``_PENDO_T_`` visitors), the account and the app in
     ``context``, and ``messageId`` the event's ``uniqueId``.
 
     >>> schema = segment_schema()

@@ -22,16 +22,19 @@ from ._segment import (
     MAX_BATCH_BYTES,
     MAX_BATCH_MESSAGES,
     MAX_MESSAGE_BYTES,
+    MAX_MESSAGE_ID_LENGTH,
     iso_millis,
 )
 
 
 __all__ = [
+    "ANONYMOUS_VISITOR_PREFIX",
     "BATCH_PATH",
     "LIBRARY_NAME",
     "MAX_BATCH_BYTES",
     "MAX_BATCH_MESSAGES",
     "MAX_MESSAGE_BYTES",
+    "MAX_MESSAGE_ID_LENGTH",
     "Formatter",
     "SegmentFormatter",
     "URLFormatter",
@@ -39,6 +42,10 @@ __all__ = [
 
 #: ``context.library.name`` of every Segment message, unless the formatter is told otherwise.
 LIBRARY_NAME = "pendo-webhooks"
+
+#: How Pendo's anonymous visitor ids begin (``_PENDO_T_`` and a random token): such a
+#: visitor goes to Segment as ``anonymousId``, never as an identified ``userId``.
+ANONYMOUS_VISITOR_PREFIX = "_PENDO_T_"
 
 
 class Formatter(Protocol):
@@ -94,12 +101,13 @@ class SegmentFormatter:
     Formats Segment ``track`` messages: one per event (see
     [Receive events in Segment](../howto/segment.md#what-segment-receives)).
 
-    ``event`` is the Pendo event name, ``userId`` the visitor, ``properties`` Pendo's
-    ``properties`` unchanged; ``context`` carries ``groupId`` (the account), the
-    visitor's ``userAgent``, ``library`` and ``pendo`` (``app`` and ``subscription``);
-    ``timestamp`` is ISO-8601 UTC with milliseconds and ``messageId`` the ``uniqueId``,
-    so Segment drops the copies a retry may send. The JSON is compact and escaped like
-    Pendo's (``<`` as ``\\u003c`` and so on), keys always in this order.
+    ``event`` is the Pendo event name, ``userId`` the visitor (``anonymousId`` instead
+    for Pendo's anonymous visitors, whose ids begin with :data:`ANONYMOUS_VISITOR_PREFIX`),
+    ``properties`` Pendo's ``properties`` unchanged; ``context`` carries ``groupId`` (the
+    account), the visitor's ``userAgent``, ``library`` and ``pendo`` (``app`` and
+    ``subscription``); ``timestamp`` is ISO-8601 UTC with milliseconds and ``messageId``
+    the ``uniqueId``, so Segment drops the copies a retry may send. The JSON is compact
+    and escaped like Pendo's (``<`` as ``\\u003c`` and so on), keys always in this order.
 
     Attributes:
         library_name: ``context.library.name``.
@@ -116,6 +124,11 @@ class SegmentFormatter:
     ['type', 'event', 'userId', 'properties', 'context', 'timestamp', 'messageId']
     >>> message["timestamp"], message["context"]["groupId"]
     ('2021-07-20T17:57:56.000Z', 'Webhook Account')
+    >>> import attrs
+    >>> anonymous = attrs.evolve(sample_event("guideDisplayed"), visitor_id="_PENDO_T_x1Yz")
+    >>> message = json.loads(SegmentFormatter().format(anonymous))
+    >>> message["anonymousId"], "userId" in message
+    ('_PENDO_T_x1Yz', False)
     """
 
     library_name: str = attrs.field(default=LIBRARY_NAME, validator=_check_library_text)
@@ -132,7 +145,7 @@ class SegmentFormatter:
         message = {
             "type": "track",
             "event": wire["event"],
-            "userId": wire["visitorId"],
+            _visitor_key(wire["visitorId"]): wire["visitorId"],
             "properties": wire["properties"],
             "context": {
                 "groupId": wire["accountId"],
@@ -148,6 +161,13 @@ class SegmentFormatter:
         except (ValueError, TypeError, UnicodeEncodeError, RecursionError) as exc:
             msg = f"{wire['event']} cannot be serialized: {type(exc).__name__}"
             raise PayloadError(msg) from None
+
+
+def _visitor_key(visitor_id: object) -> str:
+    # An anonymous visitor as userId would make a fake identified user downstream.
+    if isinstance(visitor_id, str) and visitor_id.startswith(ANONYMOUS_VISITOR_PREFIX):
+        return "anonymousId"
+    return "userId"
 
 
 # The events module's encoder settings, without the check for circular containers: a

@@ -12,12 +12,16 @@ Strictly private; the public constants are re-exported from :mod:`pendo_webhooks
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
+import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from urllib.parse import urlsplit, urlunsplit
 
 from ..exceptions import PayloadTooLarge, ValidationError
+from ..model._webhook import segment_base_endpoint
 from ..signing._secret import Secret
 from ..transports import DEFAULT_USER_AGENT, OutgoingRequest
 
@@ -28,6 +32,7 @@ __all__ = [
     "MAX_BATCH_BYTES",
     "MAX_BATCH_MESSAGES",
     "MAX_MESSAGE_BYTES",
+    "MAX_MESSAGE_ID_LENGTH",
     "basic_auth",
     "batch_body",
     "batch_request",
@@ -35,6 +40,7 @@ __all__ = [
     "batch_url",
     "check_message_size",
     "iso_millis",
+    "message_id_reason",
     "plan_batches",
     "too_large_reason",
 ]
@@ -45,6 +51,8 @@ MAX_MESSAGE_BYTES = 32_768
 MAX_BATCH_BYTES = 475_000
 #: The most messages in one batch (Segment's limit).
 MAX_BATCH_MESSAGES = 2_500
+#: The longest ``messageId`` Segment takes: its documented limit is "fewer than 100 characters".
+MAX_MESSAGE_ID_LENGTH = 99
 #: Where batches go, relative to the webhook's Segment endpoint.
 BATCH_PATH = "/v1/batch"
 
@@ -98,6 +106,50 @@ def too_large_reason(size: int, limit: int) -> str:
     'payload too large: 32769 bytes > 32768'
     """
     return f"payload too large: {size} bytes > {limit}"
+
+
+_MESSAGE_ID_KEY = b'"messageId":"'
+# The key and its JSON string (escapes included), from where the key begins.
+_MESSAGE_ID = re.compile(rb'"messageId":"((?:[^"\\]|\\.)*)"')
+
+
+def message_id_reason(message: bytes) -> str | None:
+    """
+    Why *message* must not go to Segment because of its ``messageId``, or ``None``.
+
+    Segment takes a ``messageId`` of fewer than 100 characters; Pendo's ``uniqueId`` (which
+    it is) may have 100. Such a message is refused, with this reason, before it is stored
+    or sent, never sent to be dropped. The formatter writes ``messageId`` last, so it is
+    found from the end, without parsing the message.
+
+    >>> message_id_reason(b'{"type":"track","messageId":"' + b"a" * 99 + b'"}') is None
+    True
+    >>> message_id_reason(b'{"type":"track","messageId":"' + b"a" * 100 + b'"}')
+    'messageId too long: 100 characters; Segment takes fewer than 100'
+    """
+    start = message.rfind(_MESSAGE_ID_KEY)
+    if start < 0:
+        return None
+    # The common case, without a regex: the closing quote within 99 bytes, no escapes.
+    first = start + len(_MESSAGE_ID_KEY)
+    end = message.find(b'"', first, first + MAX_MESSAGE_ID_LENGTH + 1)
+    if end >= 0 and message.find(b"\\", first, end) < 0:
+        return None
+    found = _MESSAGE_ID.match(message, start)
+    if found is None:
+        return None
+    raw = found.group(1)
+    length = len(raw)
+    if length > MAX_MESSAGE_ID_LENGTH and (b"\\" in raw or not raw.isascii()):
+        # Escapes or multi-byte characters: count the characters the JSON string holds.
+        with contextlib.suppress(ValueError):  # not valid JSON: judged on its byte length
+            length = len(json.loads(b'"' + raw + b'"'))
+    if length <= MAX_MESSAGE_ID_LENGTH:
+        return None
+    return (
+        f"messageId too long: {length} characters; "
+        f"Segment takes fewer than {MAX_MESSAGE_ID_LENGTH + 1}"
+    )
 
 
 def check_message_size(message: bytes, limit: int = MAX_MESSAGE_BYTES) -> None:
@@ -189,15 +241,20 @@ def batch_body(messages: Sequence[bytes], sent_at: str) -> bytes:
 
 def batch_url(endpoint: str) -> str:
     """
-    The batch URL of a Segment *endpoint*: its path with ``/v1/batch`` appended.
+    The batch URL of a Segment *endpoint*: its base path with ``/v1/batch`` appended.
+
+    An endpoint stored as the batch URL itself (or ending in ``/v1``, before the registry
+    stored only bases) still gets one ``/v1/batch``, never two.
 
     >>> batch_url("https://events.eu1.segmentapis.com/")
     'https://events.eu1.segmentapis.com/v1/batch'
     >>> batch_url("https://proxy.example.com/segment?team=growth")
     'https://proxy.example.com/segment/v1/batch?team=growth'
+    >>> batch_url("https://api.segment.io/v1/batch/")
+    'https://api.segment.io/v1/batch'
     """
-    parts = urlsplit(endpoint)
-    path = parts.path.rstrip("/") + BATCH_PATH
+    parts = urlsplit(segment_base_endpoint(endpoint))
+    path = parts.path + BATCH_PATH
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
 

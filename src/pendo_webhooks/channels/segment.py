@@ -34,6 +34,7 @@ from ._segment import (
     MAX_MESSAGE_BYTES,
     basic_auth,
     batch_request,
+    message_id_reason,
     plan_batches,
     too_large_reason,
 )
@@ -90,15 +91,19 @@ class SegmentChannel:
 
     def refuse(self, body: bytes) -> str | None:
         """
-        Why a stored message over Segment's limit is not sent (refused at enqueue already;
-        only a message stored by other means gets here).
+        Why a message is not sent: over Segment's 32 KB, or a ``messageId`` of 100
+        characters or more (Segment takes fewer than 100). Asked at enqueue (the delivery
+        is then stored ``failed`` with the reason) and again at send time, for messages
+        stored by other means.
 
         >>> SegmentChannel().refuse(b"x" * 40_000)
         'payload too large: 40000 bytes > 32768'
+        >>> SegmentChannel().refuse(b'{"messageId":"' + b"0" * 100 + b'"}')
+        'messageId too long: 100 characters; Segment takes fewer than 100'
         """
         if len(body) > MAX_MESSAGE_BYTES:
             return too_large_reason(len(body), MAX_MESSAGE_BYTES)
-        return None
+        return message_id_reason(body)
 
     def plan(self, sizes: Sequence[int]) -> list[int]:
         """

@@ -302,7 +302,13 @@ class Dispatcher:
         webhooks, a Segment ``track`` message for Segment ones); all the deliveries are
         stored in one transaction, already claimed by this dispatcher, then attempted (in
         parallel when there are several) and recorded. A Segment delivery goes out in a
-        batch with its webhook's other due deliveries. A failed attempt is retried later
+        batch with its webhook's other due deliveries, and concurrent calls share
+        requests: calls that store a Segment delivery while a request to that webhook is
+        in flight wait for it, then go together in the next one (each call still returns
+        its own outcome; the wait is at most that one request, within the transport's
+        deadline). So N threads calling once per event make far fewer than N requests; a
+        lone caller's event is sent at once, in a batch of one (:meth:`enqueue` plus a
+        worker batches those). A failed attempt is retried later
         by :meth:`run_due` and friends. A message over its size limit is stored as
         ``failed``, with the reason, and never sent.
 

@@ -42,6 +42,7 @@ from ..storage._outbox_protocol import EnqueueSkip
 from ._deliver import Deliverer
 from ._deliver_claims import Claimer
 from ._deliver_outcome import exhausted, outcome_of
+from ._dispatch_shared import SharedBatches
 
 
 __all__ = ["CHUNK_PER_THREAD", "Enqueuer"]
@@ -97,6 +98,7 @@ class Enqueuer:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._exclusions = StoredExclusions(storage)
+        self._shared = SharedBatches(deliverer=deliverer, claims=claims)
 
     def close(self) -> None:
         """
@@ -258,14 +260,17 @@ class Enqueuer:
                 lease_owner=batch.owner,
                 lease_until=batch.lease_until,
             )
-            if len(body) > limit:
-                # Never sent (over Segment's 32 KB message limit): stored finished, so the
-                # reason stays on record.
+            refused = (
+                too_large_reason(len(body), limit) if len(body) > limit else channel.refuse(body)
+            )
+            if refused is not None:
+                # Never sent (over a message limit: Segment's 32 KB, its messageId length):
+                # stored finished, so the reason stays on record.
                 delivery = attrs.evolve(
                     delivery,
                     status=DeliveryStatus.FAILED,
                     next_attempt_at=now,
-                    last_error=too_large_reason(len(body), limit),
+                    last_error=refused,
                     finished_at=now,
                     lease_owner=None,
                     lease_until=None,
@@ -276,7 +281,8 @@ class Enqueuer:
     def _attempt_all(
         self, stored: list[tuple[Webhook, Delivery]], *, guard_lease: bool = False
     ) -> list[DeliveryOutcome]:
-        attempt = self._deliverer.attempt_guarded if guard_lease else self._deliverer.attempt_now
+        # dispatch(): a batching channel's callers share requests (see SharedBatches).
+        attempt = self._deliverer.attempt_guarded if guard_lease else self._attempt_one
         if len(stored) <= 1:
             return [attempt(delivery, webhook) for webhook, delivery in stored]
         with self._lock:
@@ -286,6 +292,11 @@ class Enqueuer:
                 )
             pool = self._pool
         return list(pool.map(lambda pair: attempt(pair[1], pair[0]), stored))
+
+    def _attempt_one(self, delivery: Delivery, webhook: Webhook) -> DeliveryOutcome:
+        if self._channels.for_webhook(webhook).max_batch_messages > 1:
+            return self._shared.attempt(delivery, webhook)
+        return self._deliverer.attempt_now(delivery, webhook)
 
     def _chunks(
         self, pairs: Sequence[tuple[Webhook, Delivery]]

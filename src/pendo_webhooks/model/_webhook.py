@@ -15,7 +15,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
@@ -42,6 +42,7 @@ __all__ = [
     "check_visible_text",
     "refuse_invisible",
     "secret_or_none",
+    "segment_base_endpoint",
     "to_category",
     "to_kind",
     "to_secret",
@@ -51,6 +52,40 @@ __all__ = [
 SEGMENT_US_ENDPOINT = "https://api.segment.io"
 #: Segment's HTTP tracking API in the EU region.
 SEGMENT_EU_ENDPOINT = "https://events.eu1.segmentapis.com"
+
+
+#: What users paste after the base endpoint (the batch URL as Segment documents it, or
+#: the API version alone), removed by :func:`segment_base_endpoint`; longest first.
+_SEGMENT_API_SUFFIXES = ("/v1/batch", "/v1")
+
+
+def segment_base_endpoint(endpoint: str) -> str:
+    """
+    The base of a Segment *endpoint*: without trailing slashes, ``/v1/batch`` or ``/v1``.
+
+    Users copy the batch URL from Segment's documentation; the batch path is appended
+    when sending, so it must not be stored with the endpoint (or batches go to
+    ``/v1/batch/v1/batch``). A proxy's own path and query stay; a fragment (never sent)
+    goes.
+
+    >>> segment_base_endpoint("https://api.segment.io/v1/batch")
+    'https://api.segment.io'
+    >>> segment_base_endpoint("https://events.eu1.segmentapis.com/v1/")
+    'https://events.eu1.segmentapis.com'
+    >>> segment_base_endpoint("https://proxy.example.com/segment/v1/batch/?team=growth")
+    'https://proxy.example.com/segment?team=growth'
+    >>> segment_base_endpoint("https://proxy.example.com/v1batch")
+    'https://proxy.example.com/v1batch'
+    """
+    parts = urlsplit(endpoint)
+    path = parts.path.rstrip("/")
+    for suffix in _SEGMENT_API_SUFFIXES:
+        if path.endswith(suffix):
+            path = path[: -len(suffix)].rstrip("/")
+            break
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
 #: A webhook's name is 1 to this many characters after stripping.
 MAX_NAME_LENGTH = 200
 #: At most this many extra static headers per webhook.

@@ -56,6 +56,7 @@ from ..model._webhook import (
     WebhookKind,
     check_visible_text,
     secret_or_none,
+    segment_base_endpoint,
     to_category,
     to_kind,
     to_secret,
@@ -175,7 +176,8 @@ class WebhookRegistry:
 
         A Segment webhook (``kind="segment"``) needs *write_key* instead, and
         takes neither *secret* nor *unsigned*; it sends to *segment_endpoint*
-        (:data:`SEGMENT_US_ENDPOINT` unless given), gzip-compressed if
+        (:data:`SEGMENT_US_ENDPOINT` unless given; stored as its base, without a
+        pasted ``/v1/batch``, ``/v1`` or trailing slash), gzip-compressed if
         *segment_gzip*.
 
         Raises:
@@ -200,7 +202,7 @@ class WebhookRegistry:
                 msg = "is only for URL webhooks; Segment webhooks authenticate with a write key"
                 raise ValidationError("unsigned", msg)
             endpoint = SEGMENT_US_ENDPOINT if segment_endpoint is None else segment_endpoint
-            segment_endpoint = self._check_url(endpoint, "segment_endpoint")
+            segment_endpoint = self._check_endpoint(endpoint)
         name = check_visible_text("name", name, max_length=MAX_NAME_LENGTH)
         now = self.clock()
         webhook = Webhook(
@@ -289,7 +291,7 @@ class WebhookRegistry:
         if isinstance(url, str):
             url = self._check_url(url, "url")
         if isinstance(segment_endpoint, str):
-            segment_endpoint = self._check_url(segment_endpoint, "segment_endpoint")
+            segment_endpoint = self._check_endpoint(segment_endpoint)
         if secret is not UNSET:
             secret = secret_or_none("secret", secret)  # typed, to compare with the current one
         changes: dict[str, Any] = {
@@ -588,6 +590,10 @@ class WebhookRegistry:
 
     def _check_url(self, url: str, field: str) -> str:
         return self.destinations.check_url(url, field=field)
+
+    def _check_endpoint(self, endpoint: str) -> str:
+        # Stored as the base: the batch URL users paste would post to /v1/batch/v1/batch.
+        return segment_base_endpoint(self._check_url(endpoint, "segment_endpoint"))
 
     def _entry(
         self,
