@@ -12,14 +12,17 @@ import functools
 import itertools
 import os
 import secrets
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pendo_webhooks.storage import InMemoryStorage, SQLiteStorage, Storage
+from pendo_webhooks.transports import RequestsTransport, Urllib3Transport
 
 
 #: The moment every FrozenClock starts at unless told otherwise.
@@ -143,3 +146,35 @@ def _outbox(storage: Storage) -> Storage:
     if not hasattr(storage, "claim_due"):
         pytest.skip(f"{type(storage).__name__} has no delivery outbox (OutboxStore) yet")
     return storage
+
+
+# -- both guarded transports -----------------------------------------------------------------
+
+#: The guarded transports every loopback transport, guard and deadline test runs against.
+TRANSPORT_CLASSES: dict[str, type[Any]] = {
+    "urllib3": Urllib3Transport,
+    "requests": RequestsTransport,
+}
+
+
+@pytest.fixture(params=list(TRANSPORT_CLASSES), name="transport_class")
+def _transport_class(request: pytest.FixtureRequest) -> type[Any]:
+    """
+    Each guarded transport class in turn (a test using it runs once per transport).
+    """
+    return TRANSPORT_CLASSES[request.param]
+
+
+def use_each_transport(module_name: str) -> Callable[..., None]:
+    """
+    An autouse fixture: sets *module_name*'s ``TransportClass`` to each transport in turn.
+
+    The transport tests are written once against ``TransportClass(...)``; this runs every
+    one of them against :class:`Urllib3Transport` and :class:`RequestsTransport`.
+    """
+
+    @pytest.fixture(autouse=True)
+    def _each_transport(transport_class: type[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(sys.modules[module_name], "TransportClass", transport_class)
+
+    return _each_transport

@@ -24,7 +24,14 @@ from pendo_webhooks.transports import (
     _guarded_http,
 )
 
+from .conftest import use_each_transport
 from .servers import Receiver, Reply
+
+
+# Every test here runs once per guarded transport (Urllib3Transport, RequestsTransport).
+TransportClass: Any = None
+GuardedTransport = Any
+_each_transport = use_each_transport(__name__)
 
 
 #: Only the address rule can block: http and every port are allowed, no network is.
@@ -64,7 +71,7 @@ class StubResolver:
         ]
 
 
-def post(transport: RequestsTransport, url: str) -> TransportResponse:
+def post(transport: GuardedTransport, url: str) -> TransportResponse:
     return transport.send(OutgoingRequest(url=url, body=b'{"event":"x"}'))
 
 
@@ -112,7 +119,7 @@ def test_loopback_spellings_are_blocked_with_no_connection(
     Every spelling of 127.0.0.1 is blocked, by the URL check and, without it, by the
     connection guard alone; the server listening on 127.0.0.1 sees 0 connections.
     """
-    with RequestsTransport(destinations=policy) as transport:
+    with TransportClass(destinations=policy) as transport:
         with pytest.raises(DestinationBlocked) as info:
             post(transport, template.format(port=receiver.port))
 
@@ -142,7 +149,7 @@ def test_forbidden_answers_are_blocked_before_any_connect(
     blocked by the default policy before a single connect is attempted.
     """
     resolver = StubResolver(answer)
-    with RequestsTransport(resolver=resolver) as transport:
+    with TransportClass(resolver=resolver) as transport:
         with pytest.raises(DestinationBlocked) as info:
             post(transport, "https://hooks.customer.test/in")
 
@@ -179,7 +186,7 @@ class TestRebinding:
         legit, secret = same_port_pair([Reply(close=True)])
         resolver = StubResolver(["127.0.0.2"], ["127.0.0.1"])
         url = f"http://rebind.test:{legit.port}/hook"
-        with legit, secret, RequestsTransport(destinations=REBIND_POLICY, resolver=resolver) as t:
+        with legit, secret, TransportClass(destinations=REBIND_POLICY, resolver=resolver) as t:
             assert post(t, url).status == 200
             with pytest.raises(DestinationBlocked):
                 post(t, url)
@@ -196,7 +203,7 @@ class TestRebinding:
         legit, secret = same_port_pair([])
         resolver = StubResolver(["127.0.0.2"], ["127.0.0.1"])
         url = f"http://rebind.test:{legit.port}/hook"
-        with legit, secret, RequestsTransport(destinations=REBIND_POLICY, resolver=resolver) as t:
+        with legit, secret, TransportClass(destinations=REBIND_POLICY, resolver=resolver) as t:
             assert [post(t, url).status, post(t, url).status] == [200, 200]
 
             assert resolver.calls == ["rebind.test"]
@@ -217,7 +224,7 @@ class TestRebinding:
         legit, secret = same_port_pair([])
         resolver = StubResolver(*answers)
         url = f"http://rebind.test:{legit.port}/hook"
-        with legit, secret, RequestsTransport(destinations=REBIND_POLICY, resolver=resolver) as t:
+        with legit, secret, TransportClass(destinations=REBIND_POLICY, resolver=resolver) as t:
             with pytest.raises(DestinationBlocked):
                 post(t, url)
 
@@ -231,7 +238,7 @@ class TestPinnedConnect:
         A literal IP host is vetted and connected to without any lookup.
         """
         resolver = StubResolver(["10.0.0.1"])
-        with RequestsTransport(destinations=LOCAL, resolver=resolver) as transport:
+        with TransportClass(destinations=LOCAL, resolver=resolver) as transport:
             assert post(transport, receiver.url).status == 200
 
         assert resolver.calls == []
@@ -241,7 +248,7 @@ class TestPinnedConnect:
         With two allowed answers, a refused first address falls through to the second.
         """
         resolver = StubResolver(["127.0.0.3", "127.0.0.1"])
-        with RequestsTransport(destinations=LOCAL, resolver=resolver) as transport:
+        with TransportClass(destinations=LOCAL, resolver=resolver) as transport:
             assert post(transport, f"http://two.test:{receiver.port}/").status == 200
 
         assert receiver.connections == 1
@@ -256,10 +263,10 @@ class TestPinnedConnect:
         except OSError:
             pytest.skip("no IPv6 loopback")
         resolver = StubResolver(["::1"])
-        with receiver, RequestsTransport(destinations=LOCAL, resolver=resolver) as transport:
+        with receiver, TransportClass(destinations=LOCAL, resolver=resolver) as transport:
             assert post(transport, receiver.url).status == 200
             assert post(transport, f"http://v6.test:{receiver.port}/").status == 200
-            with RequestsTransport(destinations=HTTP_ANY_PORT) as strict:
+            with TransportClass(destinations=HTTP_ANY_PORT) as strict:
                 with pytest.raises(DestinationBlocked):
                     post(strict, receiver.url)
 
@@ -286,7 +293,7 @@ class TestPinnedConnect:
                         break
                 else:
                     pytest.skip("this kernel never lets a connect hang")
-                with RequestsTransport(destinations=LOCAL, connect_timeout=0.3) as transport:
+                with TransportClass(destinations=LOCAL, connect_timeout=0.3) as transport:
                     with pytest.raises(TransportError) as info:
                         post(transport, f"http://127.0.0.1:{port}/")
             finally:
@@ -325,12 +332,17 @@ class TestCanary:
     @pytest.mark.parametrize("scheme", ["http", "https"])
     def test_the_session_uses_the_guarded_pools(self, scheme: str) -> None:
         """
-        The transport's session makes pools of guarded connections for both schemes.
+        The transport's pool manager (behind requests' adapter, or its own) makes pools
+        of guarded connections for both schemes.
         """
-        with RequestsTransport() as transport:
-            adapter = transport._session.get_adapter(f"{scheme}://example.test/")
-            assert isinstance(adapter, _guarded_http.GuardedAdapter)
-            pool = adapter.poolmanager.connection_from_url(f"{scheme}://example.test/")
+        with TransportClass() as transport:
+            if isinstance(transport, RequestsTransport):
+                adapter = transport._session.get_adapter(f"{scheme}://example.test/")
+                assert isinstance(adapter, _guarded_http.GuardedAdapter)
+                manager = adapter.poolmanager
+            else:
+                manager = transport._pools
+            pool = manager.connection_from_url(f"{scheme}://example.test/")
 
         assert isinstance(pool.ConnectionCls, type)
         assert issubclass(
@@ -355,7 +367,7 @@ class TestCanary:
 
         monkeypatch.setattr(_guarded_http.GuardedHTTPConnection, "_new_conn", spy)
         resolver = StubResolver(["127.0.0.1"])
-        with RequestsTransport(destinations=LOCAL, resolver=resolver) as transport:
+        with TransportClass(destinations=LOCAL, resolver=resolver) as transport:
             assert post(transport, f"http://canary.invalid:{receiver.port}/").status == 200
 
         assert hooked == ["canary.invalid"]

@@ -804,8 +804,8 @@ def test_send_blocked_when_resolved(
 
     monkeypatch.setattr(
         transports,
-        "RequestsTransport",
-        functools.partial(transports.RequestsTransport, resolver=resolve),
+        "Urllib3Transport",
+        functools.partial(transports.Urllib3Transport, resolver=resolve),
     )
 
     code, out, err = invoke("send", "https://internal.example.com/in", "--event", "npsSubmitted")

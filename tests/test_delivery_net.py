@@ -25,10 +25,15 @@ from pendo_webhooks.retry import RetryPolicy
 from pendo_webhooks.signing import verify
 from pendo_webhooks.storage import Storage
 from pendo_webhooks.testing import FrozenClock, sample_event
-from pendo_webhooks.transports import RequestsTransport
 
-from .conftest import START
+from .conftest import START, use_each_transport
 from .servers import Fault, FaultServer, Receiver, RecordedRequest, Reply
+
+
+# Every test here runs once per guarded transport (Urllib3Transport, RequestsTransport).
+TransportClass: Any = None
+GuardedTransport = Any
+_each_transport = use_each_transport(__name__)
 
 
 pytestmark = pytest.mark.slow
@@ -53,7 +58,7 @@ class Setup:
     ) -> None:
         self.clock = FrozenClock(START)
         self.registry = WebhookRegistry(storage, destinations=destinations, clock=self.clock)
-        self.transport = RequestsTransport(destinations=destinations, **transport)
+        self.transport = TransportClass(destinations=destinations, **transport)
         self.dispatcher = Dispatcher(
             self.registry,
             transport=self.transport,

@@ -53,7 +53,7 @@ from pendo_webhooks.retry import RetryPolicy, Verdict
 from pendo_webhooks.signing import verify
 from pendo_webhooks.storage import InMemoryStorage, Storage
 from pendo_webhooks.testing import FrozenClock, RecordingTransport, sample_event
-from pendo_webhooks.transports import OutgoingRequest, RequestsTransport, TransportResponse
+from pendo_webhooks.transports import OutgoingRequest, TransportResponse, Urllib3Transport
 
 from .conftest import START
 
@@ -1108,7 +1108,7 @@ class TestConstruction:
         """
         dispatcher = Dispatcher(mem.registry)
         assert dispatcher.storage is mem.storage
-        assert isinstance(dispatcher.transport, RequestsTransport)
+        assert isinstance(dispatcher.transport, Urllib3Transport)
         assert dispatcher.owner.endswith(f"-{os.getpid()}")
         assert dispatcher.lease_duration == DEFAULT_LEASE
         assert repr(dispatcher).startswith(f"<Dispatcher(owner={dispatcher.owner!r}")

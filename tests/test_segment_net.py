@@ -34,10 +34,16 @@ from pendo_webhooks.registry import Actor, Webhook, WebhookRegistry
 from pendo_webhooks.retry import RetryPolicy
 from pendo_webhooks.storage import Storage
 from pendo_webhooks.testing import FrozenClock, sample_event
-from pendo_webhooks.transports import OutgoingRequest, RequestsTransport
+from pendo_webhooks.transports import OutgoingRequest
 
-from .conftest import START
+from .conftest import START, use_each_transport
 from .servers import Receiver, RecordedRequest, Reply
+
+
+# Every test here runs once per guarded transport (Urllib3Transport, RequestsTransport).
+TransportClass: Any = None
+GuardedTransport = Any
+_each_transport = use_each_transport(__name__)
 
 
 pytestmark = pytest.mark.slow
@@ -58,7 +64,7 @@ class Setup:
         self.storage = storage
         self.clock = FrozenClock(START)
         self.registry = WebhookRegistry(storage, destinations=LOCAL, clock=self.clock)
-        self.transport = RequestsTransport(destinations=LOCAL)
+        self.transport = TransportClass(destinations=LOCAL)
         self.dispatcher = Dispatcher(
             self.registry,
             transport=self.transport,

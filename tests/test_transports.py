@@ -1,5 +1,7 @@
 """
-RequestsTransport against real loopback servers: bytes, deadlines, caps, redirects, TLS, secrets.
+Urllib3Transport and RequestsTransport against real loopback servers.
+
+Bytes, deadlines, caps, redirects, TLS, secrets: every test runs against both.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pytest
 import requests
 import urllib3.response
 
+from pendo_webhooks import transports
 from pendo_webhooks.exceptions import (
     ConfigurationError,
     DestinationBlocked,
@@ -33,13 +36,21 @@ from pendo_webhooks.transports import (
     OutgoingRequest,
     RequestsTransport,
     TransportResponse,
+    Urllib3Transport,
     _guarded_http,
 )
 from pendo_webhooks.transports._deadline import Watchdog, WatchedSend
 from pendo_webhooks.transports._guarded_http import GuardConfig
 from pendo_webhooks.transports._transport_errors import describe_os_error, translate
 
+from .conftest import use_each_transport
 from .servers import Fault, FaultServer, Receiver, Reply, gzip_bomb
+
+
+# Every test here runs once per guarded transport (Urllib3Transport, RequestsTransport).
+TransportClass: Any = None
+GuardedTransport = Any
+_each_transport = use_each_transport(__name__)
 
 
 LOCAL = DestinationPolicy.local_testing()
@@ -53,13 +64,13 @@ def _receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture(name="transport")
-def _transport() -> Iterator[RequestsTransport]:
-    with RequestsTransport(destinations=LOCAL, deadline=5.0) as transport:
+def _transport() -> Iterator[GuardedTransport]:
+    with TransportClass(destinations=LOCAL, deadline=5.0) as transport:
         yield transport
 
 
 def post(
-    transport: RequestsTransport,
+    transport: GuardedTransport,
     url: str,
     body: bytes = b"{}",
     headers: dict[str, str] | None = None,
@@ -217,22 +228,28 @@ class TestConstruction:
         Each out-of-range argument raises ConfigurationError whose message starts with its name.
         """
         with pytest.raises(ConfigurationError, match=f"^{field}: "):
-            RequestsTransport(**kwargs)
+            TransportClass(**kwargs)
+
+    def test_a_ca_directory_is_accepted(self, tmp_path: Path) -> None:
+        """
+        ca_bundle may name a directory of hashed CA files (OpenSSL's capath).
+        """
+        with TransportClass(ca_bundle=str(tmp_path)) as transport:
+            assert transport.deadline == 15.0
 
     def test_repr_names_the_limits(self) -> None:
         """
         The repr shows the deadline, connect timeout and response cap.
         """
-        with RequestsTransport(deadline=10, max_response_bytes=100) as transport:
-            assert repr(transport) == (
-                "<RequestsTransport(deadline=10, connect_timeout=5, max_response_bytes=100)>"
-            )
+        with TransportClass(deadline=10, max_response_bytes=100) as transport:
+            limits = "deadline=10, connect_timeout=5, max_response_bytes=100"
+            assert repr(transport) == f"<{TransportClass.__name__}({limits})>"
 
     def test_a_closed_transport_refuses_to_send(self, receiver: Receiver) -> None:
         """
         After close(), send() raises TransportError("error") and makes no connection.
         """
-        transport = RequestsTransport(destinations=LOCAL)
+        transport = TransportClass(destinations=LOCAL)
         transport.close()
 
         with pytest.raises(TransportError) as info:
@@ -244,7 +261,7 @@ class TestConstruction:
 
 class TestWire:
     def test_exact_body_and_headers_reach_the_receiver(
-        self, receiver: Receiver, transport: RequestsTransport
+        self, receiver: Receiver, transport: GuardedTransport
     ) -> None:
         """
         The body arrives byte-identical with the caller's headers as given, plus only the
@@ -272,7 +289,7 @@ class TestWire:
         assert received["Content-Length"] == str(len(body))
 
     def test_no_content_type_is_added(
-        self, receiver: Receiver, transport: RequestsTransport
+        self, receiver: Receiver, transport: GuardedTransport
     ) -> None:
         """
         Without a Content-Type from the caller, none is sent.
@@ -282,7 +299,7 @@ class TestWire:
         assert receiver.requests[0].header("Content-Type") is None
 
     def test_callers_user_agent_and_accept_encoding(
-        self, receiver: Receiver, transport: RequestsTransport
+        self, receiver: Receiver, transport: GuardedTransport
     ) -> None:
         """
         The caller's User-Agent is kept; a caller's Accept-Encoding is replaced by identity.
@@ -298,7 +315,7 @@ class TestWire:
         assert [v for k, v in seen.headers if k.lower() == "accept-encoding"] == ["identity"]
 
     def test_an_empty_body_is_not_invented(
-        self, receiver: Receiver, transport: RequestsTransport
+        self, receiver: Receiver, transport: GuardedTransport
     ) -> None:
         """
         POST with no body sends Content-Length: 0; GET with no body sends no body headers.
@@ -311,7 +328,7 @@ class TestWire:
         assert (got.method, got.body, got.header("Content-Length")) == ("GET", b"", None)
 
     def test_keep_alive_reuses_one_connection(
-        self, receiver: Receiver, transport: RequestsTransport
+        self, receiver: Receiver, transport: GuardedTransport
     ) -> None:
         """
         Two sends to the same receiver travel over one TCP connection.
@@ -322,7 +339,7 @@ class TestWire:
         assert receiver.connections == 1
         assert [r.connection for r in receiver.requests] == [1, 1]
 
-    def test_cookies_are_never_sent_back(self, transport: RequestsTransport) -> None:
+    def test_cookies_are_never_sent_back(self, transport: GuardedTransport) -> None:
         """
         A Set-Cookie from one response is not sent with the next request.
         """
@@ -333,7 +350,7 @@ class TestWire:
             assert receiver.requests[1].header("Cookie") is None
 
     def test_any_status_is_returned_with_lower_cased_headers(
-        self, transport: RequestsTransport
+        self, transport: GuardedTransport
     ) -> None:
         """
         Error statuses are responses, not exceptions; header names come back lower-cased.
@@ -370,14 +387,14 @@ class TestResponseCap:
         payload = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
         with (
             Receiver(replies=[Reply(body=payload)]) as receiver,
-            RequestsTransport(destinations=LOCAL, max_response_bytes=cap) as transport,
+            TransportClass(destinations=LOCAL, max_response_bytes=cap) as transport,
         ):
             response = post(transport, receiver.url)
 
         assert (len(response.body), response.truncated) == (body_len, truncated)
         assert response.body == payload[:body_len]
 
-    def test_an_unread_connection_is_not_reused(self, transport: RequestsTransport) -> None:
+    def test_an_unread_connection_is_not_reused(self, transport: GuardedTransport) -> None:
         """
         After a truncated body the connection is closed, so the next send opens a new one.
         """
@@ -405,7 +422,7 @@ class TestResponseCap:
             return data
 
         monkeypatch.setattr(urllib3.response.HTTPResponse, "read1", spy)
-        with FaultServer(fault) as server, RequestsTransport(destinations=LOCAL) as transport:
+        with FaultServer(fault) as server, TransportClass(destinations=LOCAL) as transport:
             post(transport, receiver.url)  # warm up imports and caches outside the trace
             read.clear()
             tracemalloc.start()
@@ -432,7 +449,7 @@ class TestResponseCap:
 class TestRedirects:
     @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
     def test_redirects_are_returned_not_followed(
-        self, status: int, transport: RequestsTransport
+        self, status: int, transport: GuardedTransport
     ) -> None:
         """
         A 3xx comes back as the response, Location included; its target gets 0 connections.
@@ -448,7 +465,7 @@ class TestRedirects:
             assert (response.status, response.headers["location"]) == (status, location)
             assert target.connections == 0
 
-    def test_a_redirect_body_is_not_consumed(self, transport: RequestsTransport) -> None:
+    def test_a_redirect_body_is_not_consumed(self, transport: GuardedTransport) -> None:
         """
         requests reads a 3xx body to prepare the next hop even without following it; here
         the body is still unread, so only the cap is read and truncated is True.
@@ -474,7 +491,7 @@ class TestDeadline:
         """
         with (
             FaultServer(fault, interval=0.1) as server,
-            RequestsTransport(destinations=LOCAL, deadline=DEADLINE) as transport,
+            TransportClass(destinations=LOCAL, deadline=DEADLINE) as transport,
         ):
             started = time.monotonic()
             with pytest.raises(TransportError) as info:
@@ -491,7 +508,7 @@ class TestDeadline:
         connection gets no answer and ends as a timeout; the stalled connection is dropped.
         """
         with stalling_receiver() as (receiver, release):
-            with RequestsTransport(destinations=LOCAL, deadline=DEADLINE) as transport:
+            with TransportClass(destinations=LOCAL, deadline=DEADLINE) as transport:
                 assert post(transport, receiver.url).status == 200
                 started = time.monotonic()
                 with pytest.raises(TransportError) as info:
@@ -521,7 +538,7 @@ class TestDeadline:
 
         with (
             FaultServer(Fault.NEVER_ANSWER) as silent,
-            RequestsTransport(destinations=LOCAL, deadline=DEADLINE) as transport,
+            TransportClass(destinations=LOCAL, deadline=DEADLINE) as transport,
         ):
             threads = [
                 threading.Thread(target=run, args=(i, silent.url if i % 2 else receiver.url))
@@ -622,7 +639,7 @@ class TestDeadline:
 
 
 class TestErrors:
-    def test_a_closed_port_is_a_quick_connect_error(self, transport: RequestsTransport) -> None:
+    def test_a_closed_port_is_a_quick_connect_error(self, transport: GuardedTransport) -> None:
         """
         Nothing listening: TransportError("connect") at once, naming host:port only.
         """
@@ -638,7 +655,7 @@ class TestErrors:
             f"could not connect to 127.0.0.1:{port}: connection refused",
         )
 
-    def test_a_reset_is_a_connect_error(self, transport: RequestsTransport) -> None:
+    def test_a_reset_is_a_connect_error(self, transport: GuardedTransport) -> None:
         """
         A server that resets the connection gives TransportError("connect").
         """
@@ -662,7 +679,7 @@ class TestErrors:
                 monkeypatch.setenv(name, trap_url)
             monkeypatch.delenv("NO_PROXY", raising=False)
             monkeypatch.delenv("no_proxy", raising=False)
-            with RequestsTransport(destinations=LOCAL, deadline=DEADLINE) as transport:
+            with TransportClass(destinations=LOCAL, deadline=DEADLINE) as transport:
                 response = post(transport, receiver.url)
 
             assert trap.connections == 0
@@ -756,7 +773,7 @@ class TestDNS:
             release.wait(10)
             return []
 
-        transport = RequestsTransport(destinations=LOCAL, dns_timeout=1.0, resolver=hanging)
+        transport = TransportClass(destinations=LOCAL, dns_timeout=1.0, resolver=hanging)
         with transport:
             started = time.monotonic()
             with pytest.raises(TransportError) as info:
@@ -787,7 +804,7 @@ class TestDNS:
                 raise answer
             return answer
 
-        with RequestsTransport(destinations=LOCAL, resolver=resolver) as transport:
+        with TransportClass(destinations=LOCAL, resolver=resolver) as transport:
             with pytest.raises(TransportError) as info:
                 post(transport, f"http://broken.test:{receiver.port}/")
 
@@ -830,15 +847,13 @@ class TestTLS:
             yield {"receiver": receiver, "ca": str(ca_path), "sni": names, "context": context}
 
     @staticmethod
-    def _transport(
-        ca: str | None, resolved: list[str], deadline: float = 5.0
-    ) -> RequestsTransport:
+    def _transport(ca: str | None, resolved: list[str], deadline: float = 5.0) -> GuardedTransport:
         def resolver(host: str, port: int, *args: Any) -> list[Any]:
             resolved.append(host)
             return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
 
         policy = DestinationPolicy(allow_networks=["127.0.0.1/32"], allowed_ports=None)
-        return RequestsTransport(
+        return TransportClass(
             destinations=policy, resolver=resolver, ca_bundle=ca, deadline=deadline
         )
 
@@ -902,7 +917,7 @@ class TestSecretsHygiene:
     HEADER_MARK = "hdrmark7f3a"
     QUERY_MARK = "qrymark91c2"
 
-    def _scenarios(self, stack: Any) -> dict[str, tuple[RequestsTransport, str]]:
+    def _scenarios(self, stack: Any) -> dict[str, tuple[GuardedTransport, str]]:
         ok = stack.enter_context(Receiver())
         failing = stack.enter_context(Receiver(status=500))
         target = stack.enter_context(Receiver())
@@ -910,12 +925,12 @@ class TestSecretsHygiene:
             Receiver(replies=[Reply(status=307, headers=(("Location", target.url_for("/next")),))])
         )
         silent = stack.enter_context(FaultServer(Fault.NEVER_ANSWER))
-        local = stack.enter_context(RequestsTransport(destinations=LOCAL, deadline=1.0))
+        local = stack.enter_context(TransportClass(destinations=LOCAL, deadline=1.0))
 
         def private(*args: Any) -> list[Any]:
             return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.1", 443))]
 
-        guarded = stack.enter_context(RequestsTransport(resolver=private))
+        guarded = stack.enter_context(TransportClass(resolver=private))
         query = f"?token={self.QUERY_MARK}"
         return {
             "success": (local, ok.url_for("/in" + query)),
@@ -981,3 +996,95 @@ class TestSecretsHygiene:
         logging.getLogger("urllib3.connectionpool").debug("GET %s", "/x?keep=1")
 
         assert "/x?keep=1" in caplog.text
+
+
+class TestSameBytes:
+    @staticmethod
+    def _capture(send: Any) -> bytes:
+        """Run *send(url)* against a one-shot raw socket server; return the bytes it got."""
+        server = socket.create_server(("127.0.0.1", 0))
+        got: list[bytes] = []
+
+        def serve() -> None:
+            conn, _ = server.accept()
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, rest = data.partition(b"\r\n\r\n")
+                length = next(
+                    (
+                        int(line.split(b":", 1)[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    ),
+                    0,
+                )
+                while len(rest) < length:
+                    rest += conn.recv(65536)
+                got.append(head + b"\r\n\r\n" + rest)
+                conn.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        with server:
+            port = server.getsockname()[1]
+            send(f"http://127.0.0.1:{port}/in?t=1")
+            thread.join(5)
+        return got[0].replace(f"127.0.0.1:{port}".encode(), b"127.0.0.1:PORT")
+
+    @pytest.mark.parametrize(
+        ("method", "body"), [("POST", b'{"a":1}'), ("POST", b""), ("GET", b""), ("PUT", b"x")]
+    )
+    def test_both_transports_put_the_same_bytes_on_the_wire(
+        self, method: str, body: bytes
+    ) -> None:
+        """
+        Urllib3Transport frames a request byte for byte as RequestsTransport does:
+        same head lines in the same order, same body.
+        """
+        request_headers = {"Content-Type": "application/json", "webhook-id": "m", "X-A": "1"}
+        seen = []
+        for cls in (RequestsTransport, Urllib3Transport):
+            with cls(destinations=LOCAL) as transport:
+                seen.append(
+                    self._capture(
+                        lambda url, t=transport: t.send(
+                            OutgoingRequest(
+                                url=url, body=body, headers=request_headers, method=method
+                            )
+                        )
+                    )
+                )
+
+        assert seen[0] == seen[1]
+        assert seen[0].endswith(b"\r\n\r\n" + body)
+
+
+class TestCheckedUrls:
+    def test_passed_urls_are_remembered_within_a_bound(
+        self, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """
+        A URL that passed the policy is not re-parsed on the next send; the memory is
+        bounded (it starts over when full) and a refused URL is refused every time.
+        """
+        monkeypatch.setattr(transports, "_CHECKED_URLS", 2)
+        checks: list[str] = []
+        policy = LOCAL
+        original = DestinationPolicy.check_url
+
+        def counting(self: DestinationPolicy, url: str, *, field: str = "url") -> str:
+            checks.append(url)
+            return original(self, url, field=field)
+
+        monkeypatch.setattr(DestinationPolicy, "check_url", counting)
+        with TransportClass(destinations=policy) as transport:
+            urls = [receiver.url_for(f"/{n}") for n in range(3)]
+            for url in [urls[0], urls[0], urls[1], urls[2], urls[2]]:
+                assert post(transport, url).status == 200
+            for _ in range(2):
+                with pytest.raises(DestinationBlocked):
+                    post(transport, "ftp://example.com/")
+
+        assert checks == [*urls, "ftp://example.com/", "ftp://example.com/"]

@@ -200,7 +200,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     from ..dispatcher import Dispatcher, Outcome  # noqa: PLC0415
     from ..registry import Actor, WebhookRegistry  # noqa: PLC0415
     from ..storage import InMemoryStorage  # noqa: PLC0415
-    from ..transports import RequestsTransport  # noqa: PLC0415
+    from ..transports import Urllib3Transport  # noqa: PLC0415
 
     event = event_from_args(args, console)
     secret, write_key = _credentials(args, console)
@@ -229,7 +229,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         f"sending {event.category} {event.unique_id} to {safe_url(hook.destination)} ({what})"
     )
     with (
-        RequestsTransport(destinations=policy, deadline=args.timeout) as transport,
+        Urllib3Transport(destinations=policy, deadline=args.timeout) as transport,
         Dispatcher(registry, transport=transport, retry=retry) as dispatcher,
     ):
         outcome = dispatcher.dispatch(event).for_webhook(hook.id)

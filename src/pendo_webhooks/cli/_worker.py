@@ -291,7 +291,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     from ..dispatcher import Dispatcher, check_lease  # noqa: PLC0415 - loaded when it runs
     from ..registry import WebhookRegistry  # noqa: PLC0415
     from ..retry import RetryPolicy  # noqa: PLC0415
-    from ..transports import RequestsTransport  # noqa: PLC0415
+    from ..transports import Urllib3Transport  # noqa: PLC0415
 
     # Before the file is opened (and its settings changed): the lease must cover --timeout.
     check_lease(timedelta(seconds=args.lease), SimpleNamespace(deadline=args.timeout))
@@ -301,7 +301,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         storage = stack.enter_context(open_store(path))
         policy = destination_policy(args, storage)
         transport = stack.enter_context(
-            RequestsTransport(destinations=policy, deadline=args.timeout)
+            Urllib3Transport(destinations=policy, deadline=args.timeout)
         )
         stack.enter_context(_logging(args.log_level))
         counting = CountingTransport(transport, retry)

@@ -66,7 +66,7 @@ from ..registry import Actor, WebhookKind, WebhookRegistry
 from ..retry import RetryPolicy
 from ..storage import Storage
 from ..storage.protocols import capabilities
-from ..transports import RequestsTransport, Transport
+from ..transports import RequestsTransport, Transport, Urllib3Transport
 from ._deliver import Deliverer
 from ._deliver_claims import Claimer
 from ._dispatch_admin import AdminReads
@@ -105,6 +105,9 @@ DEFAULT_MAX_CLAIMS = 5
 #: lease must cover a whole attempt; the other half covers the store's writes and pauses.
 LEASE_PER_DEADLINE = 2
 
+# The transports a dispatcher makes itself (and so closes).
+_OWNED = (Urllib3Transport, RequestsTransport)
+
 
 class Dispatcher:
     """
@@ -116,7 +119,7 @@ class Dispatcher:
             process-local store, such as :class:`~pendo_webhooks.storage.InMemoryStorage`,
             it must be that one).
         transport: Sends requests; by default a
-            :class:`~pendo_webhooks.transports.RequestsTransport` guarded by the
+            :class:`~pendo_webhooks.transports.Urllib3Transport` guarded by the
             registry's destination policy, closed by :meth:`close`.
         retry: Decides what follows each attempt.
         clock: Returns the current aware UTC time.
@@ -213,7 +216,7 @@ class Dispatcher:
         self.storage: Storage = storage
         self._owns_transport = transport is None
         self.transport: Transport = (
-            RequestsTransport(destinations=registry.destinations)
+            Urllib3Transport(destinations=registry.destinations)
             if transport is None
             else transport
         )
@@ -279,7 +282,7 @@ class Dispatcher:
         """
         Close the transport if the dispatcher made it; :meth:`close` does it too.
         """
-        if self._owns_transport and isinstance(self.transport, RequestsTransport):
+        if self._owns_transport and isinstance(self.transport, _OWNED):
             self.transport.close()
 
     @property
