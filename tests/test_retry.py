@@ -26,11 +26,11 @@ from pendo_webhooks.retry import (
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
 SCHEDULE = (
-    timedelta(seconds=5),
     timedelta(seconds=30),
-    timedelta(minutes=2),
-    timedelta(minutes=10),
+    timedelta(minutes=5),
     timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=8),
 )
 CAP = timedelta(hours=1)
 
@@ -234,9 +234,9 @@ def test_long_schedule_is_cut_by_max_retries() -> None:
         ({"attempt": 1, "status": 404}, "HTTP 404, not retried"),
         ({"attempt": 1, "status": 410}, "HTTP 410 Gone, webhook disabled"),
         ({"attempt": 1, "error_kind": "blocked"}, "blocked, not retried"),
-        ({"attempt": 1, "error_kind": "timeout"}, "timeout, retry 1 of 5 in 5.2s"),
-        ({"attempt": 2, "status": 503}, "HTTP 503, retry 2 of 5 in 31s"),
-        ({"attempt": 4, "status": 500}, "HTTP 500, retry 4 of 5 in 10m20s"),
+        ({"attempt": 1, "error_kind": "timeout"}, "timeout, retry 1 of 5 in 31s"),
+        ({"attempt": 2, "status": 503}, "HTTP 503, retry 2 of 5 in 5m10s"),
+        ({"attempt": 4, "status": 500}, "HTTP 500, retry 4 of 5 in 2h04m"),
         (
             {"attempt": 1, "status": 429, "retry_after": "7200"},
             "HTTP 429, retry 1 of 5 in 1h00m (Retry-After)",
@@ -331,8 +331,8 @@ def test_max_window_values() -> None:
     """
     no_hints = RetryPolicy(max_retry_after=0)
 
-    assert timedelta(hours=5) == RetryPolicy().max_window
-    assert timedelta(seconds=6 + 36 + 144 + 720 + 2160) == no_hints.max_window
+    assert timedelta(hours=3 + 2.4 + 9.6) == RetryPolicy().max_window
+    assert timedelta(seconds=36 + 360 + 2160 + 8640 + 34560) == no_hints.max_window
     assert sum((policy_wait * 1.2 for policy_wait in SCHEDULE), timedelta(0)) == (
         no_hints.max_window
     )
@@ -363,7 +363,7 @@ def test_wait_passes_jitter_range_to_rng() -> None:
     wait = RetryPolicy(jitter=0.25).wait(3, rng=rng)
 
     assert calls == [(0.75, 1.25)]
-    assert timedelta(seconds=90) == wait
+    assert timedelta(seconds=1350) == wait
 
 
 @pytest.mark.parametrize(
@@ -403,22 +403,22 @@ def test_wait_rejects_bad_retry_number(n: object) -> None:
 PAST_DATE = format_datetime(NOW - timedelta(minutes=5), usegmt=True)
 AHEAD_30_MIN = format_datetime(NOW + timedelta(minutes=30), usegmt=True)
 
-# header value -> the wait it leads to on a 429/503 at attempt 1 (scheduled 5 s, cap 1 h)
+# header value -> the wait it leads to on a 429/503 at attempt 1 (scheduled 30 s, cap 1 h)
 RETRY_AFTER_TABLE = [
     ("120", timedelta(seconds=120)),
-    ("0", timedelta(seconds=5)),
-    ("-5", timedelta(seconds=5)),
-    ("abc", timedelta(seconds=5)),
-    ("1e309", timedelta(seconds=5)),
-    ("", timedelta(seconds=5)),
-    (PAST_DATE, timedelta(seconds=5)),
+    ("0", timedelta(seconds=30)),
+    ("-5", timedelta(seconds=30)),
+    ("abc", timedelta(seconds=30)),
+    ("1e309", timedelta(seconds=30)),
+    ("", timedelta(seconds=30)),
+    (PAST_DATE, timedelta(seconds=30)),
     (AHEAD_30_MIN, timedelta(minutes=30)),
     ("999999999", CAP),
-    ("999999999999999999999", timedelta(seconds=5)),
-    ("1.5", timedelta(seconds=5)),
-    ("12.5", timedelta(seconds=12.5)),
-    ("NaN", timedelta(seconds=5)),
-    ("inf", timedelta(seconds=5)),
+    ("999999999999999999999", timedelta(seconds=30)),
+    ("1.5", timedelta(seconds=30)),
+    ("12.5", timedelta(seconds=30)),
+    ("NaN", timedelta(seconds=30)),
+    ("inf", timedelta(seconds=30)),
 ]
 
 
@@ -469,7 +469,7 @@ def test_retry_after_never_shortens_schedule() -> None:
         attempt=5, status=429, retry_after="60", now=NOW, rng=no_jitter
     )
 
-    assert timedelta(minutes=30) == delay_of(decision)
+    assert timedelta(hours=8) == delay_of(decision)
     assert not decision.reason.endswith("(Retry-After)")
 
 
@@ -481,7 +481,7 @@ def test_schedule_longer_than_cap_wins() -> None:
 
     decision = policy.decide(attempt=5, status=503, retry_after="7200", now=NOW, rng=no_jitter)
 
-    assert timedelta(minutes=30) == delay_of(decision)
+    assert timedelta(hours=8) == delay_of(decision)
 
 
 def test_zero_cap_disables_retry_after() -> None:

@@ -37,7 +37,14 @@ import attrs
 from .exceptions import ConfigurationError, ValidationError
 
 
-__all__ = ["NO_RETRIES", "Decision", "RetryPolicy", "Verdict", "parse_retry_after"]
+__all__ = [
+    "NO_RETRIES",
+    "Decision",
+    "OutagePolicy",
+    "RetryPolicy",
+    "Verdict",
+    "parse_retry_after",
+]
 
 # A random source with the signature of random.uniform.
 
@@ -84,7 +91,7 @@ class Decision:
     Attributes:
         verdict: What happens to the delivery.
         next_attempt_at: When to try again (aware); set for :attr:`Verdict.RETRY` only.
-        reason: A short human explanation, e.g. ``"HTTP 503, retry 2 of 5 in 31s"``.
+        reason: A short human explanation, e.g. ``"HTTP 503, retry 2 of 5 in 5m12s"``.
         disable_webhook: Whether the webhook must be disabled (a 410 Gone).
 
     >>> decision = Decision(verdict=Verdict.FAILED, next_attempt_at=None, reason="HTTP 404")
@@ -213,6 +220,11 @@ class RetryPolicy:
     ``rng(1 - jitter, 1 + jitter)``. On a 429 or 503 a valid ``Retry-After`` hint
     can lengthen that wait up to *max_retry_after*, never shorten it.
 
+    The default schedule waits 30 s, 5 min, 30 min, 2 h and 8 h (each give or take 20%):
+    the last retry comes about 10 h 35 min after the first attempt, so a receiver down
+    for an evening still gets everything. While a destination is failing hard, the
+    :class:`OutagePolicy` holds its deliveries back without spending these retries.
+
     Args:
         max_retries: Retries after the first attempt, 0 to 20; a retryable outcome
             of attempt ``max_retries + 1`` is dead.
@@ -235,11 +247,11 @@ class RetryPolicy:
     max_retries: int = attrs.field(default=5, validator=_check_max_retries)
     schedule: tuple[timedelta, ...] = attrs.field(
         default=(
-            timedelta(seconds=5),
             timedelta(seconds=30),
-            timedelta(minutes=2),
-            timedelta(minutes=10),
+            timedelta(minutes=5),
             timedelta(minutes=30),
+            timedelta(hours=2),
+            timedelta(hours=8),
         ),
         converter=_to_schedule,
     )
@@ -329,7 +341,7 @@ class RetryPolicy:
             ValidationError: If *retry_number* is not an int of at least 1.
 
         >>> RetryPolicy().wait(2, rng=lambda low, high: high)
-        datetime.timedelta(seconds=36)
+        datetime.timedelta(seconds=360)
         """
         _check_positive_int(retry_number, "retry_number")
         low, high = 1 - self.jitter, 1 + self.jitter
@@ -367,7 +379,7 @@ class RetryPolicy:
         >>> now = datetime(2026, 1, 1, tzinfo=timezone.utc)
         >>> policy = RetryPolicy(jitter=0)
         >>> policy.decide(attempt=2, status=503, now=now).reason
-        'HTTP 503, retry 2 of 5 in 30s'
+        'HTTP 503, retry 2 of 5 in 5m00s'
         >>> policy.decide(attempt=1, status=429, retry_after="120", now=now).next_attempt_at
         datetime.datetime(2026, 1, 1, 0, 2, tzinfo=datetime.timezone.utc)
         >>> policy.decide(attempt=6, error_kind="timeout", now=now).verdict
@@ -404,6 +416,142 @@ class RetryPolicy:
         if delay > scheduled:
             reason += " (Retry-After)"
         return Decision(verdict=verdict, next_attempt_at=next_attempt_at, reason=reason)
+
+
+def _check_threshold(
+    _instance: OutagePolicy, _attribute: attrs.Attribute[int], value: int
+) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1000:
+        msg = f"threshold: must be an int from 1 to 1000, got {value!r}"
+        raise ConfigurationError(msg)
+
+
+def _check_rate(_instance: OutagePolicy, _attribute: attrs.Attribute[float], value: float) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        msg = f"recovery_rate: must be a number, not {type(value).__name__}"
+        raise ConfigurationError(msg)
+    if not 0.001 <= value <= 100_000:  # also rejects NaN
+        msg = f"recovery_rate: must be from 0.001 to 100000 deliveries a second, got {value!r}"
+        raise ConfigurationError(msg)
+
+
+def _check_enabled(_instance: OutagePolicy, _attribute: attrs.Attribute[bool], value: bool) -> None:
+    if not isinstance(value, bool):
+        msg = f"enabled: must be a bool, not {type(value).__name__}"
+        raise ConfigurationError(msg)
+
+
+def _to_probe_interval(value: timedelta | float) -> timedelta:
+    return _as_duration(value, "probe_interval", positive=True)
+
+
+def _to_max_probe_interval(value: timedelta | float) -> timedelta:
+    return _as_duration(value, "max_probe_interval", positive=True)
+
+
+def _to_hold(value: timedelta | float) -> timedelta:
+    return _as_duration(value, "hold", positive=True)
+
+
+def _to_disable_after(value: timedelta | float | None) -> timedelta | None:
+    return None if value is None else _as_duration(value, "disable_after", positive=True)
+
+
+@attrs.frozen(kw_only=True)
+class OutagePolicy:
+    """
+    What the engine does while a destination is failing hard, and when it gives up on it.
+
+    A destination is *failing hard* once *threshold* exchanges in a row failed in a
+    retryable way (connect, timeout, dns, tls, 5xx, 429...). Then, instead of every
+    delivery spending its own retries on it:
+
+    * **one probe at a time**: a real delivery is sent when the next probe is due, by one
+      worker only (a lease in the store); the probe is the pending delivery with the
+      fewest attempts, so probing rotates and burns no single delivery's retries;
+    * probes are spaced by *probe_interval*, doubled after every failed probe, up to
+      *max_probe_interval*;
+    * the destination's other deliveries are **held**: handed back unattempted, due again
+      at the next probe's time or *hold* later, without an attempt counted (no
+      :class:`~pendo_webhooks.dispatcher.Attempt` row; attempt numbers do not move);
+    * once a probe succeeds (or the destination answers anything but a retryable failure),
+      the backlog flows again **paced**: its pending deliveries are spread over time at
+      *recovery_rate* a second, oldest (fewest attempts) first, in one store write.
+
+    Each delivery still gets at most ``RetryPolicy.max_retries`` retries. Other
+    destinations are never held: each webhook has its own health. Besides, a webhook
+    whose exchanges have *all* failed for *disable_after* is disabled by the system (with
+    the reason, audited as ``"system"``), checked when an attempt fails.
+
+    Args:
+        enabled: Hold and probe during an outage; ``False`` keeps plain per-delivery
+            retries (health is still recorded, and *disable_after* still applies).
+        threshold: Retryable failed exchanges in a row that start an outage, 1 to 1000.
+        probe_interval: The wait before the first probe (seconds or a timedelta).
+        max_probe_interval: The longest wait between probes.
+        recovery_rate: Deliveries a second released after a recovery.
+        hold: The longest a held delivery waits before it is looked at again (a safety
+            net: a probe's success releases held deliveries at once).
+        disable_after: Disable a webhook whose exchanges have all failed this long;
+            ``None`` never does.
+
+    >>> policy = OutagePolicy()
+    >>> policy.threshold, policy.probe_interval, policy.max_probe_interval
+    (5, datetime.timedelta(seconds=60), datetime.timedelta(seconds=900))
+    >>> [int(policy.probe_wait(n).total_seconds()) for n in range(6)]
+    [60, 120, 240, 480, 900, 900]
+    >>> OutagePolicy(enabled=False).disable_after
+    datetime.timedelta(days=5)
+
+    Raises:
+        ConfigurationError: If a field is out of range or of the wrong type.
+    """
+
+    enabled: bool = attrs.field(default=True, validator=_check_enabled)
+    threshold: int = attrs.field(default=5, validator=_check_threshold)
+    probe_interval: timedelta = attrs.field(
+        default=timedelta(minutes=1), converter=_to_probe_interval
+    )
+    max_probe_interval: timedelta = attrs.field(
+        default=timedelta(minutes=15), converter=_to_max_probe_interval
+    )
+    recovery_rate: float = attrs.field(default=10.0, validator=_check_rate)
+    hold: timedelta = attrs.field(default=timedelta(hours=6), converter=_to_hold)
+    disable_after: timedelta | None = attrs.field(
+        default=timedelta(days=5), converter=_to_disable_after
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_probe_interval < self.probe_interval:
+            msg = (
+                f"max_probe_interval: {self.max_probe_interval} is shorter than "
+                f"probe_interval ({self.probe_interval})"
+            )
+            raise ConfigurationError(msg)
+
+    def probe_wait(self, failed_probes: int) -> timedelta:
+        """
+        The wait before the next probe after *failed_probes* failed probes in this outage.
+
+        *probe_interval* doubled per failed probe, at most *max_probe_interval*.
+
+        >>> OutagePolicy(probe_interval=10, max_probe_interval=25).probe_wait(2)
+        datetime.timedelta(seconds=25)
+        """
+        _check_positive_int(failed_probes + 1, "failed_probes")
+        # 2**20 times any interval is past the 365-day cap already: no huge integers.
+        wait = self.probe_interval * (2 ** min(failed_probes, 20))
+        return min(wait, self.max_probe_interval)
+
+    @property
+    def recovery_spacing(self) -> timedelta:
+        """
+        The time between two deliveries released after a recovery (1 / *recovery_rate*).
+
+        >>> OutagePolicy(recovery_rate=4).recovery_spacing
+        datetime.timedelta(microseconds=250000)
+        """
+        return timedelta(seconds=1 / self.recovery_rate)
 
 
 #: A policy that never retries: every transient failure is dead at once.

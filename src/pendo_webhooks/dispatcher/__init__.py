@@ -24,7 +24,12 @@ process may die at any line and another picks up (at least once, never lost):
 * a message over its limit (32,768 bytes for Segment, *max_body_bytes* for URL
   webhooks) is stored ``failed`` with the reason, and never sent;
 * :meth:`Dispatcher.enqueue_many` and :meth:`Dispatcher.dispatch_many` store many
-  events in one transaction (the bulk path).
+  events in one transaction (the bulk path);
+* each webhook's health (:class:`WebhookHealth`) is kept in the store after every
+  exchange: while a destination is failing hard, its deliveries wait for one probe at a
+  time without spending retries, and flow again paced once it answers; a webhook whose
+  exchanges have all failed for days is disabled (see
+  :class:`~pendo_webhooks.retry.OutagePolicy`).
 
 >>> from pendo_webhooks.registry import Actor, WebhookRegistry
 >>> from pendo_webhooks.storage import InMemoryStorage
@@ -60,10 +65,11 @@ from ..events import Event, EventCategory
 from ..events._ids import sorted_id
 from ..exceptions import ConfigurationError, ValidationError
 from ..model._delivery import Attempt, Delivery, DeliveryStatus
+from ..model._health import HealthState, WebhookHealth
 from ..model._outcomes import DeliveryOutcome, DispatchResult, DrainSummary, Outcome, TestResult
 from ..pipeline._gate import DEFAULT_MAX_BODY_BYTES, Decision
 from ..registry import Actor, WebhookKind, WebhookRegistry
-from ..retry import RetryPolicy
+from ..retry import OutagePolicy, RetryPolicy
 from ..storage import Storage
 from ..storage.protocols import capabilities
 from ..transports import RequestsTransport, Transport, Urllib3Transport
@@ -73,6 +79,7 @@ from ._dispatch_admin import AdminReads
 from ._dispatch_args import count_arg, seconds_arg
 from ._dispatch_enqueue import Enqueuer
 from ._dispatch_running import MAX_THREADS, DispatchRunner
+from ._health import HealthKeeper
 
 
 __all__ = [
@@ -86,8 +93,10 @@ __all__ = [
     "DispatchResult",
     "Dispatcher",
     "DrainSummary",
+    "HealthState",
     "Outcome",
     "TestResult",
+    "WebhookHealth",
 ]
 
 #: How long a claim holds unless told otherwise: longer than any attempt can take
@@ -122,6 +131,12 @@ class Dispatcher:
             :class:`~pendo_webhooks.transports.Urllib3Transport` guarded by the
             registry's destination policy, closed by :meth:`close`.
         retry: Decides what follows each attempt.
+        outage: What happens while a destination is failing hard (hold its deliveries,
+            one probe at a time, paced recovery) and when a failing webhook is disabled;
+            ``OutagePolicy(enabled=False)`` retries every delivery on its own. Needs a
+            store that keeps health (every built-in one does; see
+            :class:`~pendo_webhooks.storage.protocols.HealthStore`); without one, neither
+            applies.
         clock: Returns the current aware UTC time.
         sleep: How :meth:`drain` waits for the next due time.
         rng: Jitters retry waits (a :class:`random.Random`); seed it for exact tests.
@@ -178,6 +193,7 @@ class Dispatcher:
         *,
         transport: Transport | None = None,
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - a frozen value
+        outage: OutagePolicy = OutagePolicy(),  # noqa: B008 - a frozen value
         clock: Clock = utcnow,
         sleep: Callable[[float], object] = time.sleep,
         rng: random.Random | None = None,
@@ -199,6 +215,8 @@ class Dispatcher:
             raise ConfigurationError(msg)
         if not isinstance(retry, RetryPolicy):
             raise ConfigurationError("retry: must be a RetryPolicy")
+        if not isinstance(outage, OutagePolicy):
+            raise ConfigurationError("outage: must be an OutagePolicy")
         for name, value in (("clock", clock), ("sleep", sleep), ("ids", ids)):
             if not callable(value):
                 raise ConfigurationError(f"{name}: must be callable")
@@ -227,10 +245,19 @@ class Dispatcher:
                 self._close_transport()
             raise
         self.retry = retry
+        self.outage = outage
         self.clock = clock
         self.lease_duration = lease
         self._claims = Claimer(
             storage, clock=clock, lease_duration=lease, max_claims=self.max_claims
+        )
+        self._health = HealthKeeper(
+            storage=storage,
+            registry=registry,
+            claims=self._claims,
+            policy=outage,
+            retry=retry,
+            clock=clock,
         )
         self._deliverer = Deliverer(
             storage=storage,
@@ -241,6 +268,7 @@ class Dispatcher:
             retry=retry,
             clock=clock,
             rng=random.Random() if rng is None else rng,  # noqa: S311 - jitter, not secrets
+            health=self._health,
         )
         self._enqueuer = Enqueuer(
             registry=registry,
@@ -623,6 +651,42 @@ class Dispatcher:
             PermissionDenied: If *actor* may not read its webhook.
         """
         return self._admin.attempts(actor, delivery_id)
+
+    def webhook_health(self, actor: Actor, webhook_id: str) -> WebhookHealth:
+        """
+        Return how a webhook's destination is doing, as every worker sees it.
+
+        A webhook never attempted has a blank (healthy) record.
+
+        Raises:
+            UnknownWebhook: If no webhook has this id.
+            PermissionDenied: If *actor* may not read it.
+            ConfigurationError: If the store keeps no health (it is not a
+                :class:`~pendo_webhooks.storage.protocols.HealthStore`).
+
+        >>> from pendo_webhooks.registry import Actor, WebhookRegistry
+        >>> from pendo_webhooks.storage import InMemoryStorage
+        >>> from pendo_webhooks.testing import RecordingTransport, sample_event
+        >>> registry = WebhookRegistry(InMemoryStorage())
+        >>> admin = Actor("u-1", is_admin=True)
+        >>> hook = registry.create(admin, name="Down", url="https://hooks.example.com/d",
+        ...                        categories={"npsSubmitted"})
+        >>> _ = registry.enable(admin, hook.id)
+        >>> dispatcher = Dispatcher(registry, transport=RecordingTransport([503]))
+        >>> _ = dispatcher.dispatch(sample_event("npsSubmitted"))
+        >>> health = dispatcher.webhook_health(admin, hook.id)
+        >>> str(health.state), health.failures, health.last_success_at
+        ('failing', 1, None)
+        """
+        self.registry.get(actor, webhook_id)
+        found = self._health.health(webhook_id)
+        if found is None:
+            msg = (
+                f"storage: a {type(self.storage).__name__} keeps no webhook health "
+                "(it is not a HealthStore)"
+            )
+            raise ConfigurationError(msg)
+        return found
 
     def exchange_attempts(self, actor: Actor, exchange_id: str) -> list[Attempt]:
         """

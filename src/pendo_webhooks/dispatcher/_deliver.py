@@ -49,6 +49,7 @@ from ..transports import OutgoingRequest, Transport
 from ._attempt import Exchange, exchange, host_of, settle, unwanted
 from ._deliver_claims import Claimer
 from ._deliver_outcome import exhausted, outcome_of, released, settled, unexpected
+from ._health import HealthKeeper, Observed
 
 
 __all__ = ["ClaimNext", "Deliverer"]
@@ -94,6 +95,8 @@ class Deliverer:
         retry: Decides what follows each attempt.
         clock: The current aware UTC time.
         rng: Jitters retry waits.
+        health: Keeps each webhook's health: holds deliveries during an outage, probes,
+            auto-disables.
     """
 
     def __init__(
@@ -107,8 +110,10 @@ class Deliverer:
         retry: RetryPolicy,
         clock: Clock,
         rng: random.Random,
+        health: HealthKeeper,
     ) -> None:
         self._storage = storage
+        self._health = health
         self._registry = registry
         self._claims = claims
         self._channels = channels
@@ -221,6 +226,9 @@ class Deliverer:
                 else:
                     closed.append((delivery, Outcome.CANCELLED, why))
             outcomes = self._close(closed) if closed else []
+            # During an outage: one probe at most, the others held (no attempt spent).
+            sendable, held = self._gate(webhook, sendable)
+            outcomes.extend(held)
             claimed_next = None
             start = 0
             for number, count in enumerate(channel.plan([len(d.body) for d in sendable])):
@@ -244,6 +252,25 @@ class Deliverer:
         except Exception as exc:  # noqa: BLE001 - C4: one delivery never blocks the others
             return [unexpected(delivery, exc) for delivery in claimed], None
         return outcomes, claimed_next
+
+    def _gate(
+        self, webhook: Webhook, sendable: list[Delivery]
+    ) -> tuple[list[Delivery], list[DeliveryOutcome]]:
+        """
+        The health keeper's gate; a store error there sends them all, as without health.
+        """
+        try:
+            return self._health.gate(webhook, sendable)
+        except PendoWebhooksError as exc:
+            logger.warning("webhook %s: health not read, sending anyway: %s", webhook.id, exc)
+            return sendable, []
+
+    def _observe(self, webhook: Webhook, sent: Exchange, now: datetime) -> Observed | None:
+        try:
+            return self._health.observe(webhook, sent, now)
+        except PendoWebhooksError as exc:
+            logger.warning("webhook %s: health not updated: %s", webhook.id, exc)
+            return None
 
     def _take_due(
         self, claimed: Sequence[Delivery], webhook: Webhook, channel: Channel
@@ -302,16 +329,17 @@ class Deliverer:
         """
         sent, body = self._exchange(webhook, channel, batch)
         now = self._clock()
+        observed = self._observe(webhook, sent, now)
         claimed: list[Delivery] | None = None
         if channel.max_batch_messages == 1:
             # A channel without batches: the store's single-outcome path, chained if asked.
             # One decision: its jitter is random.uniform's, as a batch's first draw would be.
-            decision = self._decide(batch[0], sent, now, self._rng.uniform)
+            decision = self._decide(batch[0], sent, now, self._rng.uniform, observed)
             decisions = [decision]
             rows: list[_Row] = [settle(batch[0], sent, decision, now=now)]
             written, claimed = self._record_one(rows[0], claim_next, now)
         else:
-            decide, memo = self._decider(sent, now)
+            decide, memo = self._decider(sent, now, observed)
             if capabilities(self._storage).shared_outcomes:
                 rows, written = self._record_shared(batch, sent, decide, now)
             else:
@@ -326,6 +354,8 @@ class Deliverer:
                 delivered = delivered and decision.verdict is Verdict.DELIVERED
             if gone:
                 self._disable_gone(webhook)
+            else:
+                self._health.follow_up(webhook, observed)
             outcomes = [
                 settled(before, after, attempt, sent) if ok else self._lost(before)
                 for before, (after, attempt), ok in zip(batch, rows, written, strict=True)
@@ -349,7 +379,7 @@ class Deliverer:
         return outcomes, gone, claimed
 
     def _decider(
-        self, sent: Exchange, now: datetime
+        self, sent: Exchange, now: datetime, observed: Observed | None = None
     ) -> tuple[Callable[[Delivery], Decision], dict[int, Decision]]:
         """
         A memo of the retry policy's decisions on *sent*, by attempt number, and the memo.
@@ -369,7 +399,7 @@ class Deliverer:
             number = delivery.attempt_number - delivery.attempt_base
             decision = decisions.get(number)
             if decision is None:
-                decision = decisions[number] = self._decide(delivery, sent, now, rng)
+                decision = decisions[number] = self._decide(delivery, sent, now, rng, observed)
             return decision
 
         return decide, decisions
@@ -380,11 +410,14 @@ class Deliverer:
         sent: Exchange,
         now: datetime,
         rng: Callable[[float, float], float],
+        observed: Observed | None = None,
     ) -> Decision:
         """
         The retry policy's decision on *sent* for *delivery*'s own attempt number.
+
+        During an outage (*observed* says so), a retry waits with the held deliveries.
         """
-        return self._retry.decide(
+        decision = self._retry.decide(
             attempt=delivery.attempt_number - delivery.attempt_base,
             status=sent.status,
             error_kind=sent.error_kind,
@@ -392,6 +425,7 @@ class Deliverer:
             now=now,
             rng=rng,
         )
+        return HealthKeeper.held(decision, observed)
 
     def _record_one(
         self, row: _Row, claim_next: ClaimNext | None, now: datetime

@@ -25,7 +25,7 @@ import builtins
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import attrs
 
@@ -45,6 +45,7 @@ from ..model._audit import (
 )
 from ..model._delivery import clip_error
 from ..model._exclusions import Exclusion, ExclusionKind
+from ..model._health import WebhookHealth
 from ..model._webhook import (
     DEFAULT_SIGNATURE_HEADER,
     MAX_NAME_LENGTH,
@@ -65,6 +66,7 @@ from ..signing import SignatureScheme
 from ..signing._secret import Secret
 from ..storage import Storage
 from ..storage._errors import stale_version
+from ..storage.protocols import HealthStore, capabilities
 from . import _exclusion_admin
 from ._policy import SYSTEM_ACTOR_ID, Actor, AdminOnly, PermissionPolicy
 from ._transitions import (
@@ -344,7 +346,9 @@ class WebhookRegistry:
         Start sending to a webhook; return it. Enabling an enabled webhook changes nothing.
 
         The destination is checked again against the current *destinations*
-        policy, which may have changed since the webhook was created.
+        policy, which may have changed since the webhook was created. A webhook enabled
+        again starts with a blank health record (no failures, no outage): the
+        dispatcher's auto-disable measures afresh.
 
         Raises:
             PermissionDenied: If *actor* may not enable webhooks.
@@ -352,15 +356,33 @@ class WebhookRegistry:
             InvalidDestination: If the destination is no longer allowed.
         """
         self.policy.check(actor, "enable", webhook_id)
+        was_disabled: list[bool] = []
 
         def apply(current: Webhook, _now: datetime) -> Webhook:
             if current.enabled:
                 return current
             field = "url" if current.kind is WebhookKind.URL else "segment_endpoint"
             self._check_url(current.destination, field)
+            was_disabled.append(True)
             return attrs.evolve(current, enabled=True, disabled_reason=None, disabled_by=None)
 
-        return self._change(actor.id, webhook_id, "enable", apply)
+        webhook = self._change(actor.id, webhook_id, "enable", apply)
+        if was_disabled:
+            self._reset_health(webhook_id)
+        return webhook
+
+    def _reset_health(self, webhook_id: str) -> None:
+        # A blank record, by compare-and-set (a worker may be writing one too).
+        if not capabilities(self.storage).webhook_health:
+            return
+        store = cast(HealthStore, self.storage)
+        for _ in range(8):
+            current = store.get_webhook_health(webhook_id)
+            if current is None:
+                return
+            blank = WebhookHealth(webhook_id=webhook_id)
+            if store.put_webhook_health(blank, expected_version=current.version):
+                return
 
     def disable(self, actor: Actor, webhook_id: str, *, reason: str | None = None) -> Webhook:
         """

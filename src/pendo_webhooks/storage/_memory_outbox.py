@@ -13,11 +13,12 @@ import heapq
 import itertools
 import threading
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import attrs
 
 from ..model._delivery import Attempt, Delivery, DeliveryStatus
+from ..model._health import WebhookHealth
 from ..model._webhook import Webhook
 from ._outbox_common import (
     claims_exhausted,
@@ -56,6 +57,8 @@ class MemoryOutbox:
         self._seq = itertools.count()
         # Claims per delivery id; claims - attempts is how many ended without an outcome.
         self._claims: dict[str, int] = {}
+        # Each webhook's health (the HealthStore part), as last written.
+        self._health: dict[str, WebhookHealth] = {}
 
     # -- machinery (call with the lock held) -----------------------------------------------
 
@@ -274,6 +277,84 @@ class MemoryOutbox:
                     )
                     released += 1
             return released
+
+    # -- the HealthStore Protocol -----------------------------------------------------------
+
+    def get_webhook_health(self, webhook_id: str) -> WebhookHealth | None:
+        """
+        Return the webhook's stored health, or None; see HealthStore.
+        """
+        with self._lock:
+            return self._health.get(webhook_id)
+
+    def put_webhook_health(self, health: WebhookHealth, *, expected_version: int) -> bool:
+        """
+        Store *health* if the stored version is still *expected_version*; see HealthStore.
+        """
+        with self._lock:
+            current = self._health.get(health.webhook_id)
+            if (0 if current is None else current.version) != expected_version:
+                return False
+            self._health[health.webhook_id] = attrs.evolve(health, version=expected_version + 1)
+            return True
+
+    def hold_claims(
+        self, delivery_ids: Sequence[str], *, owner: str, now: datetime, until: datetime
+    ) -> int:
+        """
+        Give back claims *owner* holds, due again at *until*; see HealthStore.
+        """
+        with self._lock:
+            held = 0
+            for delivery_id in delivery_ids:
+                current = self._pending.get(delivery_id)
+                if current is not None and current.lease_owner == owner:
+                    self._claims[delivery_id] = max(self._claims.get(delivery_id, 0) - 1, 0)
+                    self._put(
+                        attrs.evolve(
+                            current,
+                            lease_owner=None,
+                            lease_until=None,
+                            next_attempt_at=until,
+                            updated_at=now,
+                        )
+                    )
+                    held += 1
+            return held
+
+    def respread_pending(
+        self,
+        webhook_id: str,
+        *,
+        start: datetime,
+        spacing: timedelta,
+        now: datetime,
+        limit: int | None = None,
+    ) -> int:
+        """
+        Give the webhook's unleased pending deliveries new due times; see HealthStore.
+        """
+        with self._lock:
+            chosen = sorted(
+                (
+                    d
+                    for d in self._pending.values()
+                    if d.webhook_id == webhook_id
+                    and (d.lease_until is None or d.lease_until < now)
+                ),
+                key=lambda d: (d.attempts, d.id),
+            )[:limit]
+            for number, delivery in enumerate(chosen):
+                self._put(
+                    attrs.evolve(
+                        delivery,
+                        lease_owner=None,
+                        lease_until=None,
+                        next_attempt_at=start + spacing * number,
+                        updated_at=now,
+                    )
+                )
+            return len(chosen)
 
     def cancel_deliveries(self, webhook_id: str, *, reason: str, now: datetime) -> int:
         """

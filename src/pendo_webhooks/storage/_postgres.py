@@ -15,6 +15,7 @@ from psycopg.rows import DictRow
 
 from ..model._delivery import Delivery
 from ._postgres_core import host_unit
+from ._postgres_health import PostgresHealth
 from ._postgres_outbox import PostgresOutbox, enqueue_params, enqueue_results
 from ._postgres_outbox_sql import ENQUEUE
 from ._postgres_pipeline import CLAIM, PostgresPipeline, decoded, encoded
@@ -23,7 +24,7 @@ from ._postgres_pipeline import CLAIM, PostgresPipeline, decoded, encoded
 __all__ = ["PostgresStorage"]
 
 
-class PostgresStorage(PostgresOutbox, PostgresPipeline):
+class PostgresStorage(PostgresOutbox, PostgresHealth, PostgresPipeline):
     """
     Keeps everything pendo-webhooks stores in PostgreSQL, shared by any number of processes.
 

@@ -283,6 +283,31 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        7,
+        "webhook health",
+        (
+            # One row per webhook ever attempted: how its destination is doing, shared by
+            # every worker (outage-aware retries, auto-disable). Written by compare-and-set
+            # on version. No foreign key: a deleted webhook's row is harmless and tiny.
+            """
+            CREATE TABLE {schema}.webhook_health (
+                webhook_id      text COLLATE "C" PRIMARY KEY,
+                version         bigint NOT NULL CHECK (version >= 1),
+                failing_since   timestamptz,
+                last_success_at timestamptz,
+                last_failure_at timestamptz,
+                failures        integer NOT NULL CHECK (failures >= 0),
+                streak          integer NOT NULL CHECK (streak >= 0),
+                outage_since    timestamptz,
+                next_probe_at   timestamptz,
+                probes          integer NOT NULL CHECK (probes >= 0),
+                probe_owner     text,
+                probe_until     timestamptz
+            )
+            """,
+        ),
+    ),
 )
 
 #: The newest schema version this code writes and understands.

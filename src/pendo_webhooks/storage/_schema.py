@@ -316,6 +316,31 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX delivery_attempts_by_exchange ON delivery_attempts (exchange)",
         ),
     ),
+    Migration(
+        9,
+        "webhook health",
+        (
+            # One row per webhook ever attempted: how its destination is doing, shared by
+            # every worker (outage-aware retries, auto-disable). Written by compare-and-set
+            # on version. No foreign key: a deleted webhook's row is harmless and tiny.
+            """
+            CREATE TABLE webhook_health (
+                webhook_id      TEXT PRIMARY KEY,
+                version         INTEGER NOT NULL CHECK (version >= 1),
+                failing_since   TEXT,
+                last_success_at TEXT,
+                last_failure_at TEXT,
+                failures        INTEGER NOT NULL CHECK (failures >= 0),
+                streak          INTEGER NOT NULL CHECK (streak >= 0),
+                outage_since    TEXT,
+                next_probe_at   TEXT,
+                probes          INTEGER NOT NULL CHECK (probes >= 0),
+                probe_owner     TEXT,
+                probe_until     TEXT
+            ) WITHOUT ROWID
+            """,
+        ),
+    ),
 )
 
 #: The schema version this code writes and understands.

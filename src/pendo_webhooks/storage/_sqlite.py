@@ -11,6 +11,7 @@ from datetime import datetime
 
 from ..model._delivery import Delivery
 from ._host_connection import refuse_host_connection
+from ._sqlite_health import SQLiteHealth
 from ._sqlite_outbox import SQLiteOutbox, enqueue_in
 from ._sqlite_pipeline import SQLitePipeline, claim_in
 from ._sqlite_webhooks import SQLiteWebhooks
@@ -19,7 +20,7 @@ from ._sqlite_webhooks import SQLiteWebhooks
 __all__ = ["SQLiteStorage"]
 
 
-class SQLiteStorage(SQLiteOutbox, SQLitePipeline, SQLiteWebhooks):
+class SQLiteStorage(SQLiteOutbox, SQLiteHealth, SQLitePipeline, SQLiteWebhooks):
     """
     Keeps webhooks and their audit log in one SQLite file, shared safely by threads and processes.
 

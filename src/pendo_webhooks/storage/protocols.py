@@ -13,10 +13,12 @@ each part of the library can be typed by what it actually uses:
 
 Besides, a store may offer *optional capabilities*, each a :func:`~typing.runtime_checkable`
 Protocol: :class:`ChainingOutbox` (record an outcome and claim the next delivery in one
-transaction), :class:`SharedOutcomesOutbox` (record a Segment batch's outcomes by group)
-and :class:`HostConnectionOutbox` (write deliveries in the host's own transaction). The
+transaction), :class:`SharedOutcomesOutbox` (record a Segment batch's outcomes by group),
+:class:`HostConnectionOutbox` (write deliveries in the host's own transaction) and
+:class:`HealthStore` (each webhook's health: outage-aware retries and auto-disable). The
 engine asks :func:`capabilities` which of them a store has, in one place; a store without
-any of them is complete and correct, only slower in places.
+any of them is complete and correct, only slower in places (and, without
+:class:`HealthStore`, without outage-aware retries or auto-disable).
 
 The contract suite in :mod:`pendo_webhooks.testing.storage_contract` proves a store
 against these Protocols; see the how-to "Keep the outbox in your own database".
@@ -24,19 +26,21 @@ against these Protocols; see the how-to "Keep the outbox in your own database".
 >>> from pendo_webhooks.storage import InMemoryStorage
 >>> from pendo_webhooks.storage.protocols import Storage, capabilities
 >>> store: Storage = InMemoryStorage()
->>> capabilities(store)
-Capabilities(chained_claim=False, shared_outcomes=False, host_connection=False, process_local=True)
+>>> capabilities(store)  # doctest: +NORMALIZE_WHITESPACE
+Capabilities(chained_claim=False, shared_outcomes=False, host_connection=False,
+             process_local=True, webhook_health=True)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import ClassVar, Protocol, runtime_checkable
 
 import attrs
 
 from ..model._delivery import Attempt, Delivery
+from ..model._health import WebhookHealth
 from ._outbox_common import claims_exhausted
 from ._outbox_protocol import ChainingOutbox, DeliveryLog, OutboxQueue, OutboxStore
 from ._protocol import AuditStore, SecretCodec, Storage, WebhookStore
@@ -51,6 +55,7 @@ __all__ = [
     "ExclusionStore",
     "FirstSeenOrigin",
     "FirstSeenStore",
+    "HealthStore",
     "HostConnectionOutbox",
     "OutboxQueue",
     "OutboxStore",
@@ -128,6 +133,72 @@ class HostConnectionOutbox(Protocol):
         """
 
 
+@runtime_checkable
+class HealthStore(Protocol):
+    """
+    **Protocol**: A store that keeps each webhook's health, shared by every worker process.
+
+    Optional: with it, the dispatcher holds a failing destination's deliveries back
+    during an outage (one probe at a time, see :class:`~pendo_webhooks.retry.OutagePolicy`)
+    and disables a webhook that failed for days; without it, every delivery is retried on
+    its own, as before (all the built-in stores have it).
+
+    The engine reads a :class:`~pendo_webhooks.dispatcher.WebhookHealth`, works out the
+    next one and writes it back only if nobody wrote in between (compare-and-set on its
+    ``version``): two workers can never both take the probe.
+
+    >>> from pendo_webhooks.storage import InMemoryStorage
+    >>> from pendo_webhooks.storage.protocols import HealthStore
+    >>> isinstance(InMemoryStorage(), HealthStore)
+    True
+    """
+
+    def get_webhook_health(self, webhook_id: str) -> WebhookHealth | None:
+        """
+        Return the webhook's stored health (its ``version`` as stored), or ``None`` if none.
+        """
+
+    def put_webhook_health(self, health: WebhookHealth, *, expected_version: int) -> bool:
+        """
+        Store *health* if the stored version is still *expected_version* (0: none stored).
+
+        The stored copy gets version ``expected_version + 1`` (``health.version`` is
+        ignored). One atomic write; a health row stays when its webhook is deleted (it is
+        tiny), and is rewritten as blank when the webhook is enabled again.
+
+        Returns:
+            Whether it was written (``False``: another writer came first; nothing changed).
+        """
+
+    def hold_claims(
+        self, delivery_ids: Sequence[str], *, owner: str, now: datetime, until: datetime
+    ) -> int:
+        """
+        Give back claims *owner* holds, unattempted, due again at *until*; return how many.
+
+        Like :meth:`OutboxQueue.release_claims` (the claim is not counted against the
+        delivery, nothing else changes: no attempt, same attempt count), but due later.
+        """
+
+    def respread_pending(
+        self,
+        webhook_id: str,
+        *,
+        start: datetime,
+        spacing: timedelta,
+        now: datetime,
+        limit: int | None = None,
+    ) -> int:
+        """
+        Give the webhook's pending deliveries that no live lease holds new due times.
+
+        In order of (``attempts``, ``id``), the *i*-th (from 0) becomes due at
+        ``start + i * spacing``, at most *limit* of them (all by default); a lapsed lease
+        is cleared. One atomic write (one ``UPDATE`` in SQL), so it is the same whichever
+        worker does it. Returns how many were moved.
+        """
+
+
 @attrs.frozen
 class Capabilities:
     """
@@ -141,6 +212,7 @@ class Capabilities:
             class says so with the attribute ``process_local = True``, as
             ``InMemoryStorage`` does): another instance shares nothing with it, so a
             ``Dispatcher`` must use the registry's own store, not another one.
+        webhook_health: It is a :class:`HealthStore`.
 
     >>> found = Capabilities(chained_claim=True, shared_outcomes=False, host_connection=False)
     >>> found.chained_claim, found.process_local
@@ -151,6 +223,7 @@ class Capabilities:
     shared_outcomes: bool
     host_connection: bool
     process_local: bool = False
+    webhook_health: bool = False
 
 
 def capabilities(storage: object) -> Capabilities:
@@ -166,7 +239,7 @@ def capabilities(storage: object) -> Capabilities:
     ...     accepts_host_connection = True
     >>> capabilities(Postgresish())  # doctest: +NORMALIZE_WHITESPACE
     Capabilities(chained_claim=False, shared_outcomes=False, host_connection=True,
-                 process_local=True)
+                 process_local=True, webhook_health=True)
     """
     # By attribute lookup, not isinstance(): on Python 3.12+ a runtime-checkable Protocol
     # ignores attributes a proxy forwards through __getattr__, which these lookups see.
@@ -177,4 +250,13 @@ def capabilities(storage: object) -> Capabilities:
         # On the class: a proxy in front of the registry's own in-memory store shares its
         # state, so it must not count as another process-local store.
         process_local=bool(getattr(type(storage), "process_local", False)),
+        webhook_health=all(
+            hasattr(storage, name)
+            for name in (
+                "get_webhook_health",
+                "put_webhook_health",
+                "hold_claims",
+                "respread_pending",
+            )
+        ),
     )

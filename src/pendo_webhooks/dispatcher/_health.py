@@ -1,0 +1,416 @@
+"""
+Each webhook's health, kept by the delivery flow: outage-aware retries and auto-disable.
+
+The deliverer asks a :class:`HealthKeeper` three things, and nothing else reads or writes
+a webhook's health:
+
+1. **gate** (before sending): during an outage, may this worker send one probe now? The
+   probe is taken by compare-and-set on the stored health, so two workers never both
+   probe; every other delivery is *held* (handed back unattempted, due later, no attempt
+   counted);
+2. **observe** (after each exchange, before its outcome is recorded): the next health,
+   written by compare-and-set (:func:`next_health` is the whole rule); while the outage
+   lasts, a retried delivery waits with the others instead of at its own retry time;
+3. **follow up** (after the outcome is recorded): on recovery, the held backlog is spread
+   out at ``recovery_rate`` a second; after a failed probe, the next probe is nominated
+   (the pending delivery with the fewest attempts); a webhook whose exchanges have all
+   failed for ``disable_after`` is disabled by the system.
+
+Health is written right after the exchange, not in the outcome's transaction: a worker
+killed in between loses one exchange's count, which only shifts the outage threshold by
+one. Strictly private.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import cast
+
+import attrs
+
+from .._clock import Clock
+from ..exceptions import PendoWebhooksError
+from ..model._delivery import Delivery
+from ..model._health import WebhookHealth
+from ..model._outcomes import DeliveryOutcome
+from ..model._webhook import Webhook
+from ..registry import WebhookRegistry
+from ..retry import Decision, OutagePolicy, RetryPolicy, Verdict
+from ..storage import Storage
+from ..storage.protocols import HealthStore, capabilities
+from ._attempt import Exchange, host_of
+from ._deliver_claims import Claimer
+from ._deliver_outcome import released
+
+
+__all__ = ["Change", "HealthKeeper", "Observed", "next_health"]
+
+logger = logging.getLogger("pendo_webhooks")
+
+# Compare-and-set tries before a health update is given up (logged): writers only race
+# when several workers finish exchanges with one destination in the same instant.
+_TRIES = 8
+
+
+class Change(str, enum.Enum):
+    """
+    What an exchange changed in a webhook's health, if anything worth acting on.
+    """
+
+    #: The destination started failing hard: an outage is declared.
+    OUTAGE = "outage"
+    #: A probe failed: the next one is scheduled later.
+    PROBE_FAILED = "probe-failed"
+    #: The destination answered again during an outage: the backlog flows, paced.
+    RECOVERED = "recovered"
+
+
+def next_health(
+    current: WebhookHealth,
+    *,
+    verdict: Verdict,
+    started_at: datetime,
+    now: datetime,
+    owner: str,
+    policy: OutagePolicy,
+) -> tuple[WebhookHealth, Change | None]:
+    """
+    The health after one exchange whose retry-policy verdict is *verdict*, and what changed.
+
+    A 2xx clears everything but the time; a failure counts; a retryable one extends the
+    streak (any other answer resets it: the destination is up); *threshold* of them in a
+    row declare the outage; during one, the probe's failure (the worker holding the probe
+    lease) schedules the next probe later; any answer but a retryable failure ends it.
+
+    >>> from datetime import datetime, timezone
+    >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    >>> policy = OutagePolicy(threshold=2)
+    >>> health = WebhookHealth(webhook_id="wh_1")
+    >>> for _ in range(2):
+    ...     health, change = next_health(health, verdict=Verdict.RETRY, started_at=t, now=t,
+    ...                                  owner="w1", policy=policy)
+    >>> str(health.state), change, health.next_probe_at == t + policy.probe_interval
+    ('outage', <Change.OUTAGE: 'outage'>, True)
+    >>> health, change = next_health(health, verdict=Verdict.DELIVERED, started_at=t, now=t,
+    ...                              owner="w1", policy=policy)
+    >>> str(health.state), change
+    ('healthy', <Change.RECOVERED: 'recovered'>)
+    """
+    in_outage = current.outage_since is not None
+    if verdict is Verdict.DELIVERED:
+        healthy = WebhookHealth(
+            webhook_id=current.webhook_id,
+            last_success_at=now,
+            last_failure_at=current.last_failure_at,
+            version=current.version,
+        )
+        return healthy, Change.RECOVERED if in_outage else None
+    retryable = verdict in {Verdict.RETRY, Verdict.DEAD}
+    failed = attrs.evolve(
+        current,
+        failing_since=current.failing_since or started_at,
+        last_failure_at=started_at,
+        failures=current.failures + 1,
+        streak=current.streak + 1 if retryable else 0,
+    )
+    if not retryable:
+        if not in_outage:
+            return failed, None
+        # It answers (a 4xx, say): no outage any more, though still failing.
+        answering = attrs.evolve(
+            failed,
+            outage_since=None,
+            next_probe_at=None,
+            probes=0,
+            probe_owner=None,
+            probe_until=None,
+        )
+        return answering, Change.RECOVERED
+    if not in_outage:
+        if not policy.enabled or failed.streak < policy.threshold:
+            return failed, None
+        outage = attrs.evolve(
+            failed,
+            outage_since=now,
+            next_probe_at=now + policy.probe_wait(0),
+            probes=0,
+            probe_owner=None,
+            probe_until=None,
+        )
+        return outage, Change.OUTAGE
+    if current.probe_owner != owner:
+        return failed, None  # a straggler sent before the outage began: the probe decides
+    probes = current.probes + 1
+    later = attrs.evolve(
+        failed,
+        probes=probes,
+        next_probe_at=now + policy.probe_wait(probes),
+        probe_owner=None,
+        probe_until=None,
+    )
+    return later, Change.PROBE_FAILED
+
+
+@attrs.frozen
+class Observed:
+    """
+    What :meth:`HealthKeeper.observe` found: the health written, and what changed.
+    """
+
+    health: WebhookHealth
+    change: Change | None
+    #: While this is set, retried deliveries of the webhook wait until then (an outage).
+    hold_until: datetime | None
+
+
+class HealthKeeper:
+    """
+    Reads and writes each webhook's health for the delivery flow. Strictly private.
+
+    Args:
+        storage: The store; without :class:`~pendo_webhooks.storage.protocols.HealthStore`
+            every method does nothing (plain per-delivery retries, no auto-disable).
+        registry: Disables a webhook that failed for ``disable_after``.
+        claims: Who this worker is (the probe lease's owner), for how long it claims.
+        policy: The outage policy.
+        retry: Classifies each exchange (retryable or not).
+        clock: The current aware UTC time.
+    """
+
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        registry: WebhookRegistry,
+        claims: Claimer,
+        policy: OutagePolicy,
+        retry: RetryPolicy,
+        clock: Clock,
+    ) -> None:
+        self._store: HealthStore | None = (
+            cast(HealthStore, storage) if capabilities(storage).webhook_health else None
+        )
+        self._registry = registry
+        self._claims = claims
+        self.policy = policy
+        self._retry = retry
+        self._clock = clock
+
+    @property
+    def active(self) -> bool:
+        """
+        Whether the store keeps health at all.
+        """
+        return self._store is not None
+
+    def health(self, webhook_id: str) -> WebhookHealth | None:
+        """
+        The stored health of *webhook_id*, or ``None`` if the store keeps none.
+        """
+        if self._store is None:
+            return None
+        found = self._store.get_webhook_health(webhook_id)
+        return WebhookHealth(webhook_id=webhook_id) if found is None else found
+
+    # -- 1. gate ----------------------------------------------------------------------------
+
+    def gate(
+        self, webhook: Webhook, sendable: Sequence[Delivery]
+    ) -> tuple[list[Delivery], list[DeliveryOutcome]]:
+        """
+        Which of *sendable* (claimed, of *webhook*) to send now, and the outcomes of those held.
+
+        Outside an outage, all of them. During one, at most one (the probe, if its time
+        has come and this worker took the probe lease); the rest are held.
+        """
+        store = self._store
+        if store is None or not self.policy.enabled or not sendable:
+            return list(sendable), []
+        current = store.get_webhook_health(webhook.id)
+        if current is None or current.outage_since is None:
+            return list(sendable), []
+        now = self._clock()
+        probe_due = current.next_probe_at is None or current.next_probe_at <= now
+        lease_free = current.probe_until is None or current.probe_until < now
+        if probe_due and lease_free:
+            taken = attrs.evolve(
+                current,
+                probe_owner=self._claims.owner,
+                probe_until=now + self._claims.lease_duration,
+            )
+            if store.put_webhook_health(taken, expected_version=current.version):
+                logger.info(
+                    "webhook %s (%s) is in an outage: delivery %s is the probe",
+                    webhook.id,
+                    host_of(webhook.destination),
+                    sendable[0].id,
+                )
+                return [sendable[0]], self._hold(webhook, sendable[1:], current, now)
+        return [], self._hold(webhook, sendable, current, now)
+
+    def _hold(
+        self,
+        webhook: Webhook,
+        deliveries: Sequence[Delivery],
+        current: WebhookHealth,
+        now: datetime,
+    ) -> list[DeliveryOutcome]:
+        if not deliveries:
+            return []
+        store = cast(HealthStore, self._store)
+        until = now + self.policy.hold
+        store.hold_claims(
+            [d.id for d in deliveries], owner=self._claims.owner, now=now, until=until
+        )
+        # A recovery may have spread the backlog out while these were claimed: then they
+        # missed it, and are spread out again with whatever is left (still paced).
+        after = store.get_webhook_health(webhook.id)
+        if after is None or after.outage_since is None:
+            self._release_backlog(webhook.id)
+        probe = current.next_probe_at or now
+        reason = f"held: webhook in an outage, next probe at {probe:%H:%M:%S} UTC"
+        return released(deliveries, reason)
+
+    # -- 2. observe -------------------------------------------------------------------------
+
+    def observe(self, webhook: Webhook, sent: Exchange, now: datetime) -> Observed | None:
+        """
+        Write the health after *sent*; ``None`` if the store keeps none (or writes failed).
+        """
+        store = self._store
+        if store is None:
+            return None
+        verdict = self._retry.classify(status=sent.status, error_kind=sent.error_kind)
+        for _ in range(_TRIES):
+            current = store.get_webhook_health(webhook.id) or WebhookHealth(
+                webhook_id=webhook.id
+            )
+            health, change = next_health(
+                current,
+                verdict=verdict,
+                started_at=sent.started_at,
+                now=now,
+                owner=self._claims.owner,
+                policy=self.policy,
+            )
+            if store.put_webhook_health(health, expected_version=current.version):
+                break
+        else:
+            logger.warning("webhook %s: health not updated (too many writers)", webhook.id)
+            return None
+        hold_until = None
+        if health.outage_since is not None and self.policy.enabled:
+            hold_until = now + self.policy.hold
+        return Observed(health=health, change=change, hold_until=hold_until)
+
+    @staticmethod
+    def held(decision: Decision, observed: Observed | None) -> Decision:
+        """
+        *decision*, with a retry moved to the outage's hold time while an outage lasts.
+
+        The attempt still counts; the delivery waits with the others for the probe (or
+        the recovery), instead of coming back at its own retry time.
+        """
+        if observed is None or observed.hold_until is None or decision.verdict is not Verdict.RETRY:
+            return decision
+        assert decision.next_attempt_at is not None  # noqa: S101 - a retry has its time
+        return attrs.evolve(
+            decision,
+            next_attempt_at=max(decision.next_attempt_at, observed.hold_until),
+            reason=f"{decision.reason}; held: webhook in an outage",
+        )
+
+    # -- 3. follow up -----------------------------------------------------------------------
+
+    def follow_up(self, webhook: Webhook, observed: Observed | None) -> None:
+        """
+        Act on what *observed* changed, once the exchange's outcomes are recorded; never raise.
+        """
+        if observed is None:
+            return
+        try:
+            self._follow_up(webhook, observed)
+        except PendoWebhooksError as exc:
+            logger.warning("webhook %s: health follow-up failed: %s", webhook.id, exc)
+
+    def _follow_up(self, webhook: Webhook, observed: Observed) -> None:
+        store = cast(HealthStore, self._store)
+        health, change = observed.health, observed.change
+        now = self._clock()
+        if change is Change.RECOVERED:
+            moved = self._release_backlog(webhook.id)
+            logger.info(
+                "webhook %s (%s) answers again: %d held deliveries released, %g a second",
+                webhook.id,
+                host_of(webhook.destination),
+                moved,
+                self.policy.recovery_rate,
+            )
+            self.signal_recovered(webhook, health)
+        elif change in {Change.OUTAGE, Change.PROBE_FAILED} and health.next_probe_at:
+            # The next probe: the pending delivery with the fewest attempts, so probing
+            # rotates through the backlog and spends no single delivery's retries.
+            store.respread_pending(
+                webhook.id, start=health.next_probe_at, spacing=timedelta(0), now=now, limit=1
+            )
+            if change is Change.OUTAGE:
+                logger.warning(
+                    "webhook %s (%s) is failing hard (%d failures in a row): outage; "
+                    "its deliveries wait for one probe at a time",
+                    webhook.id,
+                    host_of(webhook.destination),
+                    health.streak,
+                )
+        self._maybe_disable(webhook, health, now)
+
+    def _release_backlog(self, webhook_id: str) -> int:
+        now = self._clock()
+        store = cast(HealthStore, self._store)
+        return store.respread_pending(
+            webhook_id, start=now, spacing=self.policy.recovery_spacing, now=now
+        )
+
+    def _maybe_disable(self, webhook: Webhook, health: WebhookHealth, now: datetime) -> None:
+        span = self.policy.disable_after
+        since = health.failing_since
+        if span is None or since is None or health.last_failure_at is None:
+            return
+        if now - since < span:
+            return
+        reason = (
+            f"every exchange with {host_of(webhook.destination)} failed for "
+            f"{_days(now - since)} (since {since:%Y-%m-%d %H:%M} UTC)"
+        )
+        try:
+            disabled = self._registry.disable_by_system(webhook.id, reason=reason)
+        except PendoWebhooksError as exc:
+            logger.warning("webhook %s failed for too long but was not disabled: %s", webhook.id, exc)
+            return
+        logger.warning("webhook %s disabled by the system: %s", webhook.id, reason)
+        self.signal_disabled(disabled, reason)
+
+    # -- signals: the one place the engine says a webhook's health changed ------------------
+
+    def signal_disabled(self, webhook: Webhook, reason: str) -> None:
+        """
+        The system disabled *webhook* (it failed for ``disable_after``).
+
+        The one place to emit a "webhook disabled" signal (instrumentation, alerts).
+        """
+
+    def signal_recovered(self, webhook: Webhook, health: WebhookHealth) -> None:
+        """
+        *webhook*'s destination answered again after an outage.
+
+        The one place to emit a "webhook recovered" signal (instrumentation, alerts).
+        """
+
+
+def _days(span: timedelta) -> str:
+    if span >= timedelta(days=1):
+        days = span.total_seconds() / 86400
+        return f"{days:.1f} days"
+    return f"{span.total_seconds() / 3600:.1f} hours"

@@ -1,0 +1,147 @@
+"""
+The webhook-health part of :class:`~pendo_webhooks.storage.SQLiteStorage`. Strictly private.
+
+One row per webhook in ``webhook_health`` (migration 9), written by compare-and-set on its
+``version``; held claims and the paced release of a recovered webhook's backlog are one
+short write transaction each, like the outbox's other writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..model._health import WebhookHealth
+from ._sqlite_core import SQLiteCore, from_utc_iso, utc_iso
+
+
+__all__ = ["SQLiteHealth"]
+
+_COLUMNS = (
+    "failing_since",
+    "last_success_at",
+    "last_failure_at",
+    "failures",
+    "streak",
+    "outage_since",
+    "next_probe_at",
+    "probes",
+    "probe_owner",
+    "probe_until",
+)
+_TIMES = frozenset(
+    {
+        "failing_since",
+        "last_success_at",
+        "last_failure_at",
+        "outage_since",
+        "next_probe_at",
+        "probe_until",
+    }
+)
+
+_GET = f"SELECT version, {', '.join(_COLUMNS)} FROM webhook_health WHERE webhook_id = ?"
+_INSERT = f"""
+INSERT INTO webhook_health (webhook_id, version, {", ".join(_COLUMNS)})
+VALUES (:webhook_id, 1, {", ".join(":" + c for c in _COLUMNS)})
+ON CONFLICT (webhook_id) DO NOTHING
+"""
+_UPDATE = f"""
+UPDATE webhook_health
+   SET version = version + 1, {", ".join(f"{c} = :{c}" for c in _COLUMNS)}
+ WHERE webhook_id = :webhook_id AND version = :expected
+"""
+_HOLD = """
+UPDATE deliveries
+   SET lease_owner = NULL, lease_until = NULL, next_attempt_at = :until, updated_at = :now,
+       claims = max(claims - 1, 0)
+ WHERE id = :id AND status = 'pending' AND lease_owner = :owner
+"""
+_RESPREAD_PICK = """
+SELECT id FROM deliveries
+ WHERE webhook_id = :webhook_id AND status = 'pending'
+   AND (lease_until IS NULL OR lease_until < :now)
+ ORDER BY attempts, id
+ LIMIT :limit
+"""
+_RESPREAD = """
+UPDATE deliveries
+   SET lease_owner = NULL, lease_until = NULL, next_attempt_at = :at, updated_at = :now
+ WHERE id = :id
+"""
+
+
+def _params(health: WebhookHealth) -> dict[str, Any]:
+    params: dict[str, Any] = {"webhook_id": health.webhook_id}
+    for column in _COLUMNS:
+        value = getattr(health, column)
+        params[column] = utc_iso(value) if column in _TIMES and value is not None else value
+    return params
+
+
+class SQLiteHealth(SQLiteCore):
+    """
+    Each webhook's health, held claims and paced releases in SQLite. Strictly private.
+    """
+
+    def get_webhook_health(self, webhook_id: str) -> WebhookHealth | None:
+        """
+        Return the webhook's stored health, or None; see HealthStore.
+        """
+        rows = self._query(_GET, (webhook_id,))
+        if not rows:
+            return None
+        row = rows[0]
+        values: dict[str, Any] = {}
+        for column in _COLUMNS:
+            value = row[column]
+            values[column] = from_utc_iso(value) if column in _TIMES and value else value
+        return WebhookHealth(webhook_id=webhook_id, version=row["version"], **values)
+
+    def put_webhook_health(self, health: WebhookHealth, *, expected_version: int) -> bool:
+        """
+        Store *health* if the stored version is still *expected_version*; see HealthStore.
+        """
+        params = _params(health)
+        with self._transaction(relaxed=True) as conn:
+            if expected_version == 0:
+                return conn.execute(_INSERT, params).rowcount == 1
+            return conn.execute(_UPDATE, {**params, "expected": expected_version}).rowcount == 1
+
+    def hold_claims(
+        self, delivery_ids: Sequence[str], *, owner: str, now: datetime, until: datetime
+    ) -> int:
+        """
+        Give back claims *owner* holds, due again at *until*; see HealthStore.
+        """
+        if not delivery_ids:
+            return 0
+        params = {"owner": owner, "now": utc_iso(now), "until": utc_iso(until)}
+        with self._transaction(relaxed=True) as conn:
+            return sum(conn.execute(_HOLD, {**params, "id": i}).rowcount for i in delivery_ids)
+
+    def respread_pending(
+        self,
+        webhook_id: str,
+        *,
+        start: datetime,
+        spacing: timedelta,
+        now: datetime,
+        limit: int | None = None,
+    ) -> int:
+        """
+        Give the webhook's unleased pending deliveries new due times; see HealthStore.
+        """
+        stamp = utc_iso(now)
+        pick = {"webhook_id": webhook_id, "now": stamp, "limit": -1 if limit is None else limit}
+        with self._transaction(relaxed=True) as conn:
+            ids = [row[0] for row in conn.execute(_RESPREAD_PICK, pick).fetchall()]
+            conn.executemany(
+                _RESPREAD,
+                [
+                    {"id": i, "now": stamp, "at": utc_iso(start + spacing * number)}
+                    for number, i in enumerate(ids)
+                ],
+            )
+        return len(ids)
