@@ -125,6 +125,7 @@ def next_health(
             outage_since=None,
             next_probe_at=None,
             probes=0,
+            probe_delivery=None,
             probe_owner=None,
             probe_until=None,
         )
@@ -137,6 +138,7 @@ def next_health(
             outage_since=now,
             next_probe_at=now + policy.probe_wait(0),
             probes=0,
+            probe_delivery=None,
             probe_owner=None,
             probe_until=None,
         )
@@ -148,6 +150,7 @@ def next_health(
         failed,
         probes=probes,
         next_probe_at=now + policy.probe_wait(probes),
+        probe_delivery=None,
         probe_owner=None,
         probe_until=None,
     )
@@ -233,9 +236,8 @@ class HealthKeeper:
         if current is None or current.outage_since is None:
             return list(sendable), []
         now = self._clock()
-        probe_due = current.next_probe_at is None or current.next_probe_at <= now
-        lease_free = current.probe_until is None or current.probe_until < now
-        if probe_due and lease_free:
+        probe = self._probe_of(current, sendable, now)
+        if probe is not None:
             taken = attrs.evolve(
                 current,
                 probe_owner=self._claims.owner,
@@ -246,10 +248,34 @@ class HealthKeeper:
                     "webhook %s (%s) is in an outage: delivery %s is the probe",
                     webhook.id,
                     host_of(webhook.destination),
-                    sendable[0].id,
+                    probe.id,
                 )
-                return [sendable[0]], self._hold(webhook, sendable[1:], current, now)
+                rest = [d for d in sendable if d is not probe]
+                return [probe], self._hold(webhook, rest, current, now)
         return [], self._hold(webhook, sendable, current, now)
+
+    def _probe_of(
+        self, current: WebhookHealth, sendable: Sequence[Delivery], now: datetime
+    ) -> Delivery | None:
+        """
+        Which of *sendable* may be the probe now, if any.
+
+        Only once the probe is due and no live probe lease is held; the nominee if it is
+        among them, or any of them when there is no nominee or it is overdue (it did not
+        come within ``max_probe_interval`` of the probe time: cancelled, say).
+        """
+        if current.next_probe_at is not None and current.next_probe_at > now:
+            return None
+        if current.probe_until is not None and current.probe_until >= now:
+            return None
+        nominee = current.probe_delivery
+        for delivery in sendable:
+            if delivery.id == nominee:
+                return delivery
+        due = current.next_probe_at or now
+        if nominee is None or now >= due + self.policy.max_probe_interval:
+            return sendable[0]
+        return None
 
     def _hold(
         self,
@@ -353,9 +379,10 @@ class HealthKeeper:
         elif change in {Change.OUTAGE, Change.PROBE_FAILED} and health.next_probe_at:
             # The next probe: the pending delivery with the fewest attempts, so probing
             # rotates through the backlog and spends no single delivery's retries.
-            store.respread_pending(
+            nominated = store.respread_pending(
                 webhook.id, start=health.next_probe_at, spacing=timedelta(0), now=now, limit=1
             )
+            self._nominate(health, nominated[0] if nominated else None)
             if change is Change.OUTAGE:
                 logger.warning(
                     "webhook %s (%s) is failing hard (%d failures in a row): outage; "
@@ -366,12 +393,24 @@ class HealthKeeper:
                 )
         self._maybe_disable(webhook, health, now)
 
+    def _nominate(self, health: WebhookHealth, delivery_id: str | None) -> None:
+        # Name the next probe in the health, unless the outage moved on meanwhile.
+        store = cast(HealthStore, self._store)
+        for _ in range(_TRIES):
+            current = store.get_webhook_health(health.webhook_id)
+            if current is None or current.next_probe_at != health.next_probe_at:
+                return
+            named = attrs.evolve(current, probe_delivery=delivery_id)
+            if store.put_webhook_health(named, expected_version=current.version):
+                return
+
     def _release_backlog(self, webhook_id: str) -> int:
         now = self._clock()
         store = cast(HealthStore, self._store)
-        return store.respread_pending(
+        moved = store.respread_pending(
             webhook_id, start=now, spacing=self.policy.recovery_spacing, now=now
         )
+        return len(moved)
 
     def _maybe_disable(self, webhook: Webhook, health: WebhookHealth, now: datetime) -> None:
         span = self.policy.disable_after

@@ -72,6 +72,9 @@ class WebhookHealth:
         outage_since: When the outage was declared; ``None`` when there is none.
         next_probe_at: During an outage, when the next probe may be sent.
         probes: Probes that failed during this outage (the probe interval grows with it).
+        probe_delivery: The delivery chosen to be the next probe (the pending one with the
+            fewest attempts when the last probe failed); another may probe only if it
+            does not come within ``max_probe_interval`` of the probe time.
         probe_owner: The worker (lease owner) sending the current probe, if any.
         probe_until: When that worker's probe lease lapses (another may probe then).
         version: The stored version, bumped by every write (compare-and-set).
@@ -90,6 +93,7 @@ class WebhookHealth:
     outage_since: datetime | None = attrs.field(default=None, converter=_utc_or_none)
     next_probe_at: datetime | None = attrs.field(default=None, converter=_utc_or_none)
     probes: int = attrs.field(default=0, validator=_check_count)
+    probe_delivery: str | None = None
     probe_owner: str | None = None
     probe_until: datetime | None = attrs.field(default=None, converter=_utc_or_none)
     version: int = attrs.field(default=0, validator=_check_count)

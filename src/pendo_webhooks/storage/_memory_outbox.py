@@ -330,7 +330,7 @@ class MemoryOutbox:
         spacing: timedelta,
         now: datetime,
         limit: int | None = None,
-    ) -> int:
+    ) -> list[str]:
         """
         Give the webhook's unleased pending deliveries new due times; see HealthStore.
         """
@@ -354,7 +354,7 @@ class MemoryOutbox:
                         updated_at=now,
                     )
                 )
-            return len(chosen)
+            return [d.id for d in chosen]
 
     def cancel_deliveries(self, webhook_id: str, *, reason: str, now: datetime) -> int:
         """

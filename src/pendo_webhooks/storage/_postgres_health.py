@@ -29,6 +29,7 @@ _COLUMNS = (
     "outage_since",
     "next_probe_at",
     "probes",
+    "probe_delivery",
     "probe_owner",
     "probe_until",
 )
@@ -45,17 +46,17 @@ _TIMES = frozenset(
 
 _GET = """
 SELECT version, failing_since, last_success_at, last_failure_at, failures, streak,
-       outage_since, next_probe_at, probes, probe_owner, probe_until
+       outage_since, next_probe_at, probes, probe_delivery, probe_owner, probe_until
   FROM {schema}.webhook_health WHERE webhook_id = %(webhook_id)s
 """
 _INSERT = """
 INSERT INTO {schema}.webhook_health (
     webhook_id, version, failing_since, last_success_at, last_failure_at, failures, streak,
-    outage_since, next_probe_at, probes, probe_owner, probe_until
+    outage_since, next_probe_at, probes, probe_delivery, probe_owner, probe_until
 ) VALUES (
     %(webhook_id)s, 1, %(failing_since)s, %(last_success_at)s, %(last_failure_at)s,
     %(failures)s, %(streak)s, %(outage_since)s, %(next_probe_at)s, %(probes)s,
-    %(probe_owner)s, %(probe_until)s
+    %(probe_delivery)s, %(probe_owner)s, %(probe_until)s
 )
 ON CONFLICT (webhook_id) DO NOTHING
 """
@@ -65,6 +66,7 @@ UPDATE {schema}.webhook_health
        last_success_at = %(last_success_at)s, last_failure_at = %(last_failure_at)s,
        failures = %(failures)s, streak = %(streak)s, outage_since = %(outage_since)s,
        next_probe_at = %(next_probe_at)s, probes = %(probes)s,
+       probe_delivery = %(probe_delivery)s,
        probe_owner = %(probe_owner)s, probe_until = %(probe_until)s
  WHERE webhook_id = %(webhook_id)s AND version = %(expected)s
 """
@@ -92,6 +94,7 @@ UPDATE {schema}.deliveries AS d
   ) AS o
  WHERE d.id = o.id AND d.status = 'pending'
    AND (d.lease_until IS NULL OR d.lease_until < %(now)s)
+RETURNING d.id
 """
 
 
@@ -142,7 +145,7 @@ class PostgresHealth(PostgresCore):
         spacing: timedelta,
         now: datetime,
         limit: int | None = None,
-    ) -> int:
+    ) -> list[str]:
         """
         Give the webhook's unleased pending deliveries new due times; see HealthStore.
         """
@@ -153,4 +156,5 @@ class PostgresHealth(PostgresCore):
             "now": now,
             "limit": limit,
         }
-        return self._execute("releasing held deliveries", self._q(_RESPREAD), params)[1]
+        rows = self._execute("releasing held deliveries", self._q(_RESPREAD), params)[0]
+        return [row["id"] for row in rows]

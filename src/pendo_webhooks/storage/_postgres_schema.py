@@ -302,6 +302,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 outage_since    timestamptz,
                 next_probe_at   timestamptz,
                 probes          integer NOT NULL CHECK (probes >= 0),
+                probe_delivery  text,
                 probe_owner     text,
                 probe_until     timestamptz
             )

@@ -335,6 +335,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 outage_since    TEXT,
                 next_probe_at   TEXT,
                 probes          INTEGER NOT NULL CHECK (probes >= 0),
+                probe_delivery  TEXT,
                 probe_owner     TEXT,
                 probe_until     TEXT
             ) WITHOUT ROWID

@@ -27,6 +27,7 @@ _COLUMNS = (
     "outage_since",
     "next_probe_at",
     "probes",
+    "probe_delivery",
     "probe_owner",
     "probe_until",
 )
@@ -129,7 +130,7 @@ class SQLiteHealth(SQLiteCore):
         spacing: timedelta,
         now: datetime,
         limit: int | None = None,
-    ) -> int:
+    ) -> list[str]:
         """
         Give the webhook's unleased pending deliveries new due times; see HealthStore.
         """
@@ -144,4 +145,4 @@ class SQLiteHealth(SQLiteCore):
                     for number, i in enumerate(ids)
                 ],
             )
-        return len(ids)
+        return ids

@@ -188,14 +188,14 @@ class HealthStore(Protocol):
         spacing: timedelta,
         now: datetime,
         limit: int | None = None,
-    ) -> int:
+    ) -> list[str]:
         """
         Give the webhook's pending deliveries that no live lease holds new due times.
 
         In order of (``attempts``, ``id``), the *i*-th (from 0) becomes due at
         ``start + i * spacing``, at most *limit* of them (all by default); a lapsed lease
         is cleared. One atomic write (one ``UPDATE`` in SQL), so it is the same whichever
-        worker does it. Returns how many were moved.
+        worker does it. Returns the ids of the deliveries moved (in any order).
         """
 
 
