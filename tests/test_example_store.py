@@ -44,13 +44,16 @@ class TestPlainSQLiteStore(StorageContract):
             yield store
 
 
-def test_the_example_store_has_no_optional_capability(tmp_path: Path) -> None:
+def test_the_example_store_has_only_the_health_capability(tmp_path: Path) -> None:
     """
-    It is the plain seam only: the engine takes its general paths with it.
+    It is the plain seam, plus webhook health (outage-aware retries): the engine takes its
+    general paths with it.
     """
     with custom_store.PlainSQLiteStore(tmp_path / "outbox.db") as store:
         found = capabilities(store)
-    assert found == Capabilities(chained_claim=False, shared_outcomes=False, host_connection=False)
+    assert found == Capabilities(
+        chained_claim=False, shared_outcomes=False, host_connection=False, webhook_health=True
+    )
 
 
 def test_the_example_store_imports_only_public_names() -> None:

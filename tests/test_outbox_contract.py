@@ -36,6 +36,7 @@ from pendo_webhooks.testing import FrozenClock
 from pendo_webhooks.testing.storage_contract import (
     DeliveryLogContract,
     EnqueueFirstSeenContract,
+    HealthStoreContract,
     OutboxQueueContract,
 )
 from pendo_webhooks.testing.storage_contract import _attempt_for as attempt_for
@@ -57,6 +58,12 @@ LEASE = timedelta(seconds=60)
 class TestOutboxQueue(OutboxQueueContract):
     """
     The OutboxQueue contract (enqueue, claim, record, release, cancel), on every backend.
+    """
+
+
+class TestHealthStore(HealthStoreContract):
+    """
+    The optional HealthStore contract, on every backend.
     """
 
 

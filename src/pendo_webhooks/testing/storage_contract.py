@@ -47,14 +47,14 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ..dispatcher import Attempt, Delivery, DeliveryStatus
+from ..dispatcher import Attempt, Delivery, DeliveryStatus, WebhookHealth
 from ..events import EventCategory
 from ..exceptions import (
     ConfigurationError,
@@ -69,7 +69,7 @@ from ..registry import Actor, AuditEntry, RetiredSecret, Webhook, WebhookKind, W
 from ..retry import Verdict
 from ..signing import SignatureScheme
 from ..storage import AuditQuery, Storage
-from ..storage.protocols import capabilities, claims_exhausted
+from ..storage.protocols import HealthStore, capabilities, claims_exhausted
 from ._fakes import FrozenClock
 
 
@@ -79,6 +79,7 @@ __all__ = [
     "EnqueueFirstSeenContract",
     "ExclusionStoreContract",
     "FirstSeenStoreContract",
+    "HealthStoreContract",
     "OutboxQueueContract",
     "StorageContract",
     "WebhookStoreContract",
@@ -1596,6 +1597,119 @@ class EnqueueFirstSeenContract:
         assert len(storage.list_deliveries(limit=1000)) == len(keys)
 
 
+def _health_store(storage: Storage) -> HealthStore:
+    if not capabilities(storage).webhook_health:
+        pytest.skip("the store keeps no webhook health (HealthStore is optional)")
+    return cast(HealthStore, storage)
+
+
+class HealthStoreContract:
+    """
+    The optional :class:`~pendo_webhooks.storage.protocols.HealthStore`: compare-and-set
+    health rows, held claims, and the paced release of a backlog. Skipped for a store
+    without it.
+
+    >>> "test_only_one_of_concurrent_writers_wins" in dir(HealthStoreContract)
+    True
+    """
+
+    def test_health_round_trips_by_compare_and_set(self, storage: Storage) -> None:
+        store = _health_store(storage)
+        assert store.get_webhook_health("wh_none") is None
+        later = _T0 + timedelta(hours=1)
+        health = WebhookHealth(
+            webhook_id="wh_1",
+            failing_since=_T0,
+            last_success_at=_T0 - timedelta(days=1),
+            last_failure_at=later,
+            failures=7,
+            streak=6,
+            outage_since=later,
+            next_probe_at=later + timedelta(minutes=1),
+            probes=2,
+            probe_delivery="dlv_9",
+            probe_owner="w1",
+            probe_until=later + _LEASE,
+            version=99,  # ignored: the store counts
+        )
+        assert store.put_webhook_health(health, expected_version=0)
+        stored = store.get_webhook_health("wh_1")
+        assert stored == attrs.evolve(health, version=1)
+        assert stored is not None
+        assert stored.next_probe_at is not None
+        assert stored.next_probe_at.tzinfo == timezone.utc
+        assert not store.put_webhook_health(health, expected_version=0)
+        blank = WebhookHealth(webhook_id="wh_1")
+        assert not store.put_webhook_health(blank, expected_version=2)
+        assert store.get_webhook_health("wh_1") == attrs.evolve(health, version=1)
+        assert store.put_webhook_health(blank, expected_version=1)
+        assert store.get_webhook_health("wh_1") == attrs.evolve(blank, version=2)
+
+    def test_only_one_of_concurrent_writers_wins(self, storage: Storage) -> None:
+        store = _health_store(storage)
+        assert store.put_webhook_health(WebhookHealth(webhook_id="wh_1"), expected_version=0)
+
+        def take(owner: int) -> bool:
+            taken = WebhookHealth(webhook_id="wh_1", probe_owner=f"w{owner}")
+            return store.put_webhook_health(taken, expected_version=1)
+
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(take, range(8)))
+        assert results.count(True) == 1
+        stored = store.get_webhook_health("wh_1")
+        assert stored is not None
+        assert (stored.version, stored.probe_owner) == (2, f"w{results.index(True)}")
+
+    def test_held_claims_come_back_later_and_do_not_count(self, storage: Storage) -> None:
+        store = _health_store(storage)
+        webhook = _hook(storage)
+        storage.enqueue_deliveries([_delivery(webhook.id), _delivery(webhook.id)])
+        (mine,) = _claim(storage, owner="w1", limit=1)
+        (theirs,) = _claim(storage, owner="w2", limit=1)
+        until = _T0 + timedelta(hours=6)
+        assert store.hold_claims([mine.id, theirs.id], owner="w1", now=_T0, until=until) == 1
+        assert store.hold_claims([], owner="w1", now=_T0, until=until) == 0
+        held = storage.get_delivery(mine.id)
+        assert (held.lease_owner, held.lease_until, held.next_attempt_at) == (None, None, until)
+        assert (held.status, held.attempts) == (DeliveryStatus.PENDING, 0)
+        assert storage.list_attempts(mine.id) == []
+        assert storage.get_delivery(theirs.id).lease_owner == "w2"
+        early = _claim(storage, owner="w3", now=until - timedelta(seconds=1))
+        assert [d.id for d in early] == [theirs.id]  # its lease lapsed; mine is held
+        for _ in range(4):  # held claims are not counted: never dead for it
+            (again,) = _claim(storage, owner="w3", now=until, max_claims=1)
+            assert again.status is DeliveryStatus.PENDING
+            assert store.hold_claims([mine.id], owner="w3", now=until, until=until) == 1
+
+    def test_respread_orders_by_attempts_and_skips_live_leases(self, storage: Storage) -> None:
+        store = _health_store(storage)
+        webhook, other = _hook(storage), _hook(storage)
+        tried, fresh, leased, lapsed = (_delivery(webhook.id) for _ in range(4))
+        elsewhere = _delivery(other.id)
+        storage.enqueue_deliveries([tried, fresh, leased, lapsed, elsewhere])
+        (claimed,) = storage.claim_deliveries(
+            [tried.id], owner="w1", now=_T0, lease_until=_T0 + _LEASE
+        )
+        assert storage.record_outcome(*_retried(claimed, _T0), owner="w1", now=_T0)
+        storage.claim_deliveries([lapsed.id], owner="w1", now=_T0, lease_until=_T0 + _LEASE)
+        now = _T0 + _LEASE * 2
+        storage.claim_deliveries([leased.id], owner="w2", now=now, lease_until=now + _LEASE)
+        start, step = now + timedelta(minutes=1), timedelta(milliseconds=100)
+        moved = store.respread_pending(webhook.id, start=start, spacing=step, now=now)
+        assert sorted(moved) == sorted([fresh.id, lapsed.id, tried.id])
+        first, second = sorted([fresh.id, lapsed.id])
+        expected = {first: start, second: start + step, tried.id: start + step * 2}
+        for delivery_id, due in expected.items():
+            stored = storage.get_delivery(delivery_id)
+            assert (stored.next_attempt_at, stored.lease_owner) == (due, None)
+        assert storage.get_delivery(leased.id).lease_owner == "w2"
+        assert storage.get_delivery(elsewhere.id).next_attempt_at == _T0
+        one = store.respread_pending(webhook.id, start=_T0, spacing=step, now=now, limit=1)
+        assert one == [first]
+        assert storage.get_delivery(first).next_attempt_at == _T0
+        assert store.respread_pending("wh_none", start=_T0, spacing=step, now=now) == []
+
+
 class StorageContract(
     WebhookStoreContract,
     AuditStoreContract,
@@ -1604,6 +1718,7 @@ class StorageContract(
     FirstSeenStoreContract,
     ExclusionStoreContract,
     EnqueueFirstSeenContract,
+    HealthStoreContract,
 ):
     """
     The whole contract of :class:`~pendo_webhooks.storage.protocols.Storage`: every class above.
@@ -1612,5 +1727,5 @@ class StorageContract(
     that implements all of the seam.
 
     >>> len([name for name in dir(StorageContract) if name.startswith("test_")])
-    71
+    75
     """
