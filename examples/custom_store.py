@@ -748,9 +748,7 @@ class PlainSQLiteStore:
                 (webhook_id, PENDING),
             ).fetchall()
             free = [
-                d
-                for d in map(_delivery, rows)
-                if d.lease_until is None or d.lease_until < now
+                d for d in map(_delivery, rows) if d.lease_until is None or d.lease_until < now
             ]
             chosen = sorted(free, key=lambda d: (d.attempts, d.id))[:limit]
             for number, delivery in enumerate(chosen):

@@ -9,6 +9,7 @@ every store (memory, SQLite, PostgreSQL when there is a server).
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections import Counter
 from datetime import datetime, timedelta
@@ -88,7 +89,11 @@ def test_a_twelve_hour_outage_costs_no_delivery(storage: Storage) -> None:
     transport = OutageTransport(clock, down_url=DOWN_URL, until=t0 + OUTAGE)
     policy = OutagePolicy()
     dispatcher = Dispatcher(
-        registry, transport=transport, clock=clock, sleep=clock.sleep, rng=random.Random(7),
+        registry,
+        transport=transport,
+        clock=clock,
+        sleep=clock.sleep,
+        rng=random.Random(7),
         outage=policy,
     )
     dispatcher.enqueue_many(
@@ -125,7 +130,7 @@ def test_a_twelve_hour_outage_costs_no_delivery(storage: Storage) -> None:
     bound = policy.threshold + probes + 1
     assert len(during) <= bound, (len(during), bound)
     after_threshold = during[policy.threshold :]
-    gaps = [b - a for a, b in zip(after_threshold, after_threshold[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(after_threshold)]
     assert min(gaps) >= policy.probe_interval
     # Rotation: no delivery was probed twice.
     probed = [s.webhook_id for s in transport.sent if s.url == DOWN_URL and not s.ok]
@@ -142,7 +147,7 @@ def test_a_twelve_hour_outage_costs_no_delivery(storage: Storage) -> None:
     spacing = policy.recovery_spacing
     assert spacing * (backlog - 3) <= span <= spacing * backlog
     paced = recovered[3:]
-    assert min(b - a for a, b in zip(paced, paced[1:], strict=False)) == spacing
+    assert min(b - a for a, b in itertools.pairwise(paced)) == spacing
     health = dispatcher.webhook_health(ADMIN, down.id)
     assert health.state is HealthState.HEALTHY
     assert health.last_success_at == recovered[-1]
@@ -157,7 +162,7 @@ def test_a_twelve_hour_outage_costs_no_delivery(storage: Storage) -> None:
         assert [a.number for a in attempts] == [1]
         assert attempts[0].started_at == delivery.created_at
 
-    print(  # the figures the report quotes  # noqa: T201
+    print(  # the figures the report quotes
         f"\n{type(storage).__name__}: {len(during)} requests to the dead destination in 12 h "
         f"(bound {bound}); recovery: first at +{recovered[0] - (t0 + OUTAGE)}, "
         f"{len(recovered)} delivered over {span}, "
@@ -179,7 +184,11 @@ def test_without_the_outage_policy_every_delivery_retries_alone(
     registry.enable(ADMIN, hook.id)
     transport = OutageTransport(clock, down_url=DOWN_URL, until=clock() + OUTAGE)
     dispatcher = Dispatcher(
-        registry, transport=transport, clock=clock, sleep=clock.sleep, rng=random.Random(7),
+        registry,
+        transport=transport,
+        clock=clock,
+        sleep=clock.sleep,
+        rng=random.Random(7),
         outage=OutagePolicy(enabled=enabled),
     )
     dispatcher.enqueue_many([sample_event("guideDisplayed", unique_id=f"g{i}") for i in range(10)])

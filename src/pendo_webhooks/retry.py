@@ -435,7 +435,9 @@ def _check_rate(_instance: OutagePolicy, _attribute: attrs.Attribute[float], val
         raise ConfigurationError(msg)
 
 
-def _check_enabled(_instance: OutagePolicy, _attribute: attrs.Attribute[bool], value: bool) -> None:
+def _check_enabled(
+    _instance: OutagePolicy, _attribute: attrs.Attribute[bool], value: bool
+) -> None:
     if not isinstance(value, bool):
         msg = f"enabled: must be a bool, not {type(value).__name__}"
         raise ConfigurationError(msg)
@@ -540,8 +542,8 @@ class OutagePolicy:
         """
         _check_positive_int(failed_probes + 1, "failed_probes")
         # 2**20 times any interval is past the 365-day cap already: no huge integers.
-        wait = self.probe_interval * (2 ** min(failed_probes, 20))
-        return min(wait, self.max_probe_interval)
+        wait: timedelta = self.probe_interval * (2 ** min(failed_probes, 20))
+        return wait if wait < self.max_probe_interval else self.max_probe_interval
 
     @property
     def recovery_spacing(self) -> timedelta:

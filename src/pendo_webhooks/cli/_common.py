@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 from urllib.parse import urlsplit
 
 from ..exceptions import (
@@ -33,6 +33,7 @@ from ..exceptions import (
     UnknownEventType,
     ValidationError,
 )
+from ..model._health import WebhookHealth
 
 
 if TYPE_CHECKING:
@@ -66,6 +67,8 @@ __all__ = [
     "flag_names",
     "format_duration",
     "header_lines",
+    "health_dict",
+    "health_of",
     "iso",
     "one_line",
     "parse_duration",
@@ -636,6 +639,37 @@ def parse_moment(text: str, field: str, *, now: datetime) -> datetime:
     if moment.utcoffset() is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
+
+
+def health_of(storage: object, webhook_id: str) -> WebhookHealth | None:
+    """
+    The webhook's health as its store keeps it (blank if never attempted); ``None`` if the
+    store keeps none.
+    """
+    from ..storage.protocols import HealthStore, capabilities  # noqa: PLC0415 - on use
+
+    if not capabilities(storage).webhook_health:
+        return None
+    found = cast(HealthStore, storage).get_webhook_health(webhook_id)
+    return WebhookHealth(webhook_id=webhook_id) if found is None else found
+
+
+def health_dict(health: WebhookHealth) -> dict[str, Any]:
+    """
+    A webhook's health as JSON values (``--json``).
+    """
+    return {
+        "state": health.state.value,
+        "summary": health.describe(),
+        "failing_since": iso(health.failing_since),
+        "last_success_at": iso(health.last_success_at),
+        "last_failure_at": iso(health.last_failure_at),
+        "failures": health.failures,
+        "streak": health.streak,
+        "outage_since": iso(health.outage_since),
+        "next_probe_at": iso(health.next_probe_at),
+        "probes": health.probes,
+    }
 
 
 def iso(moment: datetime | None) -> str | None:

@@ -16,6 +16,7 @@ from ._common import (
     Console,
     add_command,
     format_duration,
+    health_of,
     iso,
     parse_moment,
     usage_error,
@@ -177,6 +178,7 @@ def _list(args: argparse.Namespace, console: Console) -> int:
         found = dispatcher.deliveries(
             actor(args), webhook_id=args.webhook, status=args.status, limit=args.limit
         )
+        health = None if args.webhook is None else health_of(dispatcher.storage, args.webhook)
     if args.json:
         console.json([_delivery_dict(d) for d in found])
         return EXIT_OK
@@ -195,6 +197,8 @@ def _list(args: argparse.Namespace, console: Console) -> int:
     headings = ["ID", "STATUS", "ATTEMPTS", "WEBHOOK", "EVENT", "CREATED", "LAST"]
     for line in table(headings, rows):
         console.out(line)
+    if health is not None:
+        console.out(f"webhook {health.webhook_id}: {health.describe()}")
     return EXIT_OK
 
 

@@ -28,6 +28,8 @@ from ._common import (
     add_command,
     event_category,
     format_duration,
+    health_dict,
+    health_of,
     parse_duration,
     parse_header,
     read_secret_options,
@@ -300,13 +302,16 @@ def _list(args: argparse.Namespace, console: Console) -> int:
 def _show(args: argparse.Namespace, console: Console) -> int:
     with open_registry(args) as registry:
         hook = registry.get(actor(args), args.id)
+        health = health_of(registry.storage, hook.id)
     shown = webhook_dict(hook)
     if args.json:
-        console.json(shown)
+        console.json(shown if health is None else {**shown, "health": health_dict(health)})
         return EXIT_OK
     for key, value in shown.items():
         text = ", ".join(value) if isinstance(value, list) else value
         console.out(f"{key}: {'' if text is None else text}")
+    if health is not None:
+        console.out(f"health: {health.describe()}")
     return EXIT_OK
 
 

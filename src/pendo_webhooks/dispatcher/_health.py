@@ -108,44 +108,52 @@ def next_health(
             version=current.version,
         )
         return healthy, Change.RECOVERED if in_outage else None
-    retryable = verdict in {Verdict.RETRY, Verdict.DEAD}
     failed = attrs.evolve(
         current,
         failing_since=current.failing_since or started_at,
         last_failure_at=started_at,
         failures=current.failures + 1,
-        streak=current.streak + 1 if retryable else 0,
+        streak=current.streak + 1 if verdict in _RETRYABLE else 0,
     )
-    if not retryable:
+    if verdict not in _RETRYABLE:
         if not in_outage:
             return failed, None
         # It answers (a 4xx, say): no outage any more, though still failing.
-        answering = attrs.evolve(
-            failed,
-            outage_since=None,
-            next_probe_at=None,
-            probes=0,
-            probe_delivery=None,
-            probe_owner=None,
-            probe_until=None,
-        )
-        return answering, Change.RECOVERED
+        return _no_outage(failed), Change.RECOVERED
+    return _after_retryable(failed, in_outage=in_outage, owner=owner, now=now, policy=policy)
+
+
+_RETRYABLE = frozenset({Verdict.RETRY, Verdict.DEAD})
+
+
+def _no_outage(health: WebhookHealth) -> WebhookHealth:
+    return attrs.evolve(
+        health,
+        outage_since=None,
+        next_probe_at=None,
+        probes=0,
+        probe_delivery=None,
+        probe_owner=None,
+        probe_until=None,
+    )
+
+
+def _after_retryable(
+    failed: WebhookHealth, *, in_outage: bool, owner: str, now: datetime, policy: OutagePolicy
+) -> tuple[WebhookHealth, Change | None]:
+    """
+    :func:`next_health` after a retryable failure (*failed*: the counts already updated).
+    """
     if not in_outage:
         if not policy.enabled or failed.streak < policy.threshold:
             return failed, None
-        outage = attrs.evolve(
-            failed,
-            outage_since=now,
-            next_probe_at=now + policy.probe_wait(0),
-            probes=0,
-            probe_delivery=None,
-            probe_owner=None,
-            probe_until=None,
+        started = attrs.evolve(
+            _no_outage(failed), outage_since=now, next_probe_at=now + policy.probe_wait(0)
         )
-        return outage, Change.OUTAGE
-    if current.probe_owner != owner:
+        return started, Change.OUTAGE
+    if failed.probe_owner != owner:
         return failed, None  # a straggler sent before the outage began: the probe decides
-    probes = current.probes + 1
+    probes = failed.probes + 1
     later = attrs.evolve(
         failed,
         probes=probes,
@@ -311,9 +319,7 @@ class HealthKeeper:
             return None
         verdict = self._retry.classify(status=sent.status, error_kind=sent.error_kind)
         for _ in range(_TRIES):
-            current = store.get_webhook_health(webhook.id) or WebhookHealth(
-                webhook_id=webhook.id
-            )
+            current = store.get_webhook_health(webhook.id) or WebhookHealth(webhook_id=webhook.id)
             health, change = next_health(
                 current,
                 verdict=verdict,
@@ -340,7 +346,11 @@ class HealthKeeper:
         The attempt still counts; the delivery waits with the others for the probe (or
         the recovery), instead of coming back at its own retry time.
         """
-        if observed is None or observed.hold_until is None or decision.verdict is not Verdict.RETRY:
+        if (
+            observed is None
+            or observed.hold_until is None
+            or decision.verdict is not Verdict.RETRY
+        ):
             return decision
         assert decision.next_attempt_at is not None  # noqa: S101 - a retry has its time
         return attrs.evolve(
@@ -426,7 +436,9 @@ class HealthKeeper:
         try:
             disabled = self._registry.disable_by_system(webhook.id, reason=reason)
         except PendoWebhooksError as exc:
-            logger.warning("webhook %s failed for too long but was not disabled: %s", webhook.id, exc)
+            logger.warning(
+                "webhook %s failed for too long but was not disabled: %s", webhook.id, exc
+            )
             return
         logger.warning("webhook %s disabled by the system: %s", webhook.id, reason)
         self.signal_disabled(disabled, reason)

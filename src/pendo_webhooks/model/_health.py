@@ -13,6 +13,7 @@ import attrs
 
 from ..exceptions import ValidationError
 
+
 __all__ = ["HealthState", "WebhookHealth"]
 
 

@@ -112,8 +112,7 @@ class PostgresHealth(PostgresCore):
             return None
         row = rows[0]
         values: dict[str, Any] = {
-            c: (as_utc(row[c]) if c in _TIMES and row[c] is not None else row[c])
-            for c in _COLUMNS
+            c: (as_utc(row[c]) if c in _TIMES and row[c] is not None else row[c]) for c in _COLUMNS
         }
         return WebhookHealth(webhook_id=webhook_id, version=int(row["version"]), **values)
 

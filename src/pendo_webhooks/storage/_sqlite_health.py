@@ -42,15 +42,28 @@ _TIMES = frozenset(
     }
 )
 
-_GET = f"SELECT version, {', '.join(_COLUMNS)} FROM webhook_health WHERE webhook_id = ?"
-_INSERT = f"""
-INSERT INTO webhook_health (webhook_id, version, {", ".join(_COLUMNS)})
-VALUES (:webhook_id, 1, {", ".join(":" + c for c in _COLUMNS)})
+_GET = """
+SELECT version, failing_since, last_success_at, last_failure_at, failures, streak,
+       outage_since, next_probe_at, probes, probe_delivery, probe_owner, probe_until
+  FROM webhook_health WHERE webhook_id = ?
+"""
+_INSERT = """
+INSERT INTO webhook_health (
+    webhook_id, version, failing_since, last_success_at, last_failure_at, failures, streak,
+    outage_since, next_probe_at, probes, probe_delivery, probe_owner, probe_until
+) VALUES (
+    :webhook_id, 1, :failing_since, :last_success_at, :last_failure_at, :failures, :streak,
+    :outage_since, :next_probe_at, :probes, :probe_delivery, :probe_owner, :probe_until
+)
 ON CONFLICT (webhook_id) DO NOTHING
 """
-_UPDATE = f"""
+_UPDATE = """
 UPDATE webhook_health
-   SET version = version + 1, {", ".join(f"{c} = :{c}" for c in _COLUMNS)}
+   SET version = version + 1, failing_since = :failing_since,
+       last_success_at = :last_success_at, last_failure_at = :last_failure_at,
+       failures = :failures, streak = :streak, outage_since = :outage_since,
+       next_probe_at = :next_probe_at, probes = :probes, probe_delivery = :probe_delivery,
+       probe_owner = :probe_owner, probe_until = :probe_until
  WHERE webhook_id = :webhook_id AND version = :expected
 """
 _HOLD = """
