@@ -10,9 +10,11 @@ every store (memory, SQLite, PostgreSQL when there is a server).
 from __future__ import annotations
 
 import itertools
+import importlib.util
 import random
 from collections import Counter
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import attrs
 import pytest
@@ -197,3 +199,16 @@ def test_without_the_outage_policy_every_delivery_retries_alone(
     health = dispatcher.webhook_health(ADMIN, hook.id)
     assert health.state is HealthState.FAILING
     assert health.failures == 40
+
+
+def test_the_schedule_picture_is_up_to_date() -> None:
+    """
+    docs/howto/retry-schedule.svg is what docs/howto/retry_schedule.py draws from the defaults.
+    """
+    script = Path(__file__).resolve().parent.parent / "docs" / "howto" / "retry_schedule.py"
+    spec = importlib.util.spec_from_file_location("retry_schedule", script)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.OUT.read_text(encoding="utf-8") == module.draw()

@@ -125,7 +125,7 @@ def register(subparsers: Any) -> None:
         type=seconds(0.001, 365 * 86400),
         metavar="SECONDS",
         help="wait at most this long between attempts, Retry-After included (default: the "
-        "real schedule, 5 s to 30 min)",
+        "real schedule, 30 s to 8 h)",
     )
     parser.add_argument(
         "--timeout",

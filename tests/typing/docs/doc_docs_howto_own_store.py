@@ -35,13 +35,13 @@ import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from pendo_webhooks.dispatcher import Attempt, Delivery, DeliveryStatus
+from pendo_webhooks.dispatcher import Attempt, Delivery, DeliveryStatus, WebhookHealth
 from pendo_webhooks.events import EventCategory
 from pendo_webhooks.exceptions import (
     ConfigurationError,
@@ -111,11 +111,24 @@ CREATE TABLE IF NOT EXISTS counters (
     value INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO counters VALUES ('exclusions_version', 0);
+CREATE TABLE IF NOT EXISTS webhook_health (   -- optional: the HealthStore capability
+    webhook_id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,               -- compare-and-set: bumped by every write
+    data TEXT NOT NULL                      -- every other field, as JSON
+);
 """
 
 PENDING = DeliveryStatus.PENDING.value
 _DELIVERY_TIMES = ("next_attempt_at", "created_at", "updated_at")
 _DELIVERY_OPTIONAL_TIMES = ("lease_until", "finished_at", "redelivered_at")
+_HEALTH_TIMES = (
+    "failing_since",
+    "last_success_at",
+    "last_failure_at",
+    "outage_since",
+    "next_probe_at",
+    "probe_until",
+)
 
 
 # -- turning records into rows and back -----------------------------------------------------
@@ -660,6 +673,98 @@ class PlainSQLiteStore:
                     ),
                 )
         return len(rows)
+
+    # -- HealthStore (optional: outage-aware retries and auto-disable need it) ---------------
+
+    def get_webhook_health(self, webhook_id: str) -> WebhookHealth | None:
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT version, data FROM webhook_health WHERE webhook_id = ?", (webhook_id,)
+            ).fetchone()
+        if row is None:
+            return None
+        fields = json.loads(row["data"])
+        for name, value in fields.items():
+            if name in _HEALTH_TIMES:
+                fields[name] = _time(value)
+        return WebhookHealth(webhook_id=webhook_id, version=row["version"], **fields)
+
+    def put_webhook_health(self, health: WebhookHealth, *, expected_version: int) -> bool:
+        fields = attrs.asdict(health)
+        del fields["webhook_id"], fields["version"]
+        for name in _HEALTH_TIMES:
+            fields[name] = None if fields[name] is None else _text(fields[name])
+        data = json.dumps(fields)
+        with self._transaction() as conn:
+            if expected_version == 0:
+                written = conn.execute(
+                    "INSERT OR IGNORE INTO webhook_health VALUES (?, 1, ?)",
+                    (health.webhook_id, data),
+                )
+            else:
+                written = conn.execute(
+                    "UPDATE webhook_health SET version = version + 1, data = ? "
+                    "WHERE webhook_id = ? AND version = ?",
+                    (data, health.webhook_id, expected_version),
+                )
+        return written.rowcount == 1
+
+    def hold_claims(
+        self, delivery_ids: Sequence[str], *, owner: str, now: datetime, until: datetime
+    ) -> int:
+        held = 0
+        with self._transaction() as conn:
+            for delivery_id in delivery_ids:
+                current = self._load(conn, delivery_id)
+                if current.status is DeliveryStatus.PENDING and current.lease_owner == owner:
+                    # Like a release (not counted against the delivery), but due later.
+                    conn.execute(
+                        "UPDATE deliveries SET claims = max(claims - 1, 0) WHERE id = ?",
+                        (delivery_id,),
+                    )
+                    self._save(
+                        conn,
+                        attrs.evolve(
+                            current,
+                            lease_owner=None,
+                            lease_until=None,
+                            next_attempt_at=until,
+                            updated_at=now,
+                        ),
+                    )
+                    held += 1
+        return held
+
+    def respread_pending(
+        self,
+        webhook_id: str,
+        *,
+        start: datetime,
+        spacing: timedelta,
+        now: datetime,
+        limit: int | None = None,
+    ) -> list[str]:
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT * FROM deliveries WHERE webhook_id = ? AND status = ?",
+                (webhook_id, PENDING),
+            ).fetchall()
+            free = [
+                d for d in map(_delivery, rows) if d.lease_until is None or d.lease_until < now
+            ]
+            chosen = sorted(free, key=lambda d: (d.attempts, d.id))[:limit]
+            for number, delivery in enumerate(chosen):
+                self._save(
+                    conn,
+                    attrs.evolve(
+                        delivery,
+                        lease_owner=None,
+                        lease_until=None,
+                        next_attempt_at=start + spacing * number,
+                        updated_at=now,
+                    ),
+                )
+        return [d.id for d in chosen]
 
     def pending_summary(self) -> tuple[int, datetime | None]:
         with self._transaction() as conn:
