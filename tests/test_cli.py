@@ -841,7 +841,7 @@ def test_retry_policy_keeps_the_real_schedule_by_default() -> None:
     """
     assert retry_policy(None, None) == RetryPolicy()
     assert retry_policy(0, None).max_retries == 0
-    assert retry_policy(None, 60).schedule[0].total_seconds() == 5
+    assert retry_policy(None, 60).schedule[0].total_seconds() == 30
 
 
 def test_send_segment(invoke: Callable[..., Any]) -> None:

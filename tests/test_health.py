@@ -17,7 +17,7 @@ import pytest
 
 from pendo_webhooks.cli import main
 from pendo_webhooks.dispatcher import DeliveryStatus, Dispatcher, HealthState, Outcome
-from pendo_webhooks.dispatcher._health import Change, HealthKeeper, next_health
+from pendo_webhooks.dispatcher._health import HealthChange, HealthKeeper, next_health
 from pendo_webhooks.exceptions import ConfigurationError, StorageError, ValidationError
 from pendo_webhooks.registry import Actor, WebhookRegistry
 from pendo_webhooks.retry import OutagePolicy, RetryPolicy, Verdict
@@ -71,7 +71,7 @@ def test_next_health_counts_streaks_and_outages() -> None:
     one, change = _step(blank, Verdict.RETRY, policy=policy)
     assert (one.failures, one.streak, change) == (2, 1, None)
     outage, change = _step(one, Verdict.DEAD, policy=policy)
-    assert change is Change.OUTAGE
+    assert change is HealthChange.OUTAGE
     assert outage.failing_since == T0
     # A straggler (another worker, no probe lease): counted, schedule unchanged.
     straggled, change = _step(outage, Verdict.RETRY, owner="w2", policy=policy)
@@ -80,12 +80,12 @@ def test_next_health_counts_streaks_and_outages() -> None:
     # The probe's own failure: the next one later, the interval doubled.
     probing = attrs.evolve(outage, probe_owner="w1", probe_delivery="dlv_1")
     later, change = _step(probing, Verdict.RETRY, policy=policy)
-    assert change is Change.PROBE_FAILED
+    assert change is HealthChange.PROBE_FAILED
     assert later.next_probe_at == T0 + policy.probe_wait(1)
     assert (later.probe_owner, later.probe_delivery, later.probes) == (None, None, 1)
     # A 4xx during the outage: the destination answers; no outage, still failing.
     answering, change = _step(later, Verdict.FAILED, policy=policy)
-    assert change is Change.RECOVERED
+    assert change is HealthChange.RECOVERED
     assert answering.state is HealthState.FAILING
     assert (answering.streak, answering.next_probe_at) == (0, None)
 

@@ -9,8 +9,8 @@ every store (memory, SQLite, PostgreSQL when there is a server).
 
 from __future__ import annotations
 
-import itertools
 import importlib.util
+import itertools
 import random
 from collections import Counter
 from datetime import datetime, timedelta

@@ -61,12 +61,22 @@ def raw(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(path, isolation_level=None)
 
 
+def undo_migration_9(conn: sqlite3.Connection) -> None:
+    """
+    Take a file back to before migration 9: no webhook health.
+    """
+    conn.execute("DROP TABLE webhook_health")
+    conn.execute("DELETE FROM schema_migrations WHERE version = 9")
+
+
 def undo_migration_8(conn: sqlite3.Connection) -> None:
     """
-    Take a file back to before migration 8: attempts holding their exchange's facts again.
+    Take a file back to before migration 8 (and 9): attempts holding their exchange's facts
+    again.
 
     Only for files whose attempts do not matter (they are dropped).
     """
+    undo_migration_9(conn)
     (create,) = (s for s in MIGRATIONS[1].statements if "TABLE delivery_attempts" in s)
     conn.execute("DROP TABLE delivery_attempts")
     conn.execute("DROP TABLE delivery_exchanges")

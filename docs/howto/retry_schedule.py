@@ -74,11 +74,15 @@ def draw() -> str:
     attempts = attempt_times(RetryPolicy())
     probes = probe_times(OutagePolicy(), timedelta(hours=12))
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="220" '
-        f'viewBox="0 0 {WIDTH} 220" font-family="sans-serif" font-size="12">',
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="220" '
+            f'viewBox="0 0 {WIDTH} 220" font-family="sans-serif" font-size="12">'
+        ),
         '<rect width="100%" height="100%" fill="white"/>',
-        '<text x="10" y="22" font-size="14" font-weight="bold">'
-        "The default retry schedule over 12 hours</text>",
+        (
+            '<text x="10" y="22" font-size="14" font-weight="bold">'
+            "The default retry schedule over 12 hours</text>"
+        ),
     ]
     for hour in range(13):
         x = _x(timedelta(hours=hour))
@@ -95,14 +99,13 @@ def draw() -> str:
             label = f"#{number} at {_label(at)}"
             parts.append(f'<text x="{x:.1f}" y="64" text-anchor="middle">{label}</text>')
     first = ", ".join(_label(at) for at in early)
-    parts.append(
-        f'<text x="{LEFT}" y="104">#1 to #{len(early)} in the first hour: {first}</text>'
-    )
+    parts.append(f'<text x="{LEFT}" y="104">#1 to #{len(early)} in the first hour: {first}</text>')
     parts.append('<text x="10" y="145">a 12-hour outage:</text>')
     parts.append('<text x="10" y="160">one probe at a time</text>')
     parts.append(f'<line x1="{LEFT}" y1="150" x2="{WIDTH - RIGHT}" y2="150" stroke="#888"/>')
     for at in probes:
-        parts.append(f'<line x1="{_x(at):.1f}" y1="142" x2="{_x(at):.1f}" y2="158" stroke="#2471a3"/>')
+        x = _x(at)
+        parts.append(f'<line x1="{x:.1f}" y1="142" x2="{x:.1f}" y2="158" stroke="#2471a3"/>')
     parts.append(
         f'<text x="{LEFT}" y="178">{len(probes)} probes (1, 2, 4, 8 min apart, then every 15 min);'
         " the other deliveries wait, spending no attempt</text>"

@@ -46,7 +46,7 @@ from ._deliver_claims import Claimer
 from ._deliver_outcome import released
 
 
-__all__ = ["Change", "HealthKeeper", "Observed", "next_health"]
+__all__ = ["HealthChange", "HealthKeeper", "Observed", "next_health"]
 
 logger = logging.getLogger("pendo_webhooks")
 
@@ -55,7 +55,7 @@ logger = logging.getLogger("pendo_webhooks")
 _TRIES = 8
 
 
-class Change(str, enum.Enum):
+class HealthChange(str, enum.Enum):
     """
     What an exchange changed in a webhook's health, if anything worth acting on.
     """
@@ -76,7 +76,7 @@ def next_health(
     now: datetime,
     owner: str,
     policy: OutagePolicy,
-) -> tuple[WebhookHealth, Change | None]:
+) -> tuple[WebhookHealth, HealthChange | None]:
     """
     The health after one exchange whose retry-policy verdict is *verdict*, and what changed.
 
@@ -93,11 +93,11 @@ def next_health(
     ...     health, change = next_health(health, verdict=Verdict.RETRY, started_at=t, now=t,
     ...                                  owner="w1", policy=policy)
     >>> str(health.state), change, health.next_probe_at == t + policy.probe_interval
-    ('outage', <Change.OUTAGE: 'outage'>, True)
+    ('outage', <HealthChange.OUTAGE: 'outage'>, True)
     >>> health, change = next_health(health, verdict=Verdict.DELIVERED, started_at=t, now=t,
     ...                              owner="w1", policy=policy)
     >>> str(health.state), change
-    ('healthy', <Change.RECOVERED: 'recovered'>)
+    ('healthy', <HealthChange.RECOVERED: 'recovered'>)
     """
     in_outage = current.outage_since is not None
     if verdict is Verdict.DELIVERED:
@@ -107,7 +107,7 @@ def next_health(
             last_failure_at=current.last_failure_at,
             version=current.version,
         )
-        return healthy, Change.RECOVERED if in_outage else None
+        return healthy, HealthChange.RECOVERED if in_outage else None
     failed = attrs.evolve(
         current,
         failing_since=current.failing_since or started_at,
@@ -119,7 +119,7 @@ def next_health(
         if not in_outage:
             return failed, None
         # It answers (a 4xx, say): no outage any more, though still failing.
-        return _no_outage(failed), Change.RECOVERED
+        return _no_outage(failed), HealthChange.RECOVERED
     return _after_retryable(failed, in_outage=in_outage, owner=owner, now=now, policy=policy)
 
 
@@ -140,7 +140,7 @@ def _no_outage(health: WebhookHealth) -> WebhookHealth:
 
 def _after_retryable(
     failed: WebhookHealth, *, in_outage: bool, owner: str, now: datetime, policy: OutagePolicy
-) -> tuple[WebhookHealth, Change | None]:
+) -> tuple[WebhookHealth, HealthChange | None]:
     """
     :func:`next_health` after a retryable failure (*failed*: the counts already updated).
     """
@@ -150,7 +150,7 @@ def _after_retryable(
         started = attrs.evolve(
             _no_outage(failed), outage_since=now, next_probe_at=now + policy.probe_wait(0)
         )
-        return started, Change.OUTAGE
+        return started, HealthChange.OUTAGE
     if failed.probe_owner != owner:
         return failed, None  # a straggler sent before the outage began: the probe decides
     probes = failed.probes + 1
@@ -162,7 +162,7 @@ def _after_retryable(
         probe_owner=None,
         probe_until=None,
     )
-    return later, Change.PROBE_FAILED
+    return later, HealthChange.PROBE_FAILED
 
 
 @attrs.frozen
@@ -172,7 +172,7 @@ class Observed:
     """
 
     health: WebhookHealth
-    change: Change | None
+    change: HealthChange | None
     #: While this is set, retried deliveries of the webhook wait until then (an outage).
     hold_until: datetime | None
 
@@ -201,6 +201,7 @@ class HealthKeeper:
         retry: RetryPolicy,
         clock: Clock,
     ) -> None:
+        self._storage = storage
         self._store: HealthStore | None = (
             cast(HealthStore, storage) if capabilities(storage).webhook_health else None
         )
@@ -296,6 +297,19 @@ class HealthKeeper:
             return []
         store = cast(HealthStore, self._store)
         until = now + self.policy.hold
+        probe = current.next_probe_at or now
+        if current.probe_delivery is None and probe > now:
+            # Nobody is named to probe (the backlog was empty when the last probe failed):
+            # the first of these is, due at the probe time.
+            first, deliveries = deliveries[0], deliveries[1:]
+            store.hold_claims([first.id], owner=self._claims.owner, now=now, until=probe)
+            named = attrs.evolve(current, probe_delivery=first.id)
+            store.put_webhook_health(named, expected_version=current.version)
+            held = released([first], f"held: the next probe, at {probe:%H:%M:%S} UTC")
+            if not deliveries:
+                return held
+        else:
+            held = []
         store.hold_claims(
             [d.id for d in deliveries], owner=self._claims.owner, now=now, until=until
         )
@@ -304,9 +318,8 @@ class HealthKeeper:
         after = store.get_webhook_health(webhook.id)
         if after is None or after.outage_since is None:
             self._release_backlog(webhook.id)
-        probe = current.next_probe_at or now
         reason = f"held: webhook in an outage, next probe at {probe:%H:%M:%S} UTC"
-        return released(deliveries, reason)
+        return [*held, *released(deliveries, reason)]
 
     # -- 2. observe -------------------------------------------------------------------------
 
@@ -373,10 +386,9 @@ class HealthKeeper:
             logger.warning("webhook %s: health follow-up failed: %s", webhook.id, exc)
 
     def _follow_up(self, webhook: Webhook, observed: Observed) -> None:
-        store = cast(HealthStore, self._store)
         health, change = observed.health, observed.change
         now = self._clock()
-        if change is Change.RECOVERED:
+        if change is HealthChange.RECOVERED:
             moved = self._release_backlog(webhook.id)
             logger.info(
                 "webhook %s (%s) answers again: %d held deliveries released, %g a second",
@@ -386,14 +398,11 @@ class HealthKeeper:
                 self.policy.recovery_rate,
             )
             self.signal_recovered(webhook, health)
-        elif change in {Change.OUTAGE, Change.PROBE_FAILED} and health.next_probe_at:
+        elif change in {HealthChange.OUTAGE, HealthChange.PROBE_FAILED} and health.next_probe_at:
             # The next probe: the pending delivery with the fewest attempts, so probing
             # rotates through the backlog and spends no single delivery's retries.
-            nominated = store.respread_pending(
-                webhook.id, start=health.next_probe_at, spacing=timedelta(0), now=now, limit=1
-            )
-            self._nominate(health, nominated[0] if nominated else None)
-            if change is Change.OUTAGE:
+            self._nominate(webhook.id, health, now)
+            if change is HealthChange.OUTAGE:
                 logger.warning(
                     "webhook %s (%s) is failing hard (%d failures in a row): outage; "
                     "its deliveries wait for one probe at a time",
@@ -403,14 +412,36 @@ class HealthKeeper:
                 )
         self._maybe_disable(webhook, health, now)
 
-    def _nominate(self, health: WebhookHealth, delivery_id: str | None) -> None:
-        # Name the next probe in the health, unless the outage moved on meanwhile.
+    def _nominate(self, webhook_id: str, health: WebhookHealth, now: datetime) -> None:
+        """
+        Name the next probe: the pending delivery with the fewest attempts, due then.
+
+        Never sooner than that delivery's own retry schedule allows after its last attempt
+        (its base wait from now), so probing never spends a delivery's retries faster
+        than plain retries would; the probe time moves to it. Unless the outage moved on
+        meanwhile.
+        """
         store = cast(HealthStore, self._store)
+        at = cast(datetime, health.next_probe_at)
+        nominated = store.respread_pending(
+            webhook_id, start=at, spacing=timedelta(0), now=now, limit=1
+        )
+        delivery_id = nominated[0] if nominated else None
+        if delivery_id is not None:
+            found = self._storage.get_delivery(delivery_id)
+            tried = found.attempts - found.attempt_base
+            if 0 < tried <= self._retry.max_retries:
+                own = now + self._retry.wait(tried, rng=_no_jitter)
+                if own > at:
+                    at = own
+                    store.respread_pending(
+                        webhook_id, start=at, spacing=timedelta(0), now=now, limit=1
+                    )
         for _ in range(_TRIES):
             current = store.get_webhook_health(health.webhook_id)
             if current is None or current.next_probe_at != health.next_probe_at:
                 return
-            named = attrs.evolve(current, probe_delivery=delivery_id)
+            named = attrs.evolve(current, probe_delivery=delivery_id, next_probe_at=at)
             if store.put_webhook_health(named, expected_version=current.version):
                 return
 
@@ -458,6 +489,10 @@ class HealthKeeper:
 
         The one place to emit a "webhook recovered" signal (instrumentation, alerts).
         """
+
+
+def _no_jitter(low: float, high: float) -> float:
+    return (low + high) / 2
 
 
 def _days(span: timedelta) -> str:
