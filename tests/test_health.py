@@ -427,3 +427,32 @@ def test_the_console_script_shows_the_health(
     assert f"webhook {hook_id}: outage since" in capsys.readouterr().out
     assert DeliveryStatus.PENDING.value == "pending"
     assert RetryPolicy().schedule[-1] == timedelta(hours=8)
+
+
+def test_the_hooks_hear_failing_recovered_and_disabled() -> None:
+    from pendo_webhooks.instrumentation import WebhookChanged, WebhookState  # noqa: PLC0415
+
+    seen: list[Any] = []
+    clock = FrozenClock()
+    registry = WebhookRegistry(InMemoryStorage(), clock=clock, hooks=[seen.append])
+    hook = registry.create(ADMIN, name="h", url=URL, categories={"npsSubmitted"})
+    registry.enable(ADMIN, hook.id)
+    transport = RecordingTransport([503] * 2)
+    policy = OutagePolicy(threshold=2, disable_after=timedelta(hours=2))
+    dispatcher = Dispatcher(
+        registry, transport=transport, clock=clock, sleep=clock.sleep, outage=policy
+    )
+    dispatcher.enqueue_many(_events(3))
+    dispatcher.drain(timeout=timedelta(minutes=5))
+    down = RecordingTransport(default=503)
+    dispatcher._deliverer._transport = down  # the receiver goes down again, for good
+    dispatcher.enqueue_many(_events(8, prefix="later"))
+    dispatcher.drain(timeout=timedelta(hours=3))
+    changes = [(s.state, s.by) for s in seen if isinstance(s, WebhookChanged)]
+    assert changes == [
+        (WebhookState.ENABLED, ADMIN.id),
+        (WebhookState.FAILING, "system"),
+        (WebhookState.RECOVERED, "system"),
+        (WebhookState.FAILING, "system"),
+        (WebhookState.DISABLED, "system"),
+    ]

@@ -269,6 +269,7 @@ class Dispatcher:
             clock=clock,
             rng=random.Random() if rng is None else rng,  # noqa: S311 - jitter, not secrets
             health=self._health,
+            hooks=registry.hooks,
         )
         self._enqueuer = Enqueuer(
             registry=registry,

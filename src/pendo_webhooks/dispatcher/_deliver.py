@@ -38,6 +38,7 @@ import attrs
 from .._clock import Clock
 from ..channels import Channel, ChannelTable, Message
 from ..exceptions import PendoWebhooksError, UnknownWebhook
+from ..instrumentation import AttemptFinished, DeliveryChanged, DeliveryState, Hooks
 from ..model._delivery import Attempt, Delivery, DeliveryStatus
 from ..model._outcomes import DeliveryOutcome, Outcome
 from ..model._webhook import Webhook
@@ -60,6 +61,14 @@ _Row = tuple[Delivery, Attempt | None]
 _CLOSED_STATUS = {
     Outcome.CANCELLED: DeliveryStatus.CANCELLED,
     Outcome.FAILED: DeliveryStatus.FAILED,
+}
+# What each recorded outcome tells the hooks; pending and skipped ones tell them nothing.
+_SIGNALLED = {
+    Outcome.DELIVERED: DeliveryState.DELIVERED,
+    Outcome.RETRY: DeliveryState.RETRY_SCHEDULED,
+    Outcome.DEAD: DeliveryState.DEAD,
+    Outcome.FAILED: DeliveryState.FAILED,
+    Outcome.CANCELLED: DeliveryState.CANCELLED,
 }
 
 
@@ -97,6 +106,7 @@ class Deliverer:
         rng: Jitters retry waits.
         health: Keeps each webhook's health: holds deliveries during an outage, probes,
             auto-disables.
+        hooks: Told of each exchange and each state change, once it is recorded.
     """
 
     def __init__(
@@ -111,6 +121,7 @@ class Deliverer:
         clock: Clock,
         rng: random.Random,
         health: HealthKeeper,
+        hooks: Hooks | None = None,
     ) -> None:
         self._storage = storage
         self._health = health
@@ -121,6 +132,7 @@ class Deliverer:
         self._retry = retry
         self._clock = clock
         self._rng = rng
+        self._hooks = Hooks() if hooks is None else hooks
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -139,7 +151,7 @@ class Deliverer:
             made; a cancellation, a batching channel, a bug or no *claim_next*).
         """
         if delivery.status is not DeliveryStatus.PENDING:
-            return [exhausted(delivery)], None
+            return [self.ended(delivery)], None
         try:
             webhook = self._current_webhook(delivery.webhook_id)
         except Exception as exc:  # noqa: BLE001 - a broken store must not stop the loop
@@ -179,6 +191,14 @@ class Deliverer:
         happened and the body sent. Nothing is recorded (the "Test" button).
         """
         return self._exchange(webhook, channel, messages)
+
+    def ended(self, delivery: Delivery) -> DeliveryOutcome:
+        """
+        The outcome of a delivery its claim ended (claimed too often without an outcome).
+        """
+        outcome = exhausted(delivery)
+        self._signal([outcome])
+        return outcome
 
     def channel(self, webhook: Webhook) -> Channel:
         """
@@ -283,7 +303,7 @@ class Deliverer:
         if room <= 0:
             return claimed, []
         more = self._claims.claim(room, webhook.id)
-        ended = [exhausted(d) for d in more if d.status is not DeliveryStatus.PENDING]
+        ended = [self.ended(d) for d in more if d.status is not DeliveryStatus.PENDING]
         if ended:
             more = [d for d in more if d.status is DeliveryStatus.PENDING]
         return [*claimed, *more], ended
@@ -364,6 +384,20 @@ class Deliverer:
             if claimed:  # nobody will attempt them now: give them back at once
                 self._claims.release(claimed)
             raise
+        if self._hooks:
+            self._hooks.emit(
+                AttemptFinished(
+                    webhook_id=webhook.id,
+                    kind=str(webhook.kind),
+                    host=host_of(webhook.destination),
+                    deliveries=len(batch),
+                    status=sent.status,
+                    error_kind=sent.error_kind,
+                    duration=sent.duration,
+                    at=now,
+                )
+            )
+            self._signal([o for o, ok in zip(outcomes, written, strict=True) if ok], now)
         level = logging.DEBUG if delivered else logging.INFO
         if logger.isEnabledFor(level):
             self._log(
@@ -556,8 +590,33 @@ class Deliverer:
             logger.info(
                 "delivery %s to webhook %s %s: %s", delivery.id, delivery.webhook_id, outcome, why
             )
-            results.append(outcome_of(delivery.webhook_id, delivery.id, outcome, why))
+            result = outcome_of(delivery.webhook_id, delivery.id, outcome, why)
+            results.append(result)
+            self._signal([result], now)
         return results
+
+    def _signal(self, outcomes: Sequence[DeliveryOutcome], now: datetime | None = None) -> None:
+        """
+        Tell the hooks of recorded *outcomes* (those that changed a delivery's state).
+        """
+        if not self._hooks:
+            return
+        at = self._clock() if now is None else now
+        for outcome in outcomes:
+            state = _SIGNALLED.get(outcome.outcome)
+            if state is None or outcome.delivery_id is None:
+                continue
+            self._hooks.emit(
+                DeliveryChanged(
+                    webhook_id=outcome.webhook_id,
+                    delivery_id=outcome.delivery_id,
+                    state=state,
+                    attempt=outcome.attempt,
+                    reason=outcome.reason,
+                    next_attempt_at=outcome.next_attempt_at,
+                    at=at,
+                )
+            )
 
     def _lost(self, delivery: Delivery) -> DeliveryOutcome:
         # Someone else changed it meanwhile (a cancellation, or a claim after our lease
@@ -569,6 +628,16 @@ class Deliverer:
             delivery.webhook_id,
             current.status,
         )
+        if self._hooks:
+            self._hooks.emit(
+                DeliveryChanged(
+                    webhook_id=delivery.webhook_id,
+                    delivery_id=delivery.id,
+                    state=DeliveryState.LEASE_LOST,
+                    reason=f"lease lost; the store holds it {current.status}",
+                    at=self._clock(),
+                )
+            )
         # Cancelled, or ended by a claim (claimed too often): the store's reason says why.
         ended = current.status in {DeliveryStatus.CANCELLED, DeliveryStatus.DEAD}
         return outcome_of(

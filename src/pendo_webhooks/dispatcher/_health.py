@@ -33,11 +33,12 @@ import attrs
 
 from .._clock import Clock
 from ..exceptions import PendoWebhooksError
+from ..instrumentation import WebhookChanged, WebhookState
 from ..model._delivery import Delivery
 from ..model._health import WebhookHealth
 from ..model._outcomes import DeliveryOutcome
 from ..model._webhook import Webhook
-from ..registry import WebhookRegistry
+from ..registry import SYSTEM_ACTOR_ID, WebhookRegistry
 from ..retry import Decision, OutagePolicy, RetryPolicy, Verdict
 from ..storage import Storage
 from ..storage.protocols import HealthStore, capabilities
@@ -397,12 +398,18 @@ class HealthKeeper:
                 moved,
                 self.policy.recovery_rate,
             )
-            self.signal_recovered(webhook, health)
+            self.signal(webhook, WebhookState.RECOVERED, f"{host_of(webhook.destination)} answers")
         elif change in {HealthChange.OUTAGE, HealthChange.PROBE_FAILED} and health.next_probe_at:
             # The next probe: the pending delivery with the fewest attempts, so probing
             # rotates through the backlog and spends no single delivery's retries.
             self._nominate(webhook.id, health, now)
             if change is HealthChange.OUTAGE:
+                self.signal(
+                    webhook,
+                    WebhookState.FAILING,
+                    f"{health.streak} failed exchanges in a row: deliveries held, one probe "
+                    "at a time",
+                )
                 logger.warning(
                     "webhook %s (%s) is failing hard (%d failures in a row): outage; "
                     "its deliveries wait for one probe at a time",
@@ -465,30 +472,36 @@ class HealthKeeper:
             f"{_days(now - since)} (since {since:%Y-%m-%d %H:%M} UTC)"
         )
         try:
-            disabled = self._registry.disable_by_system(webhook.id, reason=reason)
+            self._registry.disable_by_system(webhook.id, reason=reason)
         except PendoWebhooksError as exc:
             logger.warning(
                 "webhook %s failed for too long but was not disabled: %s", webhook.id, exc
             )
             return
         logger.warning("webhook %s disabled by the system: %s", webhook.id, reason)
-        self.signal_disabled(disabled, reason)
 
     # -- signals: the one place the engine says a webhook's health changed ------------------
 
-    def signal_disabled(self, webhook: Webhook, reason: str) -> None:
+    def signal(self, webhook: Webhook, state: WebhookState, reason: str) -> None:
         """
-        The system disabled *webhook* (it failed for ``disable_after``).
+        Tell the instrumentation hooks that *webhook*'s destination started failing hard
+        (:attr:`WebhookState.FAILING <pendo_webhooks.instrumentation.WebhookState.FAILING>`)
+        or answers again (``RECOVERED``), by ``"system"``.
 
-        The one place to emit a "webhook disabled" signal (instrumentation, alerts).
+        The one place health signals are emitted; a system disable is announced by the
+        registry itself (``disable_by_system``), as a 410's is.
         """
-
-    def signal_recovered(self, webhook: Webhook, health: WebhookHealth) -> None:
-        """
-        *webhook*'s destination answered again after an outage.
-
-        The one place to emit a "webhook recovered" signal (instrumentation, alerts).
-        """
+        hooks = self._registry.hooks
+        if hooks:
+            hooks.emit(
+                WebhookChanged(
+                    webhook_id=webhook.id,
+                    state=state,
+                    by=SYSTEM_ACTOR_ID,
+                    reason=reason,
+                    at=self._clock(),
+                )
+            )
 
 
 def _no_jitter(low: float, high: float) -> float:
