@@ -152,7 +152,8 @@ def test_a_twelve_hour_outage_costs_no_delivery(storage: Storage) -> None:
     assert min(b - a for a, b in itertools.pairwise(paced)) == spacing
     health = dispatcher.webhook_health(ADMIN, down.id)
     assert health.state is HealthState.HEALTHY
-    assert health.last_success_at == recovered[-1]
+    assert health.last_success_at is not None
+    assert timedelta(0) <= recovered[-1] - health.last_success_at < timedelta(minutes=1)
 
     # The healthy destination: each delivery sent once, at the moment it was due.
     up_sent = [s for s in transport.sent if s.url == UP_URL]

@@ -51,6 +51,12 @@ __all__ = ["HealthChange", "HealthKeeper", "Observed", "next_health"]
 
 logger = logging.getLogger("pendo_webhooks")
 
+#: How precise ``WebhookHealth.last_success_at`` is: a success within this long of the
+#: recorded one, on a healthy webhook, writes nothing (one write less per delivery).
+SUCCESS_PRECISION = timedelta(minutes=1)
+# What observe() starts from when gate() read nothing.
+_UNSEEN: WebhookHealth | None = WebhookHealth(webhook_id="(unseen)")
+
 # Compare-and-set tries before a health update is given up (logged): writers only race
 # when several workers finish exchanges with one destination in the same instant.
 _TRIES = 8
@@ -208,6 +214,8 @@ class HealthKeeper:
         )
         self._registry = registry
         self._claims = claims
+        # The health gate() last read, by webhook: where observe() starts.
+        self._seen: dict[str, WebhookHealth | None] = {}
         self.policy = policy
         self._retry = retry
         self._clock = clock
@@ -243,6 +251,9 @@ class HealthKeeper:
         if store is None or not self.policy.enabled or not sendable:
             return list(sendable), []
         current = store.get_webhook_health(webhook.id)
+        # observe() starts from this read: one read less per delivery (its compare-and-set
+        # catches a record that changed in between).
+        self._seen[webhook.id] = current
         if current is None or current.outage_since is None:
             return list(sendable), []
         now = self._clock()
@@ -332,8 +343,14 @@ class HealthKeeper:
         if store is None:
             return None
         verdict = self._retry.classify(status=sent.status, error_kind=sent.error_kind)
+        seen = self._seen.pop(webhook.id, _UNSEEN)
         for _ in range(_TRIES):
-            current = store.get_webhook_health(webhook.id) or WebhookHealth(webhook_id=webhook.id)
+            found = store.get_webhook_health(webhook.id) if seen is _UNSEEN else seen
+            seen = _UNSEEN
+            current = found or WebhookHealth(webhook_id=webhook.id)
+            if verdict is Verdict.DELIVERED and _still_healthy(current, now):
+                # Nothing worth a write: healthy, and a success recorded within a minute.
+                return Observed(health=current, change=None, hold_until=None)
             health, change = next_health(
                 current,
                 verdict=verdict,
@@ -502,6 +519,20 @@ class HealthKeeper:
                     at=self._clock(),
                 )
             )
+
+
+def _still_healthy(health: WebhookHealth, now: datetime) -> bool:
+    """
+    Whether a success changes nothing worth writing: healthy, with one recorded lately.
+    """
+    last = health.last_success_at
+    return (
+        health.failing_since is None
+        and health.outage_since is None
+        and health.streak == 0
+        and last is not None
+        and timedelta(0) <= now - last < SUCCESS_PRECISION
+    )
 
 
 def _no_jitter(low: float, high: float) -> float:

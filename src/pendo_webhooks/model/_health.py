@@ -64,7 +64,8 @@ class WebhookHealth:
         webhook_id: The webhook.
         failing_since: When the first failed exchange since the last success started;
             ``None`` while healthy. Auto-disable measures from it.
-        last_success_at: When the last exchange answered 2xx.
+        last_success_at: When an exchange last answered 2xx (to the minute: while a
+            webhook stays healthy, a success within a minute of it is not written).
         last_failure_at: When the last failed exchange started.
         failures: Failed exchanges, of any kind, since the last success.
         streak: Failed exchanges *of a retryable kind* in a row (connect, timeout, 5xx,
