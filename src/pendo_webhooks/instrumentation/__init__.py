@@ -49,6 +49,7 @@ from typing import Protocol, TypeAlias
 import attrs
 
 from ..exceptions import ConfigurationError
+from ._logging import LoggingHook, signal_fields
 
 
 __all__ = [
@@ -57,9 +58,11 @@ __all__ = [
     "DeliveryState",
     "Hook",
     "Hooks",
+    "LoggingHook",
     "Signal",
     "WebhookChanged",
     "WebhookState",
+    "signal_fields",
     "to_hooks",
 ]
 
@@ -149,6 +152,21 @@ class AttemptFinished:
         Whether the receiver answered 2xx.
         """
         return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def status_class(self) -> str:
+        """
+        The status's class (``"2xx"`` ... ``"5xx"``), or ``"error"`` if no valid response came.
+
+        >>> from datetime import datetime, timezone
+        >>> AttemptFinished(webhook_id="wh_1", kind="url", host="hooks.example.com",
+        ...                 deliveries=1, status=None, error_kind="timeout", duration=15.0,
+        ...                 at=datetime(2026, 1, 1, tzinfo=timezone.utc)).status_class
+        'error'
+        """
+        if self.status is None or not 100 <= self.status <= 599:
+            return "error"
+        return f"{self.status // 100}xx"
 
 
 @attrs.frozen(kw_only=True)
