@@ -76,7 +76,7 @@ try:
     from prometheus_client.core import GaugeMetricFamily, Metric
     from prometheus_client.metrics import MetricWrapperBase
     from prometheus_client.registry import REGISTRY, Collector
-except ImportError as exc:  # pragma: no cover - exercised by a test that hides the package
+except ImportError as exc:  # the extra is not installed (a test hides it)
     _MISSING = (
         "pendo_webhooks.instrumentation.prometheus needs prometheus-client: "
         "pip install 'pendo-webhooks[prometheus]'"
