@@ -74,7 +74,7 @@ class LoggingHook:
     """
     A hook that logs each signal as one ``key=value`` line, its fields also on the record.
 
-    The line is `logfmt <https://brandur.org/logfmt>`_ (``event=delivery_changed
+    The line is in logfmt (``event=delivery_changed
     webhook_id=... state=dead ...``; fields that are ``None`` are left out). The same
     fields, as JSON values, are on the record as ``record.signal`` (a dict, see
     :func:`signal_fields`), for a JSON formatter or structlog's stdlib bridge.

@@ -11,19 +11,16 @@ Each :class:`~pendo_webhooks.instrumentation.AttemptFinished` becomes one finish
 (it is recorded once the exchange is over, under whatever span is current in the
 delivering thread), with these attributes:
 
-=================================  ===============================================
-attribute                          value
-=================================  ===============================================
-``pendo_webhooks.webhook.id``      the webhook's id
-``pendo_webhooks.webhook.kind``    ``url`` or ``segment``
-``pendo_webhooks.deliveries``      how many deliveries the request carried
-``http.request.method``            ``POST``
-``server.address``                 the receiver's host (never its path or query)
-``server.port``                    its port, when the URL names one
-``http.response.status_code``      the status, when a response came back
-``error.type``                     the error kind (``timeout``, ...), or the status
-                                   as text for a response that is not 2xx
-=================================  ===============================================
+| attribute | value |
+|---|---|
+| ``pendo_webhooks.webhook.id`` | the webhook's id |
+| ``pendo_webhooks.webhook.kind`` | ``url`` or ``segment`` |
+| ``pendo_webhooks.deliveries`` | how many deliveries the request carried |
+| ``http.request.method`` | ``POST`` |
+| ``server.address`` | the receiver's host (never its path or query) |
+| ``server.port`` | its port, when the URL names one |
+| ``http.response.status_code`` | the status, when a response came back |
+| ``error.type`` | the error kind (``timeout``, ...), or the status of a non-2xx response |
 
 and status ``ERROR`` unless the receiver answered 2xx.
 

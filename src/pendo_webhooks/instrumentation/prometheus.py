@@ -14,16 +14,14 @@ one process).
 
 The metrics (``webhook`` is the webhook's id; ``kind`` is ``url`` or ``segment``):
 
-======================================================  =========  ===========================
-name                                                    type       labels
-======================================================  =========  ===========================
-``pendo_webhooks_deliveries_total``                     counter    ``webhook``, ``outcome``
-``pendo_webhooks_attempt_duration_seconds``             histogram  ``kind``, ``status_class``
-``pendo_webhooks_webhook_failure_streak``               gauge      ``webhook``
-``pendo_webhooks_webhook_changes_total``                counter    ``webhook``, ``state``
-``pendo_webhooks_outbox_pending``                       gauge
-``pendo_webhooks_outbox_oldest_due_age_seconds``        gauge
-======================================================  =========  ===========================
+| name | type | labels |
+|---|---|---|
+| ``pendo_webhooks_deliveries_total`` | counter | ``webhook``, ``outcome`` |
+| ``pendo_webhooks_attempt_duration_seconds`` | histogram | ``kind``, ``status_class`` |
+| ``pendo_webhooks_webhook_failure_streak`` | gauge | ``webhook`` |
+| ``pendo_webhooks_webhook_changes_total`` | counter | ``webhook``, ``state`` |
+| ``pendo_webhooks_outbox_pending`` | gauge | |
+| ``pendo_webhooks_outbox_oldest_due_age_seconds`` | gauge | |
 
 * ``outcome``: what a delivery became (``delivered``, ``retry_scheduled``, ``dead``,
   ``failed``, ``cancelled``, ``lease_lost``), one increment per change;
