@@ -15,6 +15,11 @@ delivery's state. The signals:
 * :class:`WebhookChanged`: a webhook was disabled (by an admin or by the library,
   e.g. on a ``410 Gone``) or enabled again.
 
+Ready-made hooks: :class:`LoggingHook` (one stdlib log line per signal; the engine's
+own log lines stay as they are without it), :mod:`pendo_webhooks.instrumentation.prometheus`
+(the ``prometheus`` extra) and :mod:`pendo_webhooks.instrumentation.otel` (the ``otel``
+extra); neither extra is imported by ``import pendo_webhooks``.
+
 Hooks run in the thread that made the change, after the change is stored, so a signal
 never announces something that was not recorded. They must be quick (a counter, a log
 line, a queue put); a hook that raises is logged (its exception type only) and the
