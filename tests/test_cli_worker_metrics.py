@@ -18,81 +18,31 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pendo_webhooks import Dispatcher, SQLiteStorage, WebhookRegistry
-from pendo_webhooks.cli import _common as common
-from pendo_webhooks.cli import main
 from pendo_webhooks.cli._worker import _check_metrics_host, is_loopback
-from pendo_webhooks.events import new_unique_id
-from pendo_webhooks.testing import LocalReceiver, sample_event
+from pendo_webhooks.testing import LocalReceiver
+
+# The worker tests' fixtures: a store with one webhook to a local receiver, main() run
+# in-process, and no PENDO_WEBHOOKS_* variables of the developer's.
+from .test_cli import (  # noqa: F401 - fixtures, found by pytest under their names
+    CLI,
+    _enqueue,
+    _invoke,
+    _no_cli_environment,
+    _receiver,
+    _store,
+)
 
 
 pytestmark = pytest.mark.slow
 
-SECRET = "s3cr3t-metrics"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def _cli_command() -> list[str]:
-    script = Path(sys.executable).with_name("pendo-webhooks")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "pendo_webhooks"]
-
-
-@pytest.fixture(autouse=True)
-def _no_cli_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(common.ENV_DB, raising=False)
-    monkeypatch.delenv(common.ENV_ACTOR, raising=False)
-
-
-@pytest.fixture(name="receiver")
-def _receiver() -> Iterator[LocalReceiver]:
-    with LocalReceiver(secrets=[SECRET], accept_unverified=True) as receiver:
-        yield receiver
-
-
-@pytest.fixture(name="invoke")
-def _invoke(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Callable[..., tuple[int, str, str]]:
-    monkeypatch.chdir(tmp_path)
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        assert "Traceback" not in err
-        return code, out, err
-
-    return invoke
-
-
-@pytest.fixture(name="store")
-def _store(
-    invoke: Callable[..., tuple[int, str, str]], receiver: LocalReceiver
-) -> tuple[Path, str]:
-    """
-    A database with one enabled webhook to the local receiver; returns (file, webhook id).
-    """
-    code, out, err = invoke(
-        "webhooks", "create", "--db", "hooks.db", "--actor", "ann", "--name", "Lab",
-        "--url", receiver.url, "--event", "npsSubmitted", "--secret", SECRET, "--enable",
-        "--allow-private", "--json",
-    )  # fmt: skip
-    assert code == 0, err
-    return Path("hooks.db").resolve(), json.loads(out)["id"]
-
-
-def enqueue(db: Path, count: int) -> None:
-    with SQLiteStorage(db) as storage, Dispatcher(WebhookRegistry(storage)) as dispatcher:
-        for _ in range(count):
-            dispatcher.enqueue(sample_event("npsSubmitted", unique_id=new_unique_id()))
 
 
 def parse(text: str) -> Samples:
@@ -123,10 +73,10 @@ def test_a_running_worker_is_scraped_on_loopback(
 ) -> None:
     db, hook_id = store
     receiver.queue(400)  # a final failure: no retry to wait for, every count is exact
-    enqueue(db, 3)
+    _enqueue(db, 3)
     proc = subprocess.Popen(
         [
-            *_cli_command(),
+            *CLI,
             "worker", "--db", str(db), "--allow-private", "--json", "--concurrency", "1",
             "--poll-interval", "0.05", "--metrics-port", "0",
         ],
@@ -192,7 +142,7 @@ def test_until_idle_prints_where_metrics_are(
     invoke: Callable[..., tuple[int, str, str]], store: tuple[Path, str]
 ) -> None:
     db, _ = store
-    enqueue(db, 1)
+    _enqueue(db, 1)
     code, out, err = invoke(
         "worker", "--db", str(db), "--allow-private", "--until-idle", "--metrics-port", "0"
     )

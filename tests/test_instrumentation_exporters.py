@@ -244,9 +244,13 @@ class TestPrometheus:
         with pytest.raises(ConfigurationError, match="already holds pendo_webhooks metrics"):
             PrometheusHook()
 
-    def test_refuses_empty_buckets(self) -> None:
-        with pytest.raises(ConfigurationError, match="buckets: must hold at least one"):
-            PrometheusHook(registry=CollectorRegistry(), buckets=[])
+    @pytest.mark.parametrize("buckets", [[], [1.0, 0.5]])
+    def test_refuses_empty_or_unordered_buckets(self, buckets: list[float]) -> None:
+        with pytest.raises(ConfigurationError) as caught:
+            PrometheusHook(registry=CollectorRegistry(), buckets=buckets)
+        assert str(caught.value) == (
+            "buckets: must hold at least one upper bound, in increasing order"
+        )
 
     def test_repr_names_no_secret(self) -> None:
         hook = PrometheusHook(registry=CollectorRegistry(), store=InMemoryStorage())

@@ -120,7 +120,7 @@ class PrometheusHook(Collector):
 
     Raises:
         ConfigurationError: If *registry* already holds these metrics (one hook per
-            registry), or *buckets* is empty.
+            registry), or *buckets* is empty or out of order.
 
     >>> from prometheus_client import CollectorRegistry
     >>> registry = CollectorRegistry()
@@ -140,8 +140,8 @@ give each PrometheusHook its own CollectorRegistry, or share one hook
         clock: Clock = utcnow,
         buckets: Sequence[float] = DEFAULT_BUCKETS,
     ) -> None:
-        if not buckets:
-            msg = "buckets: must hold at least one upper bound"
+        if not buckets or list(buckets) != sorted(buckets):
+            msg = "buckets: must hold at least one upper bound, in increasing order"
             raise ConfigurationError(msg)
         self.registry = REGISTRY if registry is None else registry
         self._store = store
