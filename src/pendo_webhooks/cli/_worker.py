@@ -349,7 +349,8 @@ def _metrics(args: argparse.Namespace, storage: Any) -> Iterator[tuple[list[Any]
     try:
         server, thread = start_http_server(args.metrics_port, addr=host, registry=registry)
     except OSError as exc:
-        msg = f"--metrics-port: cannot serve on {host} port {args.metrics_port} ({exc.strerror})"
+        why = exc.strerror or type(exc).__name__
+        msg = f"--metrics-port: cannot serve on {host} port {args.metrics_port} ({why})"
         raise ConfigurationError(msg) from None
     port = server.server_address[1]
     shown = f"[{host}]" if ":" in host else host
