@@ -47,7 +47,7 @@ from pendo_webhooks.instrumentation import prometheus as prometheus_module
 from pendo_webhooks.instrumentation.otel import SPAN_NAME, OpenTelemetryHook, nanoseconds
 from pendo_webhooks.instrumentation.prometheus import PrometheusHook
 from pendo_webhooks.registry import Actor, WebhookRegistry
-from pendo_webhooks.retry import RetryPolicy
+from pendo_webhooks.retry import OutagePolicy, RetryPolicy
 from pendo_webhooks.storage import InMemoryStorage, Storage
 from pendo_webhooks.testing import FrozenClock, RecordingTransport, sample_event
 from pendo_webhooks.transports import OutgoingRequest, TransportResponse
@@ -57,6 +57,8 @@ ADMIN = Actor("u-1", is_admin=True)
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 # Two retries, 10 s then 20 s, no jitter: every due time below is exact.
 POLICY = RetryPolicy(max_retries=2, schedule=[10, 20], jitter=0)
+# Each delivery retried on its own: a's six failures would otherwise start an outage.
+OUTAGE = OutagePolicy(enabled=False)
 
 
 class ByHost:
@@ -109,7 +111,13 @@ def run_outage(
     registry = WebhookRegistry(storage, clock=clock, hooks=hooks)  # type: ignore[arg-type]
     ids = three_webhooks(registry)
     with Dispatcher(
-        registry, storage, transport=ByHost(), clock=clock, retry=POLICY, sleep=clock.sleep
+        registry,
+        storage,
+        transport=ByHost(),
+        clock=clock,
+        retry=POLICY,
+        sleep=clock.sleep,
+        outage=OUTAGE,
     ) as dispatcher:
         dispatcher.dispatch(sample_event("npsSubmitted", unique_id="nps-1"))
         dispatcher.enqueue(sample_event("npsSubmitted", unique_id="nps-2"))
