@@ -456,3 +456,32 @@ def test_the_hooks_hear_failing_recovered_and_disabled() -> None:
         (WebhookState.FAILING, "system"),
         (WebhookState.DISABLED, "system"),
     ]
+
+
+def test_a_days_long_failure_says_days_and_a_refused_disable_is_logged(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pendo_webhooks.cli._common import health_of  # noqa: PLC0415
+    from pendo_webhooks.dispatcher import WebhookHealth  # noqa: PLC0415
+    from pendo_webhooks.exceptions import UnknownWebhook  # noqa: PLC0415
+
+    transport = RecordingTransport(default=503)
+    policy = OutagePolicy(enabled=False, disable_after=timedelta(days=1))
+    registry, dispatcher, hook_id, clock = _setup(InMemoryStorage(), transport, outage=policy)
+    dispatcher.dispatch(sample_event("npsSubmitted", unique_id="d0"))
+    clock.advance(hours=25)
+
+    def refuse(self: WebhookRegistry, webhook_id: str, *, reason: str) -> Any:
+        raise UnknownWebhook(webhook_id)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(WebhookRegistry, "disable_by_system", refuse)
+        dispatcher.dispatch(sample_event("npsSubmitted", unique_id="d1"))
+    assert "failed for too long but was not disabled" in caplog.text
+    dispatcher.dispatch(sample_event("npsSubmitted", unique_id="d2"))
+    reason = registry.get(ADMIN, hook_id).disabled_reason
+    assert reason is not None
+    assert "failed for 1.0 days" in reason
+    failing = WebhookHealth(webhook_id="w", failing_since=T0, failures=2)
+    assert failing.describe() == "failing since 2026-01-01 00:00:00 UTC: 2 failed exchanges"
+    assert health_of(_NoHealth(), "w") is None
