@@ -12,13 +12,20 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+import jsonschema
 import pytest
 import standardwebhooks
 
-from pendo_webhooks.alerts import OPERATIONS_CATEGORIES, Alert, Alerts, OperationsCategory
+from pendo_webhooks.alerts import (
+    OPERATIONS_CATEGORIES,
+    Alert,
+    Alerts,
+    OperationsCategory,
+    sample_alert,
+)
 from pendo_webhooks.dispatcher import Delivery, DeliveryStatus, Dispatcher
 from pendo_webhooks.events import Event, new_unique_id
-from pendo_webhooks.exceptions import ConfigurationError, ValidationError
+from pendo_webhooks.exceptions import ConfigurationError, UnknownEventType, ValidationError
 from pendo_webhooks.instrumentation import (
     DeliveryChanged,
     DeliveryState,
@@ -27,6 +34,7 @@ from pendo_webhooks.instrumentation import (
 )
 from pendo_webhooks.registry import Actor, Webhook, WebhookRegistry
 from pendo_webhooks.retry import RetryPolicy
+from pendo_webhooks.schemas import operations_schema
 from pendo_webhooks.signing import verify
 from pendo_webhooks.storage import InMemoryStorage, Storage
 from pendo_webhooks.testing import FrozenClock, RecordingTransport, sample_event
@@ -570,3 +578,37 @@ class TestAlertValue:
         off = Alert(kind="webhook.disabled", webhook_id="w", at=START)
         on = Alert(kind="webhook.recovered", webhook_id="w", at=START)
         assert len({off.id, on.id, first.id}) == 3
+
+
+class TestSchemas:
+    @pytest.mark.parametrize("kind", list(OperationsCategory), ids=str)
+    def test_every_body_fits_its_schema_and_the_any_schema(self, kind: OperationsCategory) -> None:
+        body = json.loads(sample_alert(kind, START).to_body())
+        for schema in (
+            operations_schema(kind),
+            operations_schema(kind.short),
+            operations_schema(),
+        ):
+            jsonschema.Draft202012Validator.check_schema(schema)
+            jsonschema.Draft202012Validator(schema).validate(body)
+
+    def test_a_body_of_another_kind_does_not_fit(self) -> None:
+        body = json.loads(sample_alert(OperationsCategory.WEBHOOK_RECOVERED, START).to_body())
+        body["type"] = "pendo_webhooks.delivery.exhausted"
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.Draft202012Validator(operations_schema()).validate(body)
+
+    def test_an_unknown_kind(self) -> None:
+        with pytest.raises(UnknownEventType, match="unknown event type: 'nope'"):
+            operations_schema("nope")
+
+    def test_the_real_bodies_fit(self, outbox: Storage) -> None:
+        world = World(outbox)
+        with world.dispatcher(RecordingTransport([503, 410]), retry=ONE_TRY) as dispatcher:
+            dispatcher.dispatch(fresh())
+            dispatcher.dispatch(fresh())
+        validator = jsonschema.Draft202012Validator(operations_schema())
+        bodies = [json.loads(d.body) for d in world.ops_deliveries()]
+        assert len(bodies) == 2
+        for body in bodies:
+            validator.validate(body)

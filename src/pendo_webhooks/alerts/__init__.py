@@ -61,7 +61,7 @@ from datetime import datetime
 from .._clock import Clock, utcnow
 from ..events._category import OperationsCategory
 from ..events._ids import sorted_id
-from ..events._operations import Alert
+from ..events._operations import Alert, sample_alert
 from ..exceptions import ConfigurationError, PendoWebhooksError
 from ..instrumentation import DeliveryChanged, DeliveryState, Signal, WebhookChanged, WebhookState
 from ..model._audit import AuditQuery
@@ -78,6 +78,7 @@ __all__ = [
     "AlertCallback",
     "Alerts",
     "OperationsCategory",
+    "sample_alert",
 ]
 
 logger = logging.getLogger("pendo_webhooks")
@@ -232,12 +233,14 @@ class Alerts:
         """
         if alert.operations or not self.operations:
             return 0
-        targets = [
-            w
-            for w in self.storage.list_webhooks()
-            if w.enabled and alert.kind in w.categories and w.created_at <= alert.at
-        ]
-        if not targets:
+        return self._enqueue(alert, self._operations_webhooks())
+
+    def _operations_webhooks(self) -> list[Webhook]:
+        return [w for w in self.storage.list_webhooks() if w.enabled and w.is_operations]
+
+    def _enqueue(self, alert: Alert, webhooks: list[Webhook]) -> int:
+        targets = [w for w in webhooks if alert.kind in w.categories and w.created_at <= alert.at]
+        if alert.operations or not targets:
             return 0
         now = self._clock()
         body = alert.to_body()
@@ -276,7 +279,8 @@ class Alerts:
         >>> Alerts(InMemoryStorage()).sweep(datetime(2026, 1, 1, tzinfo=timezone.utc))
         0
         """
-        if not self.operations:
+        webhooks = self._operations_webhooks() if self.operations else []
+        if not webhooks:
             return 0
         found: list[Alert] = []
         for delivery in self.storage.list_deliveries(status=DeliveryStatus.DEAD, limit=limit):
@@ -299,7 +303,7 @@ class Alerts:
                     operations=hook is not None and hook.is_operations,
                 )
             )
-        return sum(self.enqueue(alert) for alert in found)
+        return sum(self._enqueue(alert, webhooks) for alert in found)
 
     # -- machinery -----------------------------------------------------------------------
 
