@@ -157,3 +157,19 @@ def test_schema_operations(invoke: Invoke) -> None:
     assert json.loads(out)["title"] == "OperationsEvent"
     code, out, _ = invoke("schema", "--operations", "delivery.exhausted")
     assert json.loads(out)["title"] == "DeliveryExhausted"
+
+
+def test_list_filters_on_an_operations_event(invoke: Invoke) -> None:
+    ops_id = create(invoke, "--name", "Ops", "--url", "https://ops.example.com/in", "--operations")
+    create(invoke, "--name", "NPS", "--url", "https://x.example.com/in", "--event", "npsSubmitted")
+    code, out, _ = invoke(
+        "webhooks",
+        "list",
+        "--db",
+        "hooks.db",
+        "--event",
+        "pendo_webhooks.webhook.disabled",
+        "--json",
+    )
+    assert code == 0
+    assert [h["id"] for h in json.loads(out)] == [ops_id]

@@ -299,7 +299,7 @@ def _unsigned_warnings(console: Console) -> Iterator[None]:
 
 
 def _list(args: argparse.Namespace, console: Console) -> int:
-    category = None if args.event is None else event_category(args.event)
+    category = None if args.event is None else _categories([args.event])[0]
     with open_registry(args) as registry:
         hooks = registry.list(actor(args), enabled=args.enabled, category=category)
     if args.json:
