@@ -612,3 +612,16 @@ class TestSchemas:
         assert len(bodies) == 2
         for body in bodies:
             validator.validate(body)
+
+
+class TestSweepArguments:
+    def test_since_must_be_aware(self) -> None:
+        alerts = Alerts(InMemoryStorage())
+        with pytest.raises(ValidationError, match="since: must be a timezone-aware datetime"):
+            alerts.sweep(datetime(2026, 1, 1))
+
+    @pytest.mark.parametrize("limit", [0, 10_001, True, 1.5])
+    def test_limit_is_bounded(self, limit: object) -> None:
+        alerts = Alerts(InMemoryStorage())
+        with pytest.raises(ValidationError, match="limit: must be an int from 1 to 10000"):
+            alerts.sweep(START, limit=limit)  # type: ignore[arg-type]

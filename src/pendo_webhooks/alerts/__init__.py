@@ -62,7 +62,7 @@ from .._clock import Clock, utcnow
 from ..events._category import OperationsCategory
 from ..events._ids import sorted_id
 from ..events._operations import Alert, sample_alert
-from ..exceptions import ConfigurationError, PendoWebhooksError
+from ..exceptions import ConfigurationError, PendoWebhooksError, ValidationError
 from ..instrumentation import DeliveryChanged, DeliveryState, Signal, WebhookChanged, WebhookState
 from ..model._audit import AuditQuery
 from ..model._delivery import Delivery, DeliveryStatus
@@ -88,6 +88,7 @@ OPERATIONS_CATEGORIES: tuple[OperationsCategory, ...] = tuple(OperationsCategory
 
 #: The most dead deliveries and disable entries :meth:`Alerts.sweep` looks at, each.
 DEFAULT_SWEEP_LIMIT = 1000
+_MAX_LIMIT = 10_000
 
 #: What the host's callback is: called with each :class:`Alert`, once.
 AlertCallback = Callable[[Alert], object]
@@ -274,11 +275,19 @@ class Alerts:
         callback is not called, and ``webhook.recovered`` is not swept (nothing stored
         says it was told). Returns how many operations deliveries were stored.
 
+        Raises:
+            ValidationError: If *since* is not an aware datetime, or *limit* is not an
+                int from 1 to 10,000.
+
         >>> from datetime import datetime, timezone
         >>> from pendo_webhooks.storage import InMemoryStorage
         >>> Alerts(InMemoryStorage()).sweep(datetime(2026, 1, 1, tzinfo=timezone.utc))
         0
         """
+        if not isinstance(since, datetime) or since.utcoffset() is None:
+            raise ValidationError("since", "must be a timezone-aware datetime")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= _MAX_LIMIT:
+            raise ValidationError("limit", f"must be an int from 1 to {_MAX_LIMIT}")
         webhooks = self._operations_webhooks() if self.operations else []
         if not webhooks:
             return 0
