@@ -25,7 +25,12 @@ from pendo_webhooks.alerts import (
 )
 from pendo_webhooks.dispatcher import Delivery, DeliveryStatus, Dispatcher
 from pendo_webhooks.events import Event, new_unique_id
-from pendo_webhooks.exceptions import ConfigurationError, UnknownEventType, ValidationError
+from pendo_webhooks.exceptions import (
+    ConfigurationError,
+    InvalidEventPayload,
+    UnknownEventType,
+    ValidationError,
+)
 from pendo_webhooks.instrumentation import (
     DeliveryChanged,
     DeliveryState,
@@ -625,3 +630,71 @@ class TestSweepArguments:
         alerts = Alerts(InMemoryStorage())
         with pytest.raises(ValidationError, match="limit: must be an int from 1 to 10000"):
             alerts.sweep(START, limit=limit)  # type: ignore[arg-type]
+
+
+class TestReadingABody:
+    @pytest.mark.parametrize("kind", list(OperationsCategory), ids=str)
+    def test_every_sample_reads_back_equal(self, kind: OperationsCategory) -> None:
+        sent = sample_alert(kind, START + timedelta(microseconds=123_000))
+        assert Alert.from_body(sent.to_body()) == sent
+        assert Alert.from_body(sent.to_body().decode()) == sent
+
+    def test_unknown_keys_are_ignored(self) -> None:
+        sent = sample_alert(OperationsCategory.WEBHOOK_RECOVERED, START)
+        wire = sent.to_wire_dict()
+        wire["extra"] = 1
+        wire["data"]["extra"] = {"x": 1}
+        assert Alert.from_body(json.dumps(wire)) == sent
+
+    def test_null_where_allowed(self) -> None:
+        wire = sample_alert(OperationsCategory.WEBHOOK_RECOVERED, START).to_wire_dict()
+        wire["data"].update(webhook_name=None, reason=None)
+        got = Alert.from_body(json.dumps(wire))
+        assert (got.webhook_name, got.reason) == (None, None)
+
+    @pytest.mark.parametrize(
+        ("body", "message"),
+        [
+            (b"{", r"\$: not JSON"),
+            (b"[]", r"\$: must be a JSON object"),
+            (
+                b'{"type": "pendo_webhooks.webhook.disabled", "timestamp": "2026-01-01"}',
+                "timestamp: must be an ISO 8601 UTC time ending in Z; data: must be a JSON",
+            ),
+            (
+                b'{"type": "pendo_webhooks.webhook.disabled", "timestamp": "nopeZ", "data": {}}',
+                "timestamp: must be an ISO 8601",
+            ),
+        ],
+    )
+    def test_a_bad_body_says_where(self, body: bytes, message: str) -> None:
+        with pytest.raises(InvalidEventPayload, match=message):
+            Alert.from_body(body)
+
+    def test_wrong_types_are_named(self) -> None:
+        wire = sample_alert(OperationsCategory.DELIVERY_EXHAUSTED, START).to_wire_dict()
+        wire["data"].update(attempts=True, webhook_id=None, reason=7)
+        with pytest.raises(InvalidEventPayload) as info:
+            Alert.from_body(json.dumps(wire))
+        assert info.value.errors == (
+            "data.webhook_id: must be a string",
+            "data.attempts: must be an integer",
+            "data.reason: must be a string or null",
+        )
+
+    @pytest.mark.parametrize("kind", ["npsSubmitted", ["x"], None])
+    def test_an_unknown_type(self, kind: object) -> None:
+        with pytest.raises(UnknownEventType):
+            Alert.from_body(json.dumps({"type": kind}))
+
+    def test_verify_then_read(self, outbox: Storage) -> None:
+        world = World(outbox)
+        transport = RecordingTransport([410])
+        with world.dispatcher(transport) as dispatcher:
+            dispatcher.dispatch(fresh())
+            dispatcher.run_due()
+        (request,) = world.to_ops(transport)
+        at = datetime.fromtimestamp(int(request.headers["webhook-timestamp"]), START.tzinfo)
+        verify(request.body, request.headers, OPS_SECRET, clock=lambda: at)
+        (told,) = world.paged
+        assert Alert.from_body(request.body) == told

@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-from ..exceptions import ValidationError
+from ..exceptions import InvalidEventPayload, UnknownEventType, ValidationError
 from ._category import OperationsCategory
 
 
@@ -140,6 +140,60 @@ class Alert:
         data["reason"] = self.reason
         return {"type": self.kind.value, "timestamp": _timestamp(self.at), "data": data}
 
+    @classmethod
+    def from_body(cls, body: bytes | str) -> Alert:
+        """
+        Read an operations webhook's body back into an :class:`Alert`; verify it first.
+
+        The inverse of :meth:`to_body` (keys it does not know are ignored; *operations*
+        is ``False``, as on every alert sent).
+
+        >>> from datetime import datetime, timezone
+        >>> sent = sample_alert(OperationsCategory.WEBHOOK_DISABLED,
+        ...                     datetime(2026, 1, 1, tzinfo=timezone.utc))
+        >>> Alert.from_body(sent.to_body()) == sent
+        True
+        >>> Alert.from_body(b'{"type": "pendo_webhooks.webhook.disabled", "data": {}}')
+        Traceback (most recent call last):
+          ...
+        pendo_webhooks.exceptions.InvalidEventPayload: timestamp: required; data.webhook_id: required; data.webhook_name: required; data.by: required; data.reason: required
+
+        Raises:
+            UnknownEventType: If ``type`` names no operations event.
+            InvalidEventPayload: Naming each key that is missing or of the wrong type.
+        """  # noqa: E501 - a doctest's output line
+        try:
+            loaded = json.loads(body)
+        except ValueError:
+            raise InvalidEventPayload(["$: not JSON"]) from None
+        if not isinstance(loaded, dict):
+            raise InvalidEventPayload(["$: must be a JSON object"])
+        try:
+            kind = OperationsCategory(loaded.get("type"))
+        except ValueError:
+            raise UnknownEventType(loaded.get("type")) from None
+        errors: list[str] = []
+        at = _read_timestamp(loaded.get("timestamp"), errors)
+        data = loaded.get("data")
+        if not isinstance(data, dict):
+            raise InvalidEventPayload([*errors, "data: must be a JSON object"])
+        fields: dict[str, Any] = {}
+        for key in sample_alert(kind, _EPOCH).to_wire_dict()["data"]:
+            wanted, nullable = _WIRE_TYPES[key]
+            value = data.get(key, _MISSING)
+            if value is _MISSING:
+                errors.append(f"data.{key}: required")
+            elif not (value is None and nullable) and (
+                not isinstance(value, wanted) or isinstance(value, bool)
+            ):
+                what = "an integer" if wanted is int else "a string"
+                errors.append(f"data.{key}: must be {what}" + (" or null" if nullable else ""))
+            else:
+                fields[key] = value
+        if errors or at is None:
+            raise InvalidEventPayload(errors)
+        return cls(kind=kind, at=at, **fields)
+
     def to_body(self) -> bytes:
         """
         :meth:`to_wire_dict` as compact UTF-8 JSON: the bytes stored and signed.
@@ -147,6 +201,34 @@ class Alert:
         return json.dumps(self.to_wire_dict(), ensure_ascii=False, separators=(",", ":")).encode(
             "utf-8"
         )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MISSING = object()
+# Each data key's type on the wire, and whether it may be null.
+_WIRE_TYPES: dict[str, tuple[type, bool]] = {
+    "webhook_id": (str, False),
+    "webhook_name": (str, True),
+    "delivery_id": (str, False),
+    "event_id": (str, False),
+    "event": (str, False),
+    "attempts": (int, False),
+    "by": (str, False),
+    "reason": (str, True),
+}
+
+
+def _read_timestamp(value: object, errors: list[str]) -> datetime | None:
+    if value is None:
+        errors.append("timestamp: required")
+        return None
+    if isinstance(value, str) and value.endswith("Z"):
+        try:
+            return datetime.fromisoformat(value[:-1] + "+00:00")
+        except ValueError:
+            pass
+    errors.append("timestamp: must be an ISO 8601 UTC time ending in Z")
+    return None
 
 
 def sample_alert(kind: OperationsCategory, at: datetime) -> Alert:
