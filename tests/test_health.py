@@ -485,3 +485,24 @@ def test_a_days_long_failure_says_days_and_a_refused_disable_is_logged(
     failing = WebhookHealth(webhook_id="w", failing_since=T0, failures=2)
     assert failing.describe() == "failing since 2026-01-01 00:00:00 UTC: 2 failed exchanges"
     assert health_of(_NoHealth(), "w") is None
+
+
+def test_alerts_page_a_recovery_after_an_outage() -> None:
+    from pendo_webhooks.alerts import Alerts  # noqa: PLC0415
+
+    storage, clock, paged = InMemoryStorage(), FrozenClock(), []
+    alerts = Alerts(storage, callback=paged.append, clock=clock)
+    registry = WebhookRegistry(storage, hooks=[alerts], clock=clock)
+    hook = registry.create(ADMIN, name="h", url=URL, categories={"npsSubmitted"})
+    registry.enable(ADMIN, hook.id)
+    transport = RecordingTransport([503] * 3)
+    dispatcher = Dispatcher(
+        registry,
+        transport=transport,
+        clock=clock,
+        sleep=clock.sleep,
+        outage=OutagePolicy(threshold=3),
+    )
+    dispatcher.enqueue_many(_events(6))
+    assert dispatcher.drain(timeout=timedelta(minutes=10)).pending == 0
+    assert [(a.kind.short, a.webhook_id) for a in paged] == [("webhook.recovered", hook.id)]
