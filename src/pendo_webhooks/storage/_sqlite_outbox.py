@@ -26,6 +26,7 @@ request to a fast receiver takes 0.6 ms (benchmarks/RESULTS.md).
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -55,6 +56,7 @@ from ._sqlite_bulk import (
     record_shared,
 )
 from ._sqlite_core import SQLiteCore, from_utc_iso, utc_iso
+from ._sqlite_group import Coalescer
 
 
 __all__ = ["SQLiteOutbox", "enqueue_in"]
@@ -322,9 +324,31 @@ class SQLiteOutbox(SQLiteCore):
     def enqueue_deliveries(self, deliveries: Sequence[Delivery]) -> list[str | None]:
         """
         Store new deliveries of enabled webhooks, skipping duplicates; see OutboxStore.
+
+        Calls from threads at the same time share one commit (group commit); each
+        returns once its own deliveries are committed.
         """
+        return self._enqueues(deliveries)
+
+    @functools.cached_property
+    def _enqueues(self) -> Coalescer[Sequence[Delivery], list[str | None]]:
+        return Coalescer(self._enqueue_group, alone=self._enqueue_alone)
+
+    def _enqueue_alone(self, deliveries: Sequence[Delivery]) -> list[str | None]:
         with self._transaction() as conn:
             return enqueue_in(conn, deliveries)
+
+    def _enqueue_group(self, calls: list[Sequence[Delivery]]) -> list[list[str | None]]:
+        # Every call's deliveries in one transaction, as one enqueue_in would store them
+        # one call after another; the results split back by call.
+        with self._transaction() as conn:
+            found = enqueue_in(conn, [d for deliveries in calls for d in deliveries])
+        results = []
+        start = 0
+        for deliveries in calls:
+            results.append(found[start : start + len(deliveries)])
+            start += len(deliveries)
+        return results
 
     def claim_due(
         self,

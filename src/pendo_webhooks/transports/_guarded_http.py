@@ -252,7 +252,7 @@ class _OneWrite(HTTPConnection):
     _holding = False
     _head: bytes | None = None
 
-    def request(  # type: ignore[override]
+    def request(
         self, method: str, url: str, body: Any = None, headers: Any = None, **options: Any
     ) -> None:
         self._head = None
