@@ -35,7 +35,7 @@ class _Waiter(Generic[_I, _O]):
 
     def __init__(self, item: _I) -> None:
         self.item = item
-        self.ready = threading.Event()
+        self.ready: threading.Event | None = None  # a follower's, made only when it waits
         self.state = _WAIT
         self.result: _O | None = None
 
@@ -74,11 +74,14 @@ class Coalescer(Generic[_I, _O]):
         me: _Waiter[_I, _O] = _Waiter(item)
         with self._lock:
             self._queue.append(me)
-            lead = not self._leading
-            self._leading = True
-        if not lead:
+            if self._leading:
+                ready = me.ready = threading.Event()
+            else:
+                ready = None
+                self._leading = True
+        if ready is not None:
             try:
-                me.ready.wait()
+                ready.wait()
             except BaseException:  # pragma: no cover - a signal in the waiting main thread
                 self._abandon(me)
                 raise
@@ -112,20 +115,22 @@ class Coalescer(Generic[_I, _O]):
     ) -> None:
         # Wake every other member not yet woken: with its result, or to run alone.
         for number, waiter in enumerate(group):
-            if waiter is me or waiter.ready.is_set():
+            ready = waiter.ready
+            if waiter is me or ready is None or ready.is_set():
                 continue
             if results is None:
                 waiter.state = _ALONE
             else:
                 waiter.result, waiter.state = results[number], _DONE
-            waiter.ready.set()
+            ready.set()
 
     def _hand_off(self) -> None:
         # With the lock held: the first in line leads the next group, or nobody leads.
         if self._queue:
             first = self._queue[0]
             first.state = _LEAD
-            first.ready.set()
+            if first.ready is not None:  # pragma: no branch - every follower has one
+                first.ready.set()
         else:
             self._leading = False
 
