@@ -433,6 +433,8 @@ def main() -> None:
             "pip install -e '.[bench]' (segment-analytics-python, a benchmark-only dependency)"
         )
     _nginx.exit_on_sigterm()
+    if args.per_event_threads > 1:
+        LABELS[PER_EVENT] += f", {args.per_event_threads} threads"
 
     events = make_events(n)
     calls = segment_calls(events)
