@@ -7,6 +7,7 @@ followers are queued; waiting for them is a bounded wait on a condition, not a s
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -18,6 +19,7 @@ import pytest
 
 from pendo_webhooks.exceptions import ConflictError
 from pendo_webhooks.storage import SQLiteStorage
+from pendo_webhooks.storage._sqlite_core import PID
 from pendo_webhooks.storage._sqlite_group import Coalescer
 from pendo_webhooks.storage._sqlite_outbox import SQLiteOutbox
 
@@ -225,3 +227,29 @@ def test_sqlite_outbox_group_splits_results_by_call(store: SQLiteStorage) -> Non
     a, b, c = (delivery(webhook.id) for _ in range(3))
     found = SQLiteOutbox._enqueue_group(store, [[a, b], [], [c]])
     assert found == [[None, None], [], [None]]
+
+
+def test_a_forked_child_starts_a_coalescer_of_its_own(store: SQLiteStorage) -> None:
+    webhook = hook(store)
+    parent = store._enqueues
+    parent._leading = True  # as if a thread of the parent led a group at the fork
+    pid = PID[0]
+    PID[0] = -1  # what the at-fork hook does in the child
+    try:
+        first = delivery(webhook.id)
+        assert store.enqueue_deliveries([first]) == [None]
+        assert store._enqueues is not parent
+    finally:
+        PID[0] = pid
+    parent._leading = False
+    assert store.get_delivery(first.id).id == first.id
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() on this platform")
+def test_the_process_id_follows_a_fork() -> None:
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child, which exits at once
+        os._exit(0 if PID[0] == os.getpid() else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert PID[0] == os.getpid()

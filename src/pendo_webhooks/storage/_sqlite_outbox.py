@@ -26,7 +26,6 @@ request to a fast receiver takes 0.6 ms (benchmarks/RESULTS.md).
 
 from __future__ import annotations
 
-import functools
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -55,7 +54,7 @@ from ._sqlite_bulk import (
     record_bulk,
     record_shared,
 )
-from ._sqlite_core import SQLiteCore, from_utc_iso, utc_iso
+from ._sqlite_core import PID, SQLiteCore, from_utc_iso, utc_iso
 from ._sqlite_group import Coalescer
 
 
@@ -330,9 +329,16 @@ class SQLiteOutbox(SQLiteCore):
         """
         return self._enqueues(deliveries)
 
-    @functools.cached_property
+    @property
     def _enqueues(self) -> Coalescer[Sequence[Delivery], list[str | None]]:
-        return Coalescer(self._enqueue_group, alone=self._enqueue_alone)
+        # One per process: a child forked while a thread led a group starts afresh. (Two
+        # threads making the first at once is harmless: calls through either are correct.)
+        found: tuple[int, Coalescer[Sequence[Delivery], list[str | None]]] | None
+        found = self.__dict__.get("_coalescer")
+        if found is None or found[0] != PID[0]:
+            found = (PID[0], Coalescer(self._enqueue_group, alone=self._enqueue_alone))
+            self.__dict__["_coalescer"] = found
+        return found[1]
 
     def _enqueue_alone(self, deliveries: Sequence[Delivery]) -> list[str | None]:
         with self._transaction() as conn:
