@@ -95,6 +95,14 @@ def test_callers_that_overlap_share_one_group() -> None:
     assert probe.coalescer(5) == 10  # nobody leads any more: the next call runs alone
 
 
+def test_one_caller_waiting_runs_alone_next() -> None:
+    probe = Probe()
+    futures = probe.run(1, [2])
+    assert [f.result() for f in futures] == [2, 4]
+    assert probe.alone == [1, 2]
+    assert probe.groups == []
+
+
 def test_a_failed_group_runs_each_call_alone_with_its_own_error() -> None:
     probe = Probe(fail_group=True)
     futures = probe.run(1, [2, -3, 4])

@@ -71,24 +71,31 @@ class Coalescer(Generic[_I, _O]):
         return f"<Coalescer({len(self._queue)} waiting)>"
 
     def __call__(self, item: _I) -> _O:
-        me: _Waiter[_I, _O] = _Waiter(item)
+        me: _Waiter[_I, _O] | None
         with self._lock:
-            self._queue.append(me)
-            if self._leading:
-                ready = me.ready = threading.Event()
-            else:
-                ready = None
+            if not self._leading:
+                # Nobody writes: lead, alone (the usual case, and the only one in one thread).
                 self._leading = True
-        if ready is not None:
+                me = None
+            else:
+                me = _Waiter(item)
+                ready = me.ready = threading.Event()
+                self._queue.append(me)
+        if me is None:
             try:
-                ready.wait()
-            except BaseException:  # pragma: no cover - a signal in the waiting main thread
-                self._abandon(me)
-                raise
-            if me.state == _DONE:
-                return me.result  # type: ignore[return-value]
-            if me.state == _ALONE:
                 return self._alone(item)
+            finally:
+                with self._lock:
+                    self._hand_off()
+        try:
+            ready.wait()
+        except BaseException:  # pragma: no cover - a signal in the waiting main thread
+            self._abandon(me)
+            raise
+        if me.state == _DONE:
+            return me.result  # type: ignore[return-value]
+        if me.state == _ALONE:
+            return self._alone(item)
         return self._lead(me)
 
     def _lead(self, me: _Waiter[_I, _O]) -> _O:
