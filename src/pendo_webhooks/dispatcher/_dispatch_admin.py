@@ -15,10 +15,12 @@ import attrs
 
 from .._clock import Clock
 from ..events import EventCategory, new_unique_id
+from ..events._category import AnyCategory, OperationsCategory
+from ..events._operations import sample_alert
 from ..exceptions import ValidationError
 from ..model._delivery import Attempt, Delivery, DeliveryStatus
 from ..model._outcomes import TestResult
-from ..model._webhook import to_category
+from ..model._webhook import to_subscription
 from ..registry import Actor, WebhookRegistry
 from ..storage import Storage
 from ._attempt import host_of
@@ -29,7 +31,7 @@ from ._dispatch_args import aware_arg, count_arg
 __all__ = ["AdminReads"]
 
 _MAX_LIMIT = 10_000
-_CATEGORY_ORDER = list(EventCategory)
+_CATEGORY_ORDER: list[AnyCategory] = [*EventCategory, *OperationsCategory]
 _END_OF_TIME = datetime.max.replace(tzinfo=timezone.utc)
 
 logger = logging.getLogger("pendo_webhooks")
@@ -75,14 +77,18 @@ class AdminReads:
         chosen = (
             min(webhook.categories, key=_CATEGORY_ORDER.index)
             if category is None
-            else to_category(category)
+            else to_subscription(category)
         )
-        # Imported here so that importing the package never builds the samples.
-        from ..events._samples import sample_event  # noqa: PLC0415
-
-        event = sample_event(chosen, unique_id=new_unique_id(), timestamp=self._clock())
         channel = self._deliverer.channel(webhook)
-        message = _Sample(body=channel.format(event), event_id=event.unique_id)
+        if isinstance(chosen, OperationsCategory):
+            alert = sample_alert(chosen, self._clock())
+            message = _Sample(body=alert.to_body(), event_id=alert.id)
+        else:
+            # Imported here so that importing the package never builds the samples.
+            from ..events._samples import sample_event  # noqa: PLC0415
+
+            event = sample_event(chosen, unique_id=new_unique_id(), timestamp=self._clock())
+            message = _Sample(body=channel.format(event), event_id=event.unique_id)
         sent, sent_body = self._deliverer.send(webhook, channel, [message])
         body = sent_body or message.body
         status = sent.status
@@ -102,7 +108,7 @@ class AdminReads:
         return TestResult(
             webhook_id=webhook.id,
             category=chosen,
-            event_id=event.unique_id,
+            event_id=message.event_id,
             accepted=accepted,
             status=status,
             latency=sent.duration,
