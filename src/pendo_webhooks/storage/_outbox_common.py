@@ -9,7 +9,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from ..events import EventCategory
+from ..events import EventCategory, OperationsCategory
+from ..events._category import AnyCategory
 from ..exceptions import ConflictError, StorageError, UnknownDelivery, ValidationError
 from ..model._delivery import Attempt, Delivery, DeliveryStatus, trusted_delivery
 
@@ -52,7 +53,7 @@ class Row(Protocol):
 
 
 # The enums by stored value: a dict look-up, where the enum's own call costs a microsecond.
-_CATEGORIES = {c.value: c for c in EventCategory}
+_CATEGORIES: dict[str, AnyCategory] = {c.value: c for c in (*EventCategory, *OperationsCategory)}
 _STATUSES = {s.value: s for s in DeliveryStatus}
 
 
