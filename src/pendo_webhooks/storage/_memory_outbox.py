@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from ..model._delivery import Attempt, Delivery, DeliveryStatus
+from ..model._delivery import Attempt, Delivery, DeliveryStatus, evolved
 from ..model._health import WebhookHealth
 from ..model._webhook import Webhook
 from ._outbox_common import (
@@ -236,8 +236,9 @@ class MemoryOutbox:
                 or current.lease_until < now
             ):
                 return False
+            # The changes come from a Delivery, whose fields were checked when it was made.
             self._put(
-                attrs.evolve(
+                evolved(
                     current,
                     status=delivery.status,
                     attempts=delivery.attempts,
