@@ -29,6 +29,7 @@ from ..events._models import Event
 from ..exceptions import ConfigurationError
 from ..model._webhook import Webhook
 from ..transports import OutgoingRequest
+from ._filtering import filtered_by
 from ._formatters import Formatter, SegmentFormatter
 from ._segment import (
     MAX_BATCH_MESSAGES,
@@ -39,7 +40,6 @@ from ._segment import (
     plan_batches,
     too_large_reason,
 )
-from ._filtering import filtered_by
 from .base import Message
 
 

@@ -21,9 +21,9 @@ from ..events._models import Event
 from ..exceptions import ValidationError
 from ..model._webhook import Webhook
 from ..transports import OutgoingRequest
+from ._filtering import filtered_by
 from ._formatters import Formatter, URLFormatter
 from ._url_request import SignerCache, url_request
-from ._filtering import filtered_by
 from .base import Message
 
 

@@ -14,6 +14,8 @@ from datetime import datetime, timezone
 import attrs
 
 from .._clock import Clock
+from ..channels import format_for
+from ..channels._filtering import unsupported_reason
 from ..events import EventCategory, new_unique_id
 from ..exceptions import ValidationError
 from ..model._delivery import Attempt, Delivery, DeliveryStatus
@@ -82,7 +84,18 @@ class AdminReads:
 
         event = sample_event(chosen, unique_id=new_unique_id(), timestamp=self._clock())
         channel = self._deliverer.channel(webhook)
-        message = _Sample(body=channel.format(event), event_id=event.unique_id)
+        body, applied = format_for(channel, event, webhook)
+        filters = tuple(str(f) for f in applied)
+        if body is None:  # never sent unfiltered
+            return TestResult(
+                webhook_id=webhook.id,
+                category=chosen,
+                event_id=event.unique_id,
+                accepted=False,
+                error=unsupported_reason(channel, webhook),
+                filters=filters,
+            )
+        message = _Sample(body=body, event_id=event.unique_id)
         sent, sent_body = self._deliverer.send(webhook, channel, [message])
         body = sent_body or message.body
         status = sent.status
@@ -109,6 +122,7 @@ class AdminReads:
             response_excerpt=sent.excerpt.decode("utf-8", "replace"),
             error=error,
             request_body=body,
+            filters=filters,
         )
 
     def redeliver(self, delivery_id: str) -> Delivery:

@@ -105,6 +105,10 @@ _TEXTS = {
 }
 
 
+def _texts(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 @attrs.frozen(kw_only=True)
 class Decision:
     """
@@ -133,7 +137,7 @@ class Decision:
     will_send: bool
     reason: SkipReason | None = None
     detail: str = ""
-    filters: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    filters: tuple[str, ...] = attrs.field(default=(), converter=_texts)
 
     def __attrs_post_init__(self) -> None:
         if self.will_send is (self.reason is not None):
@@ -449,6 +453,11 @@ def _decide(
         return skip(SkipReason.FILTERS_UNSUPPORTED, str(exc))
     if size > limit:
         return skip(SkipReason.PAYLOAD_TOO_LARGE, f"{size} bytes > {limit}")
+    return _will_send(event, webhook)
+
+
+def _will_send(event: Event, webhook: Webhook) -> Decision:
+    # Which of the webhook's PII filters change this event's body, if it has any.
     if not webhook.filters:
         return Decision(webhook_id=webhook.id, will_send=True)
     _, applied = apply_filters(to_wire_dict(event), webhook.filters, webhook.hash_key)
