@@ -32,6 +32,7 @@ from ..signing._secret import Secret
 
 
 __all__ = [
+    "ACCOUNT_SEPARATOR",
     "ANONYMOUS_PREFIX",
     "HASH_KEY_PREFIX",
     "MAX_FILTERS",
@@ -52,6 +53,8 @@ MAX_PATH_LENGTH = 300
 HASH_KEY_PREFIX = "pii_"
 #: How Pendo's anonymous visitor ids begin; a hashed value keeps it (see :func:`hash_value`).
 ANONYMOUS_PREFIX = "_PENDO_T_"
+#: What joins a parent and a child account id; hashed text keeps it (see :func:`hash_value`).
+ACCOUNT_SEPARATOR = "::"
 
 _MAX_DEPTH = 12
 _ENCODE = json.JSONEncoder(
@@ -227,9 +230,16 @@ def hash_value(key: Secret, value: object) -> str:
     The keyed hash that replaces *value*: lowercase hex HMAC-SHA256, keyed with *key*'s UTF-8.
 
     A string is hashed as its UTF-8 bytes; any other JSON value as its compact JSON text
-    (keys sorted). A value that begins with Pendo's anonymous-visitor prefix ``_PENDO_T_``
-    keeps the prefix (``_PENDO_T_<hex>``), so an anonymous visitor stays anonymous (and a
-    Segment ``anonymousId``). A receiver that knows the key can compute the same hash::
+    (keys sorted). Two kinds of text keep their shape:
+
+    * text holding ``::`` (a ``"Parent::Child"`` account id) is hashed part by part,
+      ``<hex>::<hex>``: it stays a valid parent-child id, and each part hashes as the
+      account does alone (``parentAccountId``, another event's ``accountId``);
+    * text that begins with Pendo's anonymous-visitor prefix ``_PENDO_T_`` keeps the
+      prefix (``_PENDO_T_<hex>``), so an anonymous visitor stays anonymous (and a
+      Segment ``anonymousId``).
+
+    A receiver that knows the key can compute the same hash of a plain value::
 
         hmac.new(key.encode(), value.encode(), hashlib.sha256).hexdigest()
 
@@ -240,14 +250,24 @@ def hash_value(key: Secret, value: object) -> str:
     '_PENDO_T_d66a'
     >>> hash_value(Secret("pii_another-key"), "Webhook Visitor")[:8]
     '281a28a9'
+    >>> parts = hash_value(key, "Acme"), hash_value(key, "Acme EU")
+    >>> hash_value(key, "Acme::Acme EU") == "::".join(parts)
+    True
     """
-    text = value if isinstance(value, str) else _ENCODE(value)
-    digest = hmac.new(
-        key.pendo_key, text.encode("utf-8", "surrogatepass"), hashlib.sha256
-    ).hexdigest()
-    if text.startswith(ANONYMOUS_PREFIX):
-        return ANONYMOUS_PREFIX + digest
-    return digest
+    if not isinstance(value, str):
+        return _digest(key, _ENCODE(value))
+    if ACCOUNT_SEPARATOR in value:
+        return ACCOUNT_SEPARATOR.join(
+            _digest(key, part) for part in value.split(ACCOUNT_SEPARATOR)
+        )
+    if value.startswith(ANONYMOUS_PREFIX):
+        return ANONYMOUS_PREFIX + _digest(key, value)
+    return _digest(key, value)
+
+
+def _digest(key: Secret, text: str) -> str:
+    data = text.encode("utf-8", "surrogatepass")
+    return hmac.new(key.pendo_key, data, hashlib.sha256).hexdigest()
 
 
 def apply_filters(
