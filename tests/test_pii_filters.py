@@ -27,9 +27,10 @@ from pendo_webhooks.cli import _common as common
 from pendo_webhooks.cli import main
 from pendo_webhooks.dispatcher import DeliveryStatus, Dispatcher
 from pendo_webhooks.events import EventCategory, parse_event, to_wire_dict
-from pendo_webhooks.exceptions import ValidationError
+from pendo_webhooks.exceptions import PayloadError, ValidationError
+from pendo_webhooks.formatters import URLFormatter
 from pendo_webhooks.model._filters import apply_filters, to_filters
-from pendo_webhooks.pipeline import SkipReason
+from pendo_webhooks.pipeline import SkipReason, evaluate
 from pendo_webhooks.registry import (
     Actor,
     FieldFilter,
@@ -815,3 +816,25 @@ def test_cli_test_button_shows_the_filters(
     assert b"userAgent" not in transport.requests[0].body
     code, out, _ = cli("webhooks", "test", "--actor", "ann", hook_id, "--json")
     assert json.loads(out)["filters"] == ["drop:userAgent"]
+
+
+def test_small_edges() -> None:
+    """
+    An action prints as its value; a hash filter over a list needs the key too; a wire
+    dict JSON cannot hold is a PayloadError; an unfiltered webhook's PayloadError in
+    explain's measure is not taken for a filter problem.
+    """
+    assert str(FilterAction.DROP) == "drop"
+    with pytest.raises(ValidationError, match="hash_key"):
+        apply_filters({"steps": [{"id": "a"}]}, to_filters(["hash:steps.id"]), None)
+    assert apply_filters({"steps": ["a"]}, to_filters(["hash:steps.id"]), None)[1] == ()
+    event = sample_event("npsSubmitted")
+    with pytest.raises(PayloadError, match="npsSubmitted cannot be serialized: ValueError"):
+        URLFormatter().format_filtered(event, {"event": "npsSubmitted", "x": float("nan")})
+    hook = Webhook(**_fields(enabled=True))
+
+    def broken(webhook: Webhook) -> tuple[int, int]:
+        raise PayloadError("cannot be serialized")
+
+    with pytest.raises(PayloadError):
+        evaluate(event, [hook], measure=broken)
