@@ -241,6 +241,7 @@ class Dispatcher:
             retry=retry,
             clock=clock,
             rng=random.Random() if rng is None else rng,  # noqa: S311 - jitter, not secrets
+            hooks=registry.hooks,
         )
         self._enqueuer = Enqueuer(
             registry=registry,

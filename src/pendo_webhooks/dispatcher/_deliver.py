@@ -38,6 +38,7 @@ import attrs
 from .._clock import Clock
 from ..channels import Channel, ChannelTable, Message
 from ..exceptions import PendoWebhooksError, UnknownWebhook
+from ..instrumentation import AttemptFinished, DeliveryChanged, DeliveryState, Hooks
 from ..model._delivery import Attempt, Delivery, DeliveryStatus
 from ..model._outcomes import DeliveryOutcome, Outcome
 from ..model._webhook import Webhook
@@ -59,6 +60,14 @@ _Row = tuple[Delivery, Attempt | None]
 _CLOSED_STATUS = {
     Outcome.CANCELLED: DeliveryStatus.CANCELLED,
     Outcome.FAILED: DeliveryStatus.FAILED,
+}
+# What each recorded outcome tells the hooks; pending and skipped ones tell them nothing.
+_SIGNALLED = {
+    Outcome.DELIVERED: DeliveryState.DELIVERED,
+    Outcome.RETRY: DeliveryState.RETRY_SCHEDULED,
+    Outcome.DEAD: DeliveryState.DEAD,
+    Outcome.FAILED: DeliveryState.FAILED,
+    Outcome.CANCELLED: DeliveryState.CANCELLED,
 }
 
 
@@ -94,6 +103,7 @@ class Deliverer:
         retry: Decides what follows each attempt.
         clock: The current aware UTC time.
         rng: Jitters retry waits.
+        hooks: Told of each exchange and each state change, once it is recorded.
     """
 
     def __init__(
@@ -107,6 +117,7 @@ class Deliverer:
         retry: RetryPolicy,
         clock: Clock,
         rng: random.Random,
+        hooks: Hooks | None = None,
     ) -> None:
         self._storage = storage
         self._registry = registry
@@ -116,6 +127,7 @@ class Deliverer:
         self._retry = retry
         self._clock = clock
         self._rng = rng
+        self._hooks = Hooks() if hooks is None else hooks
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -134,7 +146,7 @@ class Deliverer:
             made; a cancellation, a batching channel, a bug or no *claim_next*).
         """
         if delivery.status is not DeliveryStatus.PENDING:
-            return [exhausted(delivery)], None
+            return [self.ended(delivery)], None
         try:
             webhook = self._current_webhook(delivery.webhook_id)
         except Exception as exc:  # noqa: BLE001 - a broken store must not stop the loop
@@ -174,6 +186,14 @@ class Deliverer:
         happened and the body sent. Nothing is recorded (the "Test" button).
         """
         return self._exchange(webhook, channel, messages)
+
+    def ended(self, delivery: Delivery) -> DeliveryOutcome:
+        """
+        The outcome of a delivery its claim ended (claimed too often without an outcome).
+        """
+        outcome = exhausted(delivery)
+        self._signal([outcome])
+        return outcome
 
     def channel(self, webhook: Webhook) -> Channel:
         """
@@ -256,7 +276,7 @@ class Deliverer:
         if room <= 0:
             return claimed, []
         more = self._claims.claim(room, webhook.id)
-        ended = [exhausted(d) for d in more if d.status is not DeliveryStatus.PENDING]
+        ended = [self.ended(d) for d in more if d.status is not DeliveryStatus.PENDING]
         if ended:
             more = [d for d in more if d.status is DeliveryStatus.PENDING]
         return [*claimed, *more], ended
@@ -334,6 +354,20 @@ class Deliverer:
             if claimed:  # nobody will attempt them now: give them back at once
                 self._claims.release(claimed)
             raise
+        if self._hooks:
+            self._hooks.emit(
+                AttemptFinished(
+                    webhook_id=webhook.id,
+                    kind=str(webhook.kind),
+                    host=host_of(webhook.destination),
+                    deliveries=len(batch),
+                    status=sent.status,
+                    error_kind=sent.error_kind,
+                    duration=sent.duration,
+                    at=now,
+                )
+            )
+            self._signal([o for o, ok in zip(outcomes, written, strict=True) if ok], now)
         level = logging.DEBUG if delivered else logging.INFO
         if logger.isEnabledFor(level):
             self._log(
@@ -522,8 +556,33 @@ class Deliverer:
             logger.info(
                 "delivery %s to webhook %s %s: %s", delivery.id, delivery.webhook_id, outcome, why
             )
-            results.append(outcome_of(delivery.webhook_id, delivery.id, outcome, why))
+            result = outcome_of(delivery.webhook_id, delivery.id, outcome, why)
+            results.append(result)
+            self._signal([result], now)
         return results
+
+    def _signal(self, outcomes: Sequence[DeliveryOutcome], now: datetime | None = None) -> None:
+        """
+        Tell the hooks of recorded *outcomes* (those that changed a delivery's state).
+        """
+        if not self._hooks:
+            return
+        at = self._clock() if now is None else now
+        for outcome in outcomes:
+            state = _SIGNALLED.get(outcome.outcome)
+            if state is None or outcome.delivery_id is None:
+                continue
+            self._hooks.emit(
+                DeliveryChanged(
+                    webhook_id=outcome.webhook_id,
+                    delivery_id=outcome.delivery_id,
+                    state=state,
+                    attempt=outcome.attempt,
+                    reason=outcome.reason,
+                    next_attempt_at=outcome.next_attempt_at,
+                    at=at,
+                )
+            )
 
     def _lost(self, delivery: Delivery) -> DeliveryOutcome:
         # Someone else changed it meanwhile (a cancellation, or a claim after our lease
@@ -535,6 +594,16 @@ class Deliverer:
             delivery.webhook_id,
             current.status,
         )
+        if self._hooks:
+            self._hooks.emit(
+                DeliveryChanged(
+                    webhook_id=delivery.webhook_id,
+                    delivery_id=delivery.id,
+                    state=DeliveryState.LEASE_LOST,
+                    reason=f"lease lost; the store holds it {current.status}",
+                    at=self._clock(),
+                )
+            )
         # Cancelled, or ended by a claim (claimed too often): the store's reason says why.
         ended = current.status in {DeliveryStatus.CANCELLED, DeliveryStatus.DEAD}
         return outcome_of(

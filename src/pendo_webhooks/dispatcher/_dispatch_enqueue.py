@@ -42,7 +42,7 @@ from ..storage._host_connection import enqueue_through
 from ..storage._outbox_protocol import EnqueueSkip
 from ._deliver import Deliverer
 from ._deliver_claims import Claimer
-from ._deliver_outcome import exhausted, outcome_of
+from ._deliver_outcome import outcome_of
 from ._dispatch_shared import SharedBatches
 
 
@@ -406,7 +406,7 @@ class Enqueuer:
             if current is None:
                 outcomes[delivery.id] = _taken(delivery)
             elif current.status is not DeliveryStatus.PENDING:
-                outcomes[delivery.id] = exhausted(current)
+                outcomes[delivery.id] = self._deliverer.ended(current)
             else:
                 ready.append((webhook, current))
         return ready

@@ -34,6 +34,7 @@ from ..events import EventCategory
 from ..events._ids import new_id
 from ..exceptions import ConflictError, InvalidType, UnsignedWebhookWarning, ValidationError
 from ..guard import DestinationPolicy
+from ..instrumentation import Hooks, WebhookChanged, WebhookState, to_hooks
 from ..model._audit import (
     DEFAULT_AUDIT_LIMIT,
     AuditEntry,
@@ -149,6 +150,9 @@ class WebhookRegistry:
         ids: Makes ids from a prefix (``"wh"``, ``"aud"``); random by default.
         hash_keys: Makes a webhook's PII hash key (:func:`new_hash_key`, 256 random
             bits, by default), the first time one of its filters hashes.
+        hooks: Called with a :class:`~pendo_webhooks.instrumentation.WebhookChanged`
+            when a webhook is enabled or disabled; a dispatcher built on this registry
+            calls them for its deliveries too (see :mod:`pendo_webhooks.instrumentation`).
     """
 
     storage: Storage
@@ -157,6 +161,7 @@ class WebhookRegistry:
     clock: Clock = attrs.field(default=utcnow, kw_only=True, repr=False)
     ids: Callable[[str], str] = attrs.field(default=new_id, kw_only=True, repr=False)
     hash_keys: Callable[[], Secret] = attrs.field(default=new_hash_key, kw_only=True, repr=False)
+    hooks: Hooks = attrs.field(factory=Hooks, converter=to_hooks, kw_only=True, repr=False)
 
     # -- admin calls: changes --------------------------------------------------------------
 
@@ -419,7 +424,10 @@ class WebhookRegistry:
             self._check_url(current.destination, field)
             return attrs.evolve(current, enabled=True, disabled_reason=None, disabled_by=None)
 
-        return self._change(actor.id, webhook_id, "enable", apply)
+        before = self.storage.get_webhook(webhook_id).version if self.hooks else None
+        webhook = self._change(actor.id, webhook_id, "enable", apply)
+        self._announce(before, webhook, WebhookState.ENABLED, actor.id, None)
+        return webhook
 
     def disable(self, actor: Actor, webhook_id: str, *, reason: str | None = None) -> Webhook:
         """
@@ -460,10 +468,33 @@ class WebhookRegistry:
                 current, enabled=False, disabled_reason=reason, disabled_by=actor_id
             )
 
+        before = self.storage.get_webhook(webhook_id).version if self.hooks else None
         webhook = self._change(actor_id, webhook_id, "disable", apply)
         why = f"webhook disabled by {actor_id}" + (f": {reason}" if reason else "")
         self._cancel_deliveries(webhook_id, why)
+        self._announce(before, webhook, WebhookState.DISABLED, actor_id, reason)
         return webhook
+
+    def _announce(
+        self,
+        before: int | None,
+        webhook: Webhook,
+        state: WebhookState,
+        actor_id: str,
+        reason: str | None,
+    ) -> None:
+        # Only a change this call stored is announced: not a no-op, not someone else's.
+        if before is None or webhook.version == before or webhook.updated_by != actor_id:
+            return
+        self.hooks.emit(
+            WebhookChanged(
+                webhook_id=webhook.id,
+                state=state,
+                by=actor_id,
+                reason=reason,
+                at=webhook.updated_at,
+            )
+        )
 
     def rotate_secret(
         self,
