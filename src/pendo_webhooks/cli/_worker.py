@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import json
 import logging
 import sys
@@ -27,6 +28,7 @@ from ._common import (
     EXIT_FAILED,
     EXIT_OK,
     Console,
+    UsageError,
     add_command,
     add_destination_options,
     seconds,
@@ -41,7 +43,7 @@ if TYPE_CHECKING:
     from ..transports import OutgoingRequest, Transport, TransportResponse
 
 
-__all__ = ["CountingTransport", "register"]
+__all__ = ["CountingTransport", "is_loopback", "register"]
 
 
 def register(subparsers: Any) -> None:
@@ -125,12 +127,36 @@ def register(subparsers: Any) -> None:
         help="print one JSON object per line to stdout instead of the lines of text on "
         "stderr (fields below)",
     )
+    metrics = parser.add_argument_group(
+        "metrics", "serve the Prometheus exposition at /metrics (needs the prometheus extra)"
+    )
+    metrics.add_argument(
+        "--metrics-port",
+        type=whole_number(0, 65535),
+        default=None,
+        metavar="N",
+        help="serve metrics on this port while the worker runs (0: any free port; the "
+        "address is printed)",
+    )
+    metrics.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="the address to serve metrics on (default: 127.0.0.1); one that is not "
+        "loopback needs --metrics-allow-remote",
+    )
+    metrics.add_argument(
+        "--metrics-allow-remote",
+        action="store_true",
+        help="allow a --metrics-host that is not loopback (the metrics name webhook ids)",
+    )
     parser.set_defaults(handler=_run, reaches=True)
 
 
 _JSON_HELP = """\
 --json prints one object per line, each with an "event" field:
-  started   worker (its owner id), db, concurrency, until ("idle" or "signal")
+  started   worker (its owner id), db, concurrency, until ("idle" or "signal"),
+            and metrics (the URL of /metrics) with --metrics-port
   progress  delivered, retrying, failed (requests so far, as the transport saw
             them), pending (deliveries waiting now); every --progress-every
             seconds while deliveries are pending
@@ -267,6 +293,75 @@ def _progress(
         thread.join()
 
 
+def is_loopback(host: str) -> bool:
+    """
+    Whether *host* is ``localhost`` or a loopback address (no name is looked up).
+
+    >>> is_loopback("127.0.0.1"), is_loopback("::1"), is_loopback("0.0.0.0"), is_loopback("h")
+    (True, True, False, False)
+    """
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_metrics_host(args: argparse.Namespace) -> None:
+    if args.metrics_port is None or args.metrics_allow_remote or is_loopback(args.metrics_host):
+        return
+    msg = (
+        f"--metrics-host {args.metrics_host} is not a loopback address, and the metrics "
+        "name your webhooks; add --metrics-allow-remote to serve them there"
+    )
+    raise UsageError(msg)
+
+
+@contextlib.contextmanager
+def _metrics(args: argparse.Namespace, storage: Any) -> Iterator[tuple[list[Any], str | None]]:
+    """
+    Serve the Prometheus exposition while the worker runs; yield its hooks and its URL.
+    """
+    if args.metrics_port is None:
+        yield [], None
+        return
+    from ..exceptions import ConfigurationError  # noqa: PLC0415
+
+    try:
+        from prometheus_client import (  # noqa: PLC0415 - the optional extra
+            CollectorRegistry,
+            GCCollector,
+            PlatformCollector,
+            ProcessCollector,
+            start_http_server,
+        )
+
+        from ..instrumentation.prometheus import PrometheusHook  # noqa: PLC0415
+    except ImportError:
+        msg = "--metrics-port needs prometheus-client: pip install 'pendo-webhooks[prometheus]'"
+        raise ConfigurationError(msg) from None
+    registry = CollectorRegistry()
+    for collector in (ProcessCollector, PlatformCollector, GCCollector):
+        collector(registry=registry)
+    hook = PrometheusHook(registry=registry, store=storage)
+    host = args.metrics_host
+    try:
+        server, thread = start_http_server(args.metrics_port, addr=host, registry=registry)
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        msg = f"--metrics-port: cannot serve on {host} port {args.metrics_port} ({why})"
+        raise ConfigurationError(msg) from None
+    port = server.server_address[1]
+    shown = f"[{host}]" if ":" in host else host
+    try:
+        yield [hook], f"http://{shown}:{port}/metrics"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 def _summary(summary: DrainSummary) -> str:
     return (
         f"delivered {summary.delivered}, retried {summary.retried}, failed {summary.failed}, "
@@ -295,6 +390,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
     # Before the file is opened (and its settings changed): the lease must cover --timeout.
     check_lease(timedelta(seconds=args.lease), SimpleNamespace(deadline=args.timeout))
+    _check_metrics_host(args)
     path = database(args)
     retry = RetryPolicy()
     with contextlib.ExitStack() as stack:
@@ -304,8 +400,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             Urllib3Transport(destinations=policy, deadline=args.timeout)
         )
         stack.enter_context(_logging(args.log_level))
+        hooks, metrics_url = stack.enter_context(_metrics(args, storage))
         counting = CountingTransport(transport, retry)
-        registry = WebhookRegistry(storage, destinations=policy)
+        registry = WebhookRegistry(storage, destinations=policy, hooks=hooks)
         with (
             Dispatcher(
                 registry, transport=counting, retry=retry, lease_duration=args.lease
@@ -319,19 +416,24 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             ),
         ):
             how = "until idle" if args.until_idle else "until SIGTERM or Ctrl-C"
+            started: dict[str, Any] = {
+                "event": "started",
+                "worker": dispatcher.owner,
+                "db": path,
+                "concurrency": args.concurrency,
+                "until": "idle" if args.until_idle else "signal",
+            }
+            if metrics_url:
+                started["metrics"] = metrics_url
             _emit(
                 console,
                 args.json,
                 f"worker {dispatcher.owner} delivering {path} "
                 f"(concurrency {args.concurrency}) {how}",
-                {
-                    "event": "started",
-                    "worker": dispatcher.owner,
-                    "db": path,
-                    "concurrency": args.concurrency,
-                    "until": "idle" if args.until_idle else "signal",
-                },
+                started,
             )
+            if metrics_url and not args.json:
+                console.err(f"metrics at {metrics_url}")
             if args.until_idle:
                 summary = dispatcher.drain(args.max_time, concurrency=args.concurrency)
             else:

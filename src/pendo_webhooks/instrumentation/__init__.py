@@ -15,6 +15,11 @@ delivery's state. The signals:
 * :class:`WebhookChanged`: a webhook was disabled (by an admin or by the library,
   e.g. on a ``410 Gone``) or enabled again.
 
+Ready-made hooks: :class:`LoggingHook` (one stdlib log line per signal; the engine's
+own log lines stay as they are without it), :mod:`pendo_webhooks.instrumentation.prometheus`
+(the ``prometheus`` extra) and :mod:`pendo_webhooks.instrumentation.otel` (the ``otel``
+extra); neither extra is imported by ``import pendo_webhooks``.
+
 Hooks run in the thread that made the change, after the change is stored, so a signal
 never announces something that was not recorded. They must be quick (a counter, a log
 line, a queue put); a hook that raises is logged (its exception type only) and the
@@ -49,6 +54,7 @@ from typing import Protocol, TypeAlias
 import attrs
 
 from ..exceptions import ConfigurationError
+from ._logging import LoggingHook, signal_fields
 
 
 __all__ = [
@@ -57,9 +63,11 @@ __all__ = [
     "DeliveryState",
     "Hook",
     "Hooks",
+    "LoggingHook",
     "Signal",
     "WebhookChanged",
     "WebhookState",
+    "signal_fields",
     "to_hooks",
 ]
 
@@ -149,6 +157,21 @@ class AttemptFinished:
         Whether the receiver answered 2xx.
         """
         return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def status_class(self) -> str:
+        """
+        The status's class (``"2xx"`` ... ``"5xx"``), or ``"error"`` if no valid response came.
+
+        >>> from datetime import datetime, timezone
+        >>> AttemptFinished(webhook_id="wh_1", kind="url", host="hooks.example.com",
+        ...                 deliveries=1, status=None, error_kind="timeout", duration=15.0,
+        ...                 at=datetime(2026, 1, 1, tzinfo=timezone.utc)).status_class
+        'error'
+        """
+        if self.status is None or not 100 <= self.status <= 599:
+            return "error"
+        return f"{self.status // 100}xx"
 
 
 @attrs.frozen(kw_only=True)
