@@ -838,3 +838,24 @@ def test_small_edges() -> None:
 
     with pytest.raises(PayloadError):
         evaluate(event, [hook], measure=broken)
+
+
+def test_an_operations_webhook_takes_no_filters(registry: WebhookRegistry) -> None:
+    """
+    Operations webhooks carry the library's alerts, not visitor data: filters are refused.
+    """
+    with pytest.raises(ValidationError, match="takes no PII filters") as info:
+        registry.create(
+            ADMIN,
+            name="ops",
+            url=URL,
+            categories=["pendo_webhooks.delivery.exhausted"],
+            filters=["drop:userAgent"],
+        )
+    assert info.value.field == "filters"
+    ops = registry.create(
+        ADMIN, name="ops", url=URL, categories=["pendo_webhooks.delivery.exhausted"]
+    )
+    with Dispatcher(registry, transport=RecordingTransport()) as dispatcher:
+        tested = dispatcher.send_test(ADMIN, ops.id)
+    assert tested.filters == ()

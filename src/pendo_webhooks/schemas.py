@@ -11,6 +11,8 @@ prints them.
 * :func:`event_schema`: one event type's body;
 * :func:`events_schema`: any event body (the ``event`` name picks the type's schema);
 * :func:`segment_schema`: a Segment ``track`` message, as a Segment webhook sends it;
+* :func:`operations_schema`: an *operations event* body, as an operations webhook gets it
+  (:mod:`pendo_webhooks.alerts`);
 * :func:`openapi_document`: an OpenAPI 3.1 ``webhooks`` document: one entry per event type,
   with the body, the signature headers, the answers a receiver gives and the retries they
   cause.
@@ -45,8 +47,9 @@ from typing import Any
 import attrs
 
 from .events import _checks as checks
-from .events._category import EventCategory
+from .events._category import EventCategory, OperationsCategory
 from .events._models import EVENT_TYPES, Event, ParentChildAccountCreated, _Envelope
+from .events._operations import Alert, sample_alert
 from .events._values import ID, INT64, TEXT, FieldCheck
 from .events._wire import _WIRE_PATHS, EVENT_CLASSES, HOST_ONLY, camel
 from .exceptions import UnknownEventType, ValidationError
@@ -64,6 +67,7 @@ __all__ = [
     "event_schema",
     "events_schema",
     "openapi_document",
+    "operations_schema",
     "segment_schema",
 ]
 
@@ -704,3 +708,136 @@ def openapi_document(
         },
     }
     return document
+
+
+# ---------------------------------------------------------------------------------------
+# Operations events: what Alert.to_wire_dict writes.
+
+_OPERATIONS_FIELDS: dict[str, dict[str, Any]] = {
+    "webhook_id": {"type": "string", "minLength": 1, "description": "The webhook concerned."},
+    "webhook_name": {
+        "type": ["string", "null"],
+        "description": "Its name; `null` if it was deleted before the alert was made.",
+    },
+    "delivery_id": {"type": "string", "minLength": 1, "description": "The dead delivery."},
+    "event_id": {
+        "type": "string",
+        "minLength": 1,
+        "description": "Its event's id: the `webhook-id` its receiver was sent.",
+    },
+    "event": {
+        "enum": [c.value for c in EventCategory],
+        "description": "Its event's category.",
+    },
+    "attempts": {
+        "type": "integer",
+        "minimum": 1,
+        "description": "How many attempts it had, redeliveries included.",
+    },
+    "by": {
+        "type": "string",
+        "minLength": 1,
+        "description": "Who disabled the webhook: `system` (the library) or an admin's id.",
+    },
+    "reason": {
+        "type": ["string", "null"],
+        "description": "Why: the last error, the disable reason; `null` if not known.",
+    },
+}
+
+_OPERATIONS_SUMMARY = {
+    OperationsCategory.DELIVERY_EXHAUSTED: "A delivery spent its retries and went `dead`.",
+    OperationsCategory.WEBHOOK_DISABLED: "A webhook was disabled.",
+    OperationsCategory.WEBHOOK_RECOVERED: "A failing webhook's destination answers again.",
+}
+
+_TIMESTAMP_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$"
+
+
+def _to_operations_kind(kind: OperationsCategory | str) -> OperationsCategory:
+    try:
+        return Alert(kind=kind, webhook_id="-", at=EPOCH_UTC).kind
+    except ValidationError:
+        raise UnknownEventType(str(kind)) from None
+
+
+def _operations_body(kind: OperationsCategory) -> dict[str, Any]:
+    keys = list(sample_alert(kind, EPOCH_UTC).to_wire_dict()["data"])
+    return {
+        "title": "".join(part.title() for part in re.split(r"[._]", kind.short)),
+        "description": _OPERATIONS_SUMMARY[kind],
+        "type": "object",
+        "properties": {
+            "type": {"const": kind.value, "description": "The operations event type."},
+            "timestamp": {
+                "type": "string",
+                "format": "date-time",
+                "pattern": _TIMESTAMP_PATTERN,
+                "description": "When it happened: UTC, with milliseconds and `Z`.",
+            },
+            "data": {
+                "type": "object",
+                "properties": {key: dict(_OPERATIONS_FIELDS[key]) for key in keys},
+                "required": keys,
+            },
+        },
+        "required": ["type", "timestamp", "data"],
+    }
+
+
+def operations_schema(kind: OperationsCategory | str | None = None) -> dict[str, Any]:
+    """
+    The JSON Schema (2020-12) of an operations event body; of any of them without *kind*.
+
+    An operations webhook (:mod:`pendo_webhooks.alerts`) receives
+    ``{"type": ..., "timestamp": ..., "data": {...}}``, signed like any URL webhook's
+    request (verify it with :func:`~pendo_webhooks.signing.verify`). Every key of *data* is
+    present, ``null`` where the schema allows it; keys not named here are allowed (a newer
+    sender may add some).
+
+    Args:
+        kind: ``"delivery.exhausted"``, ``"webhook.disabled"``, ``"webhook.recovered"``
+            (or the full ``pendo_webhooks.`` names, or an
+            :class:`~pendo_webhooks.events.OperationsCategory`).
+
+    Raises:
+        UnknownEventType: If *kind* names no operations event.
+
+    >>> schema = operations_schema("webhook.disabled")
+    >>> schema["$id"], schema["title"]
+    ('urn:pendo-webhooks:schema:operations:pendo_webhooks.webhook.disabled', 'WebhookDisabled')
+    >>> schema["properties"]["data"]["required"]
+    ['webhook_id', 'webhook_name', 'by', 'reason']
+    >>> operations_schema()["properties"]["type"]["enum"][0]
+    'pendo_webhooks.delivery.exhausted'
+    """
+    if kind is not None:
+        chosen = _to_operations_kind(kind)
+        return {
+            "$schema": JSON_SCHEMA_DIALECT,
+            "$id": f"{_ID_PREFIX}operations:{chosen.value}",
+            **_operations_body(chosen),
+        }
+    bodies = {k: _operations_body(k) for k in OperationsCategory}
+    return {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "$id": f"{_ID_PREFIX}operations",
+        "title": "OperationsEvent",
+        "description": "Any operations event body; `type` says which one it is.",
+        "type": "object",
+        "properties": {
+            "type": {
+                "enum": [k.value for k in OperationsCategory],
+                "description": "The operations event type.",
+            }
+        },
+        "required": ["type"],
+        "allOf": [
+            {
+                "if": {"properties": {"type": {"const": k.value}}},
+                "then": {"$ref": _LOCAL_DEFS + body["title"]},
+            }
+            for k, body in bodies.items()
+        ],
+        "$defs": {body["title"]: body for body in bodies.values()},
+    }

@@ -1,6 +1,6 @@
 """
-``pendo-webhooks schema [EVENT | --segment | --openapi]``: the JSON Schemas and the OpenAPI
-document of the bodies a receiver gets, generated from the event models.
+``pendo-webhooks schema [EVENT | --segment | --openapi | --operations [KIND]]``: the JSON
+Schemas and the OpenAPI document of the bodies a receiver gets, generated from the models.
 
 Strictly private.
 """
@@ -29,8 +29,9 @@ def register(subparsers: Any) -> None:
             "Print the JSON Schema (2020-12) of EVENT's webhook body; without EVENT, the "
             "schema of any body (its `event` picks the type). --segment prints the schema of "
             "a Segment track message, --openapi an OpenAPI 3.1 document with one `webhooks` "
-            "entry per event type. All are generated from the event models, so they match "
-            "what pendo-webhooks sends."
+            "entry per event type, --operations the schema of an operations webhook's alert "
+            "body (of one KIND, e.g. webhook.disabled, if given). All are generated from the "
+            "models, so they match what pendo-webhooks sends."
         ),
     )
     parser.add_argument(
@@ -42,6 +43,11 @@ def register(subparsers: Any) -> None:
     )
     which.add_argument(
         "--openapi", action="store_true", help="the OpenAPI 3.1 document of the webhooks"
+    )
+    which.add_argument(
+        "--operations",
+        action="store_true",
+        help="the schema of an operations webhook's body (EVENT, if given, is its kind)",
     )
     openapi = parser.add_argument_group("with --openapi")
     openapi.add_argument("--title", help="the document's info.title")
@@ -95,6 +101,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         document = schemas.openapi_document(**options)
     elif args.segment:
         document = schemas.segment_schema()
+    elif args.operations:
+        document = schemas.operations_schema(args.event)
     elif args.event is not None:
         document = schemas.event_schema(args.event)
     else:

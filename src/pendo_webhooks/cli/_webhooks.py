@@ -49,8 +49,25 @@ __all__ = ["register"]
 def _categories(values: list[str]) -> list[str]:
     # --event npsSubmitted --event pollSubmitted, or --event npsSubmitted,pollSubmitted;
     # a misspelled one is refused here, with the closest name, before the store is opened.
+    # An operations event (pendo_webhooks.webhook.disabled) is taken as it is.
+    from ..events._category import OperationsCategory  # noqa: PLC0415 - only on this path
+
     names = [part.strip() for value in values for part in value.split(",") if part.strip()]
-    return [event_category(name).value for name in names]
+    operations = {c.value for c in OperationsCategory}
+    return [name if name in operations else event_category(name).value for name in names]
+
+
+def _subscriptions(args: argparse.Namespace) -> list[str]:
+    # create: --event EVENT..., or --operations for every operations event.
+    if args.operations:
+        if args.events:
+            usage_error(args, "--operations subscribes to every operations event; drop --event")
+        from ..alerts import OPERATIONS_CATEGORIES  # noqa: PLC0415 - only on this path
+
+        return [c.value for c in OPERATIONS_CATEGORIES]
+    if not args.events:
+        usage_error(args, "give --event EVENT (or --operations for an operations webhook)")
+    return _categories(args.events)
 
 
 #: The CLI's option for each field the registry checks, for its error messages.
@@ -102,7 +119,7 @@ def register(subparsers: Any) -> None:
     parser = command("create", "register a webhook (disabled unless --enable)")
     parser.add_argument("--name", required=True, help="a name admins recognize")
     parser.add_argument("--url", help="where to POST (or use --segment)")
-    _add_event_option(parser, required=True)
+    _add_event_option(parser, replaces=False)
     _add_secret_options(
         parser,
         unsigned_help="send unsigned, without a secret (receivers cannot tell its requests "
@@ -119,7 +136,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("id", metavar="ID")
     parser.add_argument("--name")
     parser.add_argument("--url")
-    _add_event_option(parser, required=False)
+    _add_event_option(parser, replaces=True)
     _add_secret_options(
         parser,
         unsigned_help="remove the secret and send unsigned (receivers cannot tell its "
@@ -175,16 +192,23 @@ def _register_rotate_and_test(command: Any) -> None:
     parser.set_defaults(handler=_test, reaches=True)
 
 
-def _add_event_option(parser: argparse.ArgumentParser, *, required: bool) -> None:
+def _add_event_option(parser: argparse.ArgumentParser, *, replaces: bool) -> None:
     parser.add_argument(
         "--event",
         dest="events",
         action="append",
-        required=required,
         metavar="EVENT",
         help="an event type to send (repeatable, or comma-separated)"
-        + ("" if required else "; replaces the current ones"),
+        + ("; replaces the current ones" if replaces else ""),
     )
+    if not replaces:
+        parser.add_argument(
+            "--operations",
+            action="store_true",
+            help="an operations webhook: it receives the library's own signed alerts "
+            "(pendo_webhooks.delivery.exhausted, .webhook.disabled, .webhook.recovered) "
+            "instead of Pendo events",
+        )
 
 
 def _add_secret_options(
@@ -307,7 +331,7 @@ def _unsigned_warnings(console: Console) -> Iterator[None]:
 
 
 def _list(args: argparse.Namespace, console: Console) -> int:
-    category = None if args.event is None else event_category(args.event)
+    category = None if args.event is None else _categories([args.event])[0]
     with open_registry(args) as registry:
         hooks = registry.list(actor(args), enabled=args.enabled, category=category)
     if args.json:
@@ -413,6 +437,7 @@ def _create(args: argparse.Namespace, console: Console) -> int:
         "filters": args.filters,
     }
     fields = {k: v for k, v in optional.items() if v is not None}
+    subscriptions = _subscriptions(args)
     if args.unsigned:
         if write_key is not None:
             usage_error(args, "--unsigned is for URL webhooks; Segment webhooks use a write key")
@@ -429,7 +454,7 @@ def _create(args: argparse.Namespace, console: Console) -> int:
             who,
             name=args.name,
             url=args.url,
-            categories=_categories(args.events),
+            categories=subscriptions,
             secret=secret,
             **fields,
         )

@@ -24,6 +24,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+from .._clock import utcnow
 from ._common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -43,7 +44,10 @@ if TYPE_CHECKING:
     from ..transports import OutgoingRequest, Transport, TransportResponse
 
 
-__all__ = ["CountingTransport", "is_loopback", "register"]
+__all__ = ["ALERT_SWEEP_SPAN", "CountingTransport", "is_loopback", "register"]
+
+#: How far back a starting worker looks for alerts a crashed one did not send.
+ALERT_SWEEP_SPAN = timedelta(days=1)
 
 
 def register(subparsers: Any) -> None:
@@ -60,7 +64,10 @@ def register(subparsers: Any) -> None:
             "Several workers may share one file. While deliveries are pending, a progress "
             "line goes to stderr every few seconds. With --until-idle it exits once nothing "
             "is pending: 0, or 1 if --max-time ran out first. The address guard is the "
-            "one the store records (see --allow-private)."
+            "one the store records (see --allow-private). Alerts (a delivery gone dead, a "
+            "webhook disabled by the library) are logged as warnings and sent to the "
+            "store's operations webhooks (webhooks create --operations); on start, the "
+            "last day is swept for alerts a crashed worker did not send."
         ),
     )
     parser.epilog = f"{_JSON_HELP}\n\n{parser.epilog}"
@@ -383,7 +390,8 @@ def _summary_fields(summary: DrainSummary) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
-    from ..dispatcher import Dispatcher, check_lease  # noqa: PLC0415 - loaded when it runs
+    from ..alerts import Alerts  # noqa: PLC0415 - loaded when it runs
+    from ..dispatcher import Dispatcher, check_lease  # noqa: PLC0415
     from ..registry import WebhookRegistry  # noqa: PLC0415
     from ..retry import RetryPolicy  # noqa: PLC0415
     from ..transports import Urllib3Transport  # noqa: PLC0415
@@ -402,7 +410,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         stack.enter_context(_logging(args.log_level))
         hooks, metrics_url = stack.enter_context(_metrics(args, storage))
         counting = CountingTransport(transport, retry)
-        registry = WebhookRegistry(storage, destinations=policy, hooks=hooks)
+        alerts = Alerts(storage)
+        registry = WebhookRegistry(storage, destinations=policy, hooks=[*hooks, alerts])
+        alerts.sweep(utcnow() - ALERT_SWEEP_SPAN)
         with (
             Dispatcher(
                 registry, transport=counting, retry=retry, lease_duration=args.lease

@@ -17,10 +17,12 @@ from .._clock import Clock
 from ..channels import format_for
 from ..channels._filtering import unsupported_reason
 from ..events import EventCategory, new_unique_id
+from ..events._category import AnyCategory, OperationsCategory
+from ..events._operations import sample_alert
 from ..exceptions import ValidationError
 from ..model._delivery import Attempt, Delivery, DeliveryStatus
 from ..model._outcomes import TestResult
-from ..model._webhook import to_category
+from ..model._webhook import to_subscription
 from ..registry import Actor, WebhookRegistry
 from ..storage import Storage
 from ._attempt import host_of
@@ -31,7 +33,7 @@ from ._dispatch_args import aware_arg, count_arg
 __all__ = ["AdminReads"]
 
 _MAX_LIMIT = 10_000
-_CATEGORY_ORDER = list(EventCategory)
+_CATEGORY_ORDER: list[AnyCategory] = [*EventCategory, *OperationsCategory]
 _END_OF_TIME = datetime.max.replace(tzinfo=timezone.utc)
 
 logger = logging.getLogger("pendo_webhooks")
@@ -77,25 +79,30 @@ class AdminReads:
         chosen = (
             min(webhook.categories, key=_CATEGORY_ORDER.index)
             if category is None
-            else to_category(category)
+            else to_subscription(category)
         )
-        # Imported here so that importing the package never builds the samples.
-        from ..events._samples import sample_event  # noqa: PLC0415
-
-        event = sample_event(chosen, unique_id=new_unique_id(), timestamp=self._clock())
         channel = self._deliverer.channel(webhook)
-        body, applied = format_for(channel, event, webhook)
-        filters = tuple(str(f) for f in applied)
-        if body is None:  # never sent unfiltered
-            return TestResult(
-                webhook_id=webhook.id,
-                category=chosen,
-                event_id=event.unique_id,
-                accepted=False,
-                error=unsupported_reason(channel, webhook),
-                filters=filters,
-            )
-        message = _Sample(body=body, event_id=event.unique_id)
+        if isinstance(chosen, OperationsCategory):
+            alert = sample_alert(chosen, self._clock())
+            message = _Sample(body=alert.to_body(), event_id=alert.id)
+            filters: tuple[str, ...] = ()
+        else:
+            # Imported here so that importing the package never builds the samples.
+            from ..events._samples import sample_event  # noqa: PLC0415
+
+            event = sample_event(chosen, unique_id=new_unique_id(), timestamp=self._clock())
+            body, applied = format_for(channel, event, webhook)
+            filters = tuple(str(f) for f in applied)
+            if body is None:  # never sent unfiltered
+                return TestResult(
+                    webhook_id=webhook.id,
+                    category=chosen,
+                    event_id=event.unique_id,
+                    accepted=False,
+                    error=unsupported_reason(channel, webhook),
+                    filters=filters,
+                )
+            message = _Sample(body=body, event_id=event.unique_id)
         sent, sent_body = self._deliverer.send(webhook, channel, [message])
         body = sent_body or message.body
         status = sent.status
@@ -115,7 +122,7 @@ class AdminReads:
         return TestResult(
             webhook_id=webhook.id,
             category=chosen,
-            event_id=event.unique_id,
+            event_id=message.event_id,
             accepted=accepted,
             status=status,
             latency=sent.duration,

@@ -61,7 +61,7 @@ pendo_webhooks.exceptions.UnknownEventType: unknown event type: 'pageViewed'
 from __future__ import annotations
 
 from ._agent_version import MIN_SURVEY_AGENT_VERSION, AgentVersion
-from ._category import EventCategory
+from ._category import EventCategory, OperationsCategory
 from ._ids import new_unique_id
 from ._models import (
     AccountCreated,
@@ -104,6 +104,7 @@ __all__ = [
     "NpsDisplayed",
     "NpsResponse",
     "NpsSubmitted",
+    "OperationsCategory",
     "ParentChildAccountCreated",
     "PollDisplayed",
     "PollResponse",

@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from ..events._category import EventCategory
+from ..events._category import AnyCategory, to_any_category
 from ..events._ids import sorted_id
 from ..exceptions import ValidationError
 from ..retry import Verdict
@@ -103,9 +103,9 @@ def _to_status(value: DeliveryStatus | str) -> DeliveryStatus:
         raise ValidationError("status", msg) from None
 
 
-def _to_category(value: EventCategory | str) -> EventCategory:
+def _to_category(value: AnyCategory | str) -> AnyCategory:
     try:
-        return EventCategory(value)
+        return to_any_category(value)
     except ValueError:
         msg = f"unknown event category {str(value)[:100]!r}"
         raise ValidationError("category", msg) from None
@@ -169,7 +169,8 @@ class Delivery:
         event_id: The event's ``uniqueId``: the ``webhook-id`` header of every
             attempt and every replay, so receivers can de-duplicate. One
             delivery per event and webhook.
-        category: The event's category.
+        category: The event's category (an
+            :class:`~pendo_webhooks.events.OperationsCategory` for an operations event).
         body: The exact bytes sent on every attempt, serialized once when the
             delivery was created (empty once purged). Never shown in the repr.
         status: Where it stands.
@@ -208,7 +209,7 @@ class Delivery:
     id: str
     webhook_id: str
     event_id: str
-    category: EventCategory = attrs.field(converter=_to_category)
+    category: AnyCategory = attrs.field(converter=_to_category)
     body: bytes = attrs.field(validator=_check_bytes, repr=_body_repr)
     status: DeliveryStatus = attrs.field(default=DeliveryStatus.PENDING, converter=_to_status)
     attempts: int = attrs.field(default=0, validator=_check_count)
@@ -327,7 +328,7 @@ def trusted_delivery(
     id: str,  # noqa: A002 - the field's name
     webhook_id: str,
     event_id: str,
-    category: EventCategory,
+    category: AnyCategory,
     body: bytes,
     status: DeliveryStatus = DeliveryStatus.PENDING,
     attempts: int = 0,
@@ -350,6 +351,7 @@ def trusted_delivery(
     counts non-negative ints, *body* bytes. Datetimes are still normalized to UTC.
 
     >>> from datetime import datetime, timezone
+    >>> from pendo_webhooks.events import EventCategory
     >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
     >>> fields = dict(id="dlv_1", webhook_id="wh_1", event_id="f961", body=b"{}",
     ...               category=EventCategory.NPS_SUBMITTED, next_attempt_at=t,

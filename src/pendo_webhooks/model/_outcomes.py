@@ -14,7 +14,7 @@ from datetime import datetime
 
 import attrs
 
-from ..events._category import EventCategory
+from ..events._category import AnyCategory, EventCategory
 
 
 __all__ = ["DeliveryOutcome", "DispatchResult", "DrainSummary", "Outcome", "TestResult"]
@@ -213,7 +213,8 @@ class TestResult:
 
     Attributes:
         webhook_id: The webhook tested.
-        category: The category of the sample event sent.
+        category: The category of the sample event sent (an operations event's for an
+            operations webhook).
         event_id: The sample's fresh ``uniqueId`` (its ``webhook-id``).
         accepted: Whether the receiver answered 2xx.
         status: The HTTP status, if a response came back.
@@ -234,7 +235,7 @@ class TestResult:
     __test__ = False
 
     webhook_id: str
-    category: EventCategory
+    category: AnyCategory
     event_id: str
     accepted: bool
     status: int | None = None

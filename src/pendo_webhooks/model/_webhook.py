@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import attrs
 
 from ..events import EventCategory
+from ..events._category import AnyCategory, OperationsCategory, to_any_category
 from ..exceptions import InvalidType, ValidationError
 from ..signing import DEFAULT_SIGNATURE_HEADER, SignatureScheme, validate_header_name
 from ..signing._secret import Secret
@@ -270,13 +271,34 @@ def to_category(value: EventCategory | str, field: str = "category") -> EventCat
         raise ValidationError(field, msg) from None
 
 
-def _to_categories(value: Iterable[EventCategory | str]) -> frozenset[EventCategory]:
+def to_subscription(value: AnyCategory | str, field: str = "category") -> AnyCategory:
+    """
+    Return *value* as an :class:`EventCategory` or an :class:`OperationsCategory`.
+
+    Raises:
+        ValidationError: Naming *field*, if *value* is neither.
+    """
+    try:
+        return to_any_category(value)
+    except ValueError:
+        msg = f"unknown event category {str(value)[:100]!r}"
+        raise ValidationError(field, msg) from None
+
+
+def _to_categories(value: Iterable[AnyCategory | str]) -> frozenset[AnyCategory]:
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
         msg = "must be a collection of event categories"
         raise ValidationError("categories", msg)
-    categories = frozenset(to_category(v, "categories") for v in value)
+    categories = frozenset(to_subscription(v, "categories") for v in value)
     if not categories:
         msg = "must name at least one event category"
+        raise ValidationError("categories", msg)
+    operations = sum(isinstance(c, OperationsCategory) for c in categories)
+    if operations and operations != len(categories):
+        msg = (
+            "cannot mix Pendo events and operations events (pendo_webhooks.*): "
+            "an operations webhook receives operations events only"
+        )
         raise ValidationError("categories", msg)
     return categories
 
@@ -475,7 +497,8 @@ class Webhook:
             (``unsigned=True``); then it is ``None``.
         previous_secrets: Secrets replaced by rotation that still sign until
             they expire, newest first; at most :data:`MAX_RETIRED_SECRETS`.
-        categories: The event categories sent (at least one).
+        categories: The event categories sent (at least one): Pendo's, or the
+            library's own operations events (:class:`OperationsCategory`), never both.
         enabled: Whether events are sent. New webhooks start disabled.
         signature_scheme: Which signature headers a URL webhook carries.
         signature_header: The header name for Pendo's hex signature.
@@ -519,7 +542,7 @@ class Webhook:
     segment_gzip: bool = attrs.field(default=False, validator=_check_bool)
     secret: Secret | None = attrs.field(default=None, converter=_to_secret)
     previous_secrets: tuple[RetiredSecret, ...] = attrs.field(default=(), converter=_to_retired)
-    categories: frozenset[EventCategory] = attrs.field(converter=_to_categories)
+    categories: frozenset[AnyCategory] = attrs.field(converter=_to_categories)
     enabled: bool = attrs.field(default=False, validator=_check_bool)
     signature_scheme: SignatureScheme = attrs.field(
         default=SignatureScheme.BOTH, converter=_to_scheme
@@ -552,7 +575,19 @@ class Webhook:
             msg = "must be empty while the webhook is enabled"
             raise ValidationError("disabled_reason", msg)
 
+    @property
+    def is_operations(self) -> bool:
+        """
+        Whether this is an *operations webhook*: subscribed to the library's own events.
+
+        See :mod:`pendo_webhooks.alerts`.
+        """
+        return any(isinstance(c, OperationsCategory) for c in self.categories)
+
     def _check_kind(self) -> None:
+        if self.kind is WebhookKind.SEGMENT and self.is_operations:
+            msg = "operations events go to URL webhooks only, not to Segment"
+            raise ValidationError("categories", msg)
         if self.kind is WebhookKind.URL:
             if not isinstance(self.url, str) or not self.url:
                 msg = "is required for URL webhooks"

@@ -31,6 +31,7 @@ import attrs
 
 from .._clock import Clock, utcnow
 from ..events import EventCategory
+from ..events._category import AnyCategory
 from ..events._ids import new_id
 from ..exceptions import ConflictError, InvalidType, UnsignedWebhookWarning, ValidationError
 from ..guard import DestinationPolicy
@@ -62,6 +63,7 @@ from ..model._webhook import (
     to_category,
     to_kind,
     to_secret,
+    to_subscription,
 )
 from ..signing import SignatureScheme
 from ..signing._secret import Secret
@@ -568,10 +570,13 @@ class WebhookRegistry:
         *,
         enabled: bool | None = None,
         kind: WebhookKind | str | None = None,
-        category: EventCategory | str | None = None,
+        category: AnyCategory | str | None = None,
     ) -> builtins.list[Webhook]:
         """
         Return the webhooks, enabled and disabled, oldest first; each filter given must match.
+
+        *category* may name an operations event (``"webhook.disabled"``): the operations
+        webhooks subscribed to it.
 
         Raises:
             PermissionDenied: If *actor* may not read webhooks.
@@ -579,7 +584,7 @@ class WebhookRegistry:
         """
         self.policy.check(actor, "read", None)
         wanted_kind = None if kind is None else to_kind(kind)
-        wanted_category = None if category is None else to_category(category)
+        wanted_category = None if category is None else to_subscription(category)
         return [
             w
             for w in self.storage.list_webhooks()

@@ -26,6 +26,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..events import EventCategory
+from ..events._category import OperationsCategory
 from ..exceptions import ValidationError
 from ..model._filters import FieldFilter, FilterAction
 from ..model._webhook import Webhook, WebhookKind, to_category, to_kind
@@ -161,16 +162,26 @@ def _why_not(one: FieldFilter, kind: WebhookKind) -> str:
 
 
 def check_filters(
-    filters: Iterable[FieldFilter], categories: Iterable[EventCategory], kind: WebhookKind
+    filters: Iterable[FieldFilter],
+    categories: Iterable[EventCategory | OperationsCategory],
+    kind: WebhookKind,
 ) -> None:
     """
     Refuse a filter whose path is in none of *categories*' bodies, or whose action there
-    would leave a body invalid for a webhook of *kind*.
+    would leave a body invalid for a webhook of *kind*; refuse any filter on an operations
+    webhook (its alerts carry no visitor data, and are never filtered).
 
     Raises:
         ValidationError: Naming ``filters``, saying which filter and why.
     """
-    chosen = sorted(categories)
+    filters = tuple(filters)
+    chosen = sorted(c for c in categories if isinstance(c, EventCategory))
+    if filters and not chosen:
+        msg = (
+            "an operations webhook receives the library's own alerts, which carry no "
+            "visitor data: it takes no PII filters"
+        )
+        raise ValidationError("filters", msg)
     for one in filters:
         allowed: list[frozenset[FilterAction]] = []
         for category in chosen:

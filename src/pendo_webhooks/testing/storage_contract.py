@@ -55,7 +55,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ..dispatcher import Attempt, Delivery, DeliveryStatus
-from ..events import EventCategory
+from ..events import EventCategory, OperationsCategory
 from ..exceptions import (
     ConfigurationError,
     ConflictError,
@@ -480,6 +480,23 @@ class WebhookStoreContract:
         assert [w.id for w in storage.webhooks_for(EventCategory.POLL_SUBMITTED)] == ["wh_other"]
         assert storage.webhooks_for(EventCategory.ACCOUNT_CREATED) == []
 
+    def test_an_operations_webhook_round_trips_and_gets_no_pendo_events(
+        self, storage: Storage
+    ) -> None:
+        """
+        A webhook subscribed to the library's operations events reads back equal (the
+        categories are stored as their values, ``pendo_webhooks.webhook.disabled``), and
+        no Pendo category finds it.
+        """
+        hook = _make_webhook(enabled=True, categories=set(OperationsCategory))
+        storage.insert_webhook(hook, audit=_entry(hook.id))
+        got = storage.get_webhook(hook.id)
+        assert got == hook
+        assert got.is_operations
+        assert storage.list_webhooks() == [hook]
+        for category in EventCategory:
+            assert storage.webhooks_for(category) == []
+
     def test_webhooks_for_follows_category_changes(self, storage: Storage) -> None:
         """
         After a replace changes the categories, the category lookup follows.
@@ -708,6 +725,17 @@ class OutboxQueueContract:
         assert storage.enqueue_deliveries([new]) == [None]
         assert storage.get_delivery(new.id) == new
         assert storage.pending_summary() == (1, _T0)
+
+    def test_an_operations_delivery_is_stored_as_given(self, storage: Storage) -> None:
+        """
+        A delivery of an operations event (its category an ``OperationsCategory``) reads
+        back equal, from ``get_delivery`` and from ``list_deliveries``.
+        """
+        webhook = _hook(storage)
+        new = _delivery(webhook.id, category=OperationsCategory.DELIVERY_EXHAUSTED)
+        assert storage.enqueue_deliveries([new]) == [None]
+        assert storage.get_delivery(new.id) == new
+        assert storage.list_deliveries(webhook_id=webhook.id) == [new]
 
     def test_one_delivery_per_event_and_webhook(self, storage: Storage) -> None:
         """
@@ -1643,5 +1671,5 @@ class StorageContract(
     that implements all of the seam.
 
     >>> len([name for name in dir(StorageContract) if name.startswith("test_")])
-    72
+    74
     """
