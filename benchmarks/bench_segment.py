@@ -20,6 +20,12 @@ from the first event handed over until the receiver has them all:
   475,000 bytes joined from the stored bytes, every outcome and attempt row written back;
   then ``drain()`` (nothing is left). The Dispatcher's default transport.
 * **pendo-webhooks, in memory**: the same with ``InMemoryStorage`` (not durable).
+* **pendo-webhooks, one event per call** (how a request handler calls it): ``enqueue()`` of
+  each event on its own (each call returns once its delivery is committed) into a
+  ``SQLiteStorage(synchronous="NORMAL")`` file (committed to the WAL, so it survives a crash
+  of the application, which the official client's in-memory queue does not), then ``drain()``
+  (batches of up to 475,000 bytes). ``--per-event-threads T`` makes T host threads call it
+  at once (default 1, like a loop).
 * **segment-analytics-python** (the ``bench`` extra; a benchmark-only dependency):
   ``Client(host=<receiver>)`` in its default asynchronous mode, one ``track()`` per event
   with the same fields, then ``flush()``. Its queue is in memory, so what it holds is lost
@@ -258,6 +264,41 @@ def run_ours(
     return elapsed
 
 
+def run_per_event(
+    events: list[Event], receiver: AnyReceiver, directory: Path, threads: int
+) -> float:
+    """Seconds from the first enqueue() (one event per call) until drain() delivered them all."""
+    path = directory / f"per-event-{time.monotonic_ns()}.sqlite3"
+    with SQLiteStorage(path, synchronous="NORMAL") as storage:
+        registry = WebhookRegistry(storage, destinations=LOCAL)
+        admin = Actor("bench", is_admin=True)
+        hook = registry.create(
+            admin,
+            name="Segment bench, per event",
+            kind="segment",
+            write_key=WRITE_KEY,
+            segment_endpoint=receiver.url,
+            categories={e.category for e in events},
+        )
+        registry.enable(admin, hook.id)
+        with Dispatcher(registry) as dispatcher:
+            started = time.perf_counter()
+            if threads == 1:
+                for event in events:
+                    dispatcher.enqueue(event)
+            else:
+                with ThreadPoolExecutor(threads) as pool:
+                    list(pool.map(dispatcher.enqueue, events))
+            summary = dispatcher.drain(timeout=600)
+            elapsed = time.perf_counter() - started
+        if summary.delivered != len(events) or summary.pending:
+            sys.exit(f"pendo-webhooks (per event) delivered {summary.delivered} of {len(events)}")
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            Path(f"{path}{suffix}").unlink()
+    return elapsed
+
+
 def segment_calls(events: list[Event]) -> list[dict[str, Any]]:
     """The same events as keyword arguments of the official client's track()."""
     calls = []
@@ -375,6 +416,14 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=2_500, help="events per dispatch_many()")
     parser.add_argument("--threads", type=int, default=1, help="host threads calling it")
     parser.add_argument("--receivers", default="nginx,python", help="comma-separated")
+    parser.add_argument(
+        "--per-event-threads", type=int, default=1, help="host threads calling enqueue() per event"
+    )
+    parser.add_argument(
+        "--senders",
+        default=",".join((DURABLE, OFFICIAL, MEMORY, PER_EVENT)),
+        help="comma-separated, of: durable, official, memory, per-event",
+    )
     args = parser.parse_args()
     n, repeat = (2_000, 3) if args.quick else (args.events, args.repeat)
     try:
@@ -384,6 +433,8 @@ def main() -> None:
             "pip install -e '.[bench]' (segment-analytics-python, a benchmark-only dependency)"
         )
     _nginx.exit_on_sigterm()
+    if args.per_event_threads > 1:
+        LABELS[PER_EVENT] += f", {args.per_event_threads} threads"
 
     events = make_events(n)
     calls = segment_calls(events)
@@ -398,7 +449,10 @@ def main() -> None:
             DURABLE: lambda r: run_ours(events, r, Path(tmp), args.chunk, args.threads),
             OFFICIAL: lambda r: run_official(calls, r),
             MEMORY: lambda r: run_ours(events, r, None, args.chunk, args.threads),
+            PER_EVENT: lambda r: run_per_event(events, r, Path(tmp), args.per_event_threads),
         }
+        chosen = {x.strip() for x in args.senders.split(",")} | {OFFICIAL}
+        senders = {key: send for key, send in senders.items() if key in chosen}
         for name in filter(None, (x.strip() for x in args.receivers.split(","))):
             title, start = RECEIVERS[name]
             results: dict[str, list[Run]] = {key: [] for key in senders}

@@ -17,7 +17,7 @@ from datetime import datetime
 
 import attrs
 
-from ..model._delivery import Attempt, Delivery, DeliveryStatus
+from ..model._delivery import Attempt, Delivery, DeliveryStatus, evolved
 from ..model._webhook import Webhook
 from ._outbox_common import (
     claims_exhausted,
@@ -233,8 +233,9 @@ class MemoryOutbox:
                 or current.lease_until < now
             ):
                 return False
+            # The changes come from a Delivery, whose fields were checked when it was made.
             self._put(
-                attrs.evolve(
+                evolved(
                     current,
                     status=delivery.status,
                     attempts=delivery.attempts,

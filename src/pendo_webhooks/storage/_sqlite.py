@@ -43,7 +43,9 @@ class SQLiteStorage(SQLiteOutbox, SQLitePipeline, SQLiteWebhooks):
     ``BEGIN IMMEDIATE`` transaction (a webhook and its audit entry are written
     together or not at all), parameterized SQL only, and a schema the library
     creates and migrates itself (``PRAGMA application_id``/``user_version`` and
-    a ``schema_migrations`` table).
+    a ``schema_migrations`` table). New deliveries enqueued from several threads at
+    once share one commit (group commit: one fsync for all of them); each call still
+    returns only once its own deliveries are committed.
 
     Before it changes a byte, it checks that the file is a pendo-webhooks
     database (or empty); a corrupt file, a foreign database, or one written by a

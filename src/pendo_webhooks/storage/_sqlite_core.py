@@ -50,6 +50,7 @@ from ._sql import closed_error, enter_self, exit_closing, newer_schema, store_re
 __all__ = [
     "AUTOCHECKPOINT_PAGES",
     "JOURNAL_SIZE_LIMIT",
+    "PID",
     "RowMemo",
     "SQLiteCore",
     "WebhookReads",
@@ -79,6 +80,11 @@ _V = TypeVar("_V")
 # Connections inherited across fork(): closing them in the child could disturb the parent's
 # locks, so the child keeps them, unused, until it exits.
 _FORK_ORPHANS: list[sqlite3.Connection] = []
+
+#: This process's id, kept current across fork() without a system call per statement.
+PID = [os.getpid()]
+if hasattr(os, "register_at_fork"):  # pragma: no branch - every POSIX system has it
+    os.register_at_fork(after_in_child=lambda: PID.__setitem__(0, os.getpid()))
 
 
 # The last moment formatted: one delivery's row repeats the same datetime object in up to
@@ -356,7 +362,7 @@ class SQLiteCore:
         """
         name = "relaxed" if relaxed and self._outcome_synchronous != self._synchronous else "slot"
         slot: _Slot | None = getattr(self._local, name, None)
-        if slot is not None and slot.pid == os.getpid() and not self._closed:
+        if slot is not None and slot.pid == PID[0] and not self._closed:
             return slot.conn
         with self._lock:
             if self._closed:

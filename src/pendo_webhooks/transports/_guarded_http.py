@@ -238,7 +238,43 @@ def _new_guarded_conn(conn: HTTPConnection) -> socket.socket:
     return sock
 
 
-class GuardedHTTPConnection(HTTPConnection):
+class _OneWrite(HTTPConnection):
+    """
+    Writes a request's head and a ``bytes`` body with one ``sendall``, not two. Strictly private.
+
+    urllib3 sends the head, then the body: two system calls and two TCP segments for
+    every webhook (the receiver may wake up for each). Here the head is held back
+    until the body's one chunk comes, and both go out as one write. Nothing else
+    changes: the connection still opens (through the guard) at the first write, and
+    bodies of any other kind go out as urllib3 sends them.
+    """
+
+    _holding = False
+    _head: bytes | None = None
+
+    def request(
+        self, method: str, url: str, body: Any = None, headers: Any = None, **options: Any
+    ) -> None:
+        self._head = None
+        self._holding = isinstance(body, bytes) and bool(body)
+        try:
+            super().request(method, url, body, headers, **options)
+        finally:
+            self._holding = False
+        head, self._head = self._head, None
+        if head is not None:  # pragma: no cover - urllib3 always sends a bytes body
+            super().send(head)
+
+    def send(self, data: Any) -> None:
+        if self._holding:
+            if self._head is None:
+                self._head = bytes(data)
+                return
+            data, self._head, self._holding = self._head + data, None, False
+        super().send(data)
+
+
+class GuardedHTTPConnection(_OneWrite):
     """
     An urllib3 HTTP connection whose socket only ever reaches vetted addresses. Strictly private.
     """
@@ -247,7 +283,7 @@ class GuardedHTTPConnection(HTTPConnection):
         return _new_guarded_conn(self)
 
 
-class GuardedHTTPSConnection(HTTPSConnection):
+class GuardedHTTPSConnection(_OneWrite, HTTPSConnection):
     """
     An urllib3 HTTPS connection whose socket only ever reaches vetted addresses. Strictly private.
     """
