@@ -32,6 +32,7 @@ from pendo_webhooks.storage._schema import (
     APPLICATION_ID,
     LATEST_VERSION,
     MIGRATIONS,
+    PII_FILTERS_MIGRATION,
     apply_migrations,
 )
 from pendo_webhooks.storage._sqlite_core import switch_to_wal
@@ -82,6 +83,15 @@ def undo_migration_8(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE delivery_exchanges")
     conn.execute(create)
     conn.execute("DELETE FROM schema_migrations WHERE version = 8")
+
+
+def undo_pii_filters(conn: sqlite3.Connection) -> None:
+    """
+    Take a file back to before the PII filters migration: no filters or hash key columns.
+    """
+    conn.execute("ALTER TABLE webhooks DROP COLUMN filters")
+    conn.execute("ALTER TABLE webhooks DROP COLUMN hash_key")
+    conn.execute("DELETE FROM schema_migrations WHERE version = ?", (PII_FILTERS_MIGRATION,))
 
 
 def digest(path: Path) -> str:
@@ -144,6 +154,7 @@ class TestSchema:
             )
             storage.enqueue_deliveries([new])
         conn = raw(path)
+        undo_pii_filters(conn)
         undo_migration_8(conn)
         conn.execute("ALTER TABLE deliveries DROP COLUMN claims")
         conn.execute("DELETE FROM schema_migrations WHERE version = 7")

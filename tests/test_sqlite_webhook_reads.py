@@ -21,7 +21,7 @@ from pendo_webhooks.registry import Actor, WebhookRegistry
 from pendo_webhooks.storage import SQLiteStorage
 from pendo_webhooks.storage._schema import LATEST_VERSION
 
-from .test_sqlite_storage import undo_migration_8
+from .test_sqlite_storage import undo_migration_8, undo_pii_filters
 
 
 ADMIN = Actor("u-1", is_admin=True)
@@ -212,6 +212,7 @@ def test_a_version_4_file_is_migrated_and_keeps_its_webhooks(path: Path) -> None
     conn.execute("DROP TABLE settings")  # migration 6's, which comes after
     conn.execute("ALTER TABLE deliveries DROP COLUMN claims")  # and migration 7's
     undo_migration_8(conn)  # and 8's
+    undo_pii_filters(conn)  # and the PII filters'
     conn.execute("DELETE FROM schema_migrations WHERE version >= 5")
     conn.execute("PRAGMA user_version = 4")
     conn.execute("COMMIT")

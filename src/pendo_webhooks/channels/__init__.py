@@ -30,6 +30,10 @@ another process could not send it. Two rules keep a store consistent:
   perhaps by another process;
 * a channel sees the webhook only at send time (:meth:`Channel.request`), not at enqueue
   (:meth:`Channel.format` gets the event alone), so a per-webhook format is not possible.
+  The one per-webhook change at enqueue is the webhook's PII filters: the engine applies
+  them to the event's Pendo JSON and asks the channel's ``format_filtered(event, wire)``
+  for the message (see :func:`format_for`); a channel without one gets no filtered
+  webhook's events (they are stored ``failed``, never sent unfiltered).
 
 A Slack-style channel, replacing URL webhooks' handling in a dispatcher whose URL webhooks
 are Slack incoming webhooks (compare ``examples/slack_bridge.py``, which instead receives
@@ -89,6 +93,7 @@ import attrs
 
 from ..exceptions import ConfigurationError
 from ..model._webhook import Webhook, WebhookKind
+from ._filtering import format_for
 from .base import Channel, Message
 from .segment import SegmentChannel
 from .url import DEFAULT_MAX_BODY_BYTES, URLChannel
@@ -102,6 +107,7 @@ __all__ = [
     "SegmentChannel",
     "URLChannel",
     "channel_table",
+    "format_for",
 ]
 
 

@@ -8,6 +8,7 @@ Strictly private: they live beside the channels that use them, so that
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import attrs
@@ -85,6 +86,32 @@ class URLFormatter:
         """
         return to_wire(event)
 
+    def format_filtered(self, event: Event, wire: Mapping[str, Any]) -> bytes:  # noqa: ARG002
+        """
+        Return *wire* (*event*'s Pendo JSON after a webhook's PII filters) serialized as
+        :func:`~pendo_webhooks.events.to_wire` serializes: compact, Pendo's escapes, its
+        key order.
+
+        Raises:
+            PayloadError: If *wire* cannot be serialized.
+
+        >>> from pendo_webhooks.events import to_wire_dict
+        >>> from pendo_webhooks.testing import sample_event
+        >>> event = sample_event("visitorCreated")
+        >>> wire = to_wire_dict(event)
+        >>> URLFormatter().format_filtered(event, wire) == URLFormatter().format(event)
+        True
+        """
+        return _encoded(wire)
+
+
+def _encoded(value: Mapping[str, Any]) -> bytes:
+    try:
+        return _encode(value)
+    except (ValueError, TypeError, UnicodeEncodeError, RecursionError) as exc:
+        msg = f"{value.get('event')} cannot be serialized: {type(exc).__name__}"
+        raise PayloadError(msg) from None
+
 
 def _check_library_text(_instance: object, attribute: attrs.Attribute[str], value: object) -> None:
     if not isinstance(value, str) or not value.strip():
@@ -161,6 +188,49 @@ class SegmentFormatter:
         except (ValueError, TypeError, UnicodeEncodeError, RecursionError) as exc:
             msg = f"{wire['event']} cannot be serialized: {type(exc).__name__}"
             raise PayloadError(msg) from None
+
+    def format_filtered(self, event: Event, wire: Mapping[str, Any]) -> bytes:
+        """
+        Return the ``track`` message made from *wire*: *event*'s Pendo JSON after a
+        webhook's PII filters.
+
+        The filters apply to the Pendo event, before it becomes a ``track`` message: what
+        they dropped is left out of the message (``context.userAgent`` for a dropped
+        ``userAgent``, ``context.groupId`` for ``accountId``, ``context.pendo.app`` for
+        ``app``, and so on), and a hashed ``visitorId`` is the ``userId`` (an anonymous
+        visitor's hash keeps ``_PENDO_T_`` and stays the ``anonymousId``). ``type``,
+        ``event``, ``properties``, ``context.library``, ``timestamp`` and ``messageId``
+        are always there; the registry never lets a Segment webhook drop ``visitorId``.
+
+        Raises:
+            PayloadError: If *wire* cannot be serialized.
+
+        >>> import json
+        >>> from pendo_webhooks.events import to_wire_dict
+        >>> from pendo_webhooks.testing import sample_event
+        >>> event = sample_event("visitorCreated")
+        >>> wire = {k: v for k, v in to_wire_dict(event).items() if k != "userAgent"}
+        >>> message = json.loads(SegmentFormatter().format_filtered(event, wire))
+        >>> list(message["context"])
+        ['groupId', 'library', 'pendo']
+        """
+        message: dict[str, Any] = {"type": "track", "event": wire["event"]}
+        if "visitorId" in wire:
+            message[_visitor_key(wire["visitorId"])] = wire["visitorId"]
+        message["properties"] = wire["properties"]
+        context: dict[str, Any] = {}
+        if "accountId" in wire:
+            context["groupId"] = wire["accountId"]
+        if "userAgent" in wire:
+            context["userAgent"] = wire["userAgent"]
+        context["library"] = {"name": self.library_name, "version": self.library_version}
+        pendo = {key: wire[key] for key in ("app", "subscription") if key in wire}
+        if pendo:
+            context["pendo"] = pendo
+        message["context"] = context
+        message["timestamp"] = iso_millis(event.timestamp)
+        message["messageId"] = wire["uniqueId"]
+        return _encoded(message)
 
 
 def _visitor_key(visitor_id: object) -> str:

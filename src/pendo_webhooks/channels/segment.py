@@ -19,8 +19,9 @@ anything of it is stored.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import attrs
 
@@ -28,6 +29,7 @@ from ..events._models import Event
 from ..exceptions import ConfigurationError
 from ..model._webhook import Webhook
 from ..transports import OutgoingRequest
+from ._filtering import filtered_by
 from ._formatters import Formatter, SegmentFormatter
 from ._segment import (
     MAX_BATCH_MESSAGES,
@@ -88,6 +90,18 @@ class SegmentChannel:
             PayloadError: If *event* cannot be serialized.
         """
         return self.formatter.format(event)
+
+    def format_filtered(self, event: Event, wire: Mapping[str, Any]) -> bytes:
+        """
+        Return *formatter*'s bytes for *event* made from *wire*, its Pendo JSON after a
+        webhook's PII filters (see :func:`~pendo_webhooks.channels.format_for`).
+
+        Raises:
+            NotImplementedError: If *formatter* has no ``format_filtered`` (a host's own
+                formatter): the webhook's events are then refused, never sent unfiltered.
+            PayloadError: If *wire* cannot be serialized.
+        """
+        return filtered_by(self.formatter, event, wire)
 
     def refuse(self, body: bytes) -> str | None:
         """

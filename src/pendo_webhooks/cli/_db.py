@@ -262,8 +262,8 @@ def open_registry(args: argparse.Namespace, *, create: bool = False) -> Iterator
 
 def webhook_dict(webhook: Webhook) -> dict[str, Any]:
     """
-    What ``--json`` shows of a webhook: everything but its secrets, write key and header
-    values, and with the destination's query string hidden.
+    What ``--json`` shows of a webhook: everything but its secrets, write key, PII hash key
+    and header values, and with the destination's query string hidden.
     """
     return {
         "id": webhook.id,
@@ -278,6 +278,8 @@ def webhook_dict(webhook: Webhook) -> dict[str, Any]:
         "retired_secrets": len(webhook.previous_secrets),
         "headers": sorted(webhook.headers),
         "segment_gzip": webhook.segment_gzip,
+        "filters": [str(f) for f in webhook.filters],
+        "has_hash_key": webhook.hash_key is not None,
         "version": webhook.version,
         "created_at": iso(webhook.created_at),
         "created_by": webhook.created_by,

@@ -5,7 +5,8 @@ Secrets are read from ``--secret TEXT``, ``--secret -`` (stdin) or ``--secret-fi
 (the last two keep them out of shell history), or generated into a new file that only its
 owner can read (``--generate-secret FILE``). ``webhooks create`` without any of these
 generates one and prints it once, the only secret any command prints; ``--unsigned`` makes
-a webhook without a secret, on purpose.
+a webhook without a secret, on purpose. ``--drop PATH`` and ``--hash PATH`` are PII
+filters (``--no-filters`` removes them); the hash key is never printed.
 
 Strictly private.
 """
@@ -85,6 +86,7 @@ _FLAGS = {
     "segment_endpoint": "--segment-endpoint",
     "reason": "--reason",
     "grace": "--grace",
+    "filters": "--drop/--hash",
 }
 
 
@@ -128,6 +130,7 @@ def register(subparsers: Any) -> None:
     )
     _add_signing_options(parser)
     _add_segment_options(parser)
+    _add_filter_options(parser)
     parser.add_argument("--enable", action="store_true", help="enable it at once")
     parser.set_defaults(handler=_create, reaches=True)
 
@@ -147,6 +150,7 @@ def register(subparsers: Any) -> None:
     _add_signing_options(parser)
     parser.add_argument("--no-headers", action="store_true", help="remove every extra header")
     _add_segment_options(parser)
+    _add_filter_options(parser, replaces=True)
     parser.add_argument(
         "--expected-version",
         type=int,
@@ -166,6 +170,10 @@ def register(subparsers: Any) -> None:
             parser.add_argument("--reason", help="why, for the audit log and other admins")
         parser.set_defaults(handler=handler, reaches=name == "enable")
 
+    _register_rotate_and_test(command)
+
+
+def _register_rotate_and_test(command: Any) -> None:
     parser = command("rotate-secret", "replace a webhook's secret; the old one signs for a while")
     parser.add_argument("id", metavar="ID")
     _add_secret_options(parser)
@@ -231,6 +239,30 @@ def _add_signing_options(parser: argparse.ArgumentParser) -> None:
         metavar="'NAME: VALUE'",
         help="an extra header to send (repeatable; replaces the current ones)",
     )
+
+
+def _add_filter_options(parser: argparse.ArgumentParser, *, replaces: bool = False) -> None:
+    more = "; replaces the current filters" if replaces else ""
+    parser.add_argument(
+        "--drop",
+        dest="filters",
+        action="append",
+        type=lambda path: f"drop:{path}",
+        metavar="PATH",
+        help="a PII filter: leave the field at PATH (like properties.nps.reason) out of "
+        f"every event (repeatable{more})",
+    )
+    parser.add_argument(
+        "--hash",
+        dest="filters",
+        action="append",
+        type=lambda path: f"hash:{path}",
+        metavar="PATH",
+        help="a PII filter: replace the text at PATH (like visitorId) with its keyed "
+        f"HMAC-SHA256, the same for one value every time (repeatable{more})",
+    )
+    if replaces:
+        parser.add_argument("--no-filters", action="store_true", help="remove every PII filter")
 
 
 def _add_segment_options(parser: argparse.ArgumentParser) -> None:
@@ -407,6 +439,7 @@ def _create(args: argparse.Namespace, console: Console) -> int:
         "headers": _headers(args.headers),
         "segment_endpoint": args.segment_endpoint,
         "segment_gzip": args.segment_gzip,
+        "filters": args.filters,
     }
     fields = {k: v for k, v in optional.items() if v is not None}
     subscriptions = _subscriptions(args)
@@ -450,6 +483,8 @@ def _update(args: argparse.Namespace, console: Console) -> int:
         )
     if args.no_headers and args.headers:
         usage_error(args, "--no-headers cannot go with --header")
+    if args.no_filters and args.filters:
+        usage_error(args, "--no-filters cannot go with --drop or --hash")
     changes: dict[str, Any] = {
         "name": args.name,
         "url": args.url,
@@ -460,10 +495,13 @@ def _update(args: argparse.Namespace, console: Console) -> int:
         "segment_endpoint": args.segment_endpoint,
         "segment_gzip": args.segment_gzip,
         "write_key": _write_key(args, console),
+        "filters": args.filters,
     }
     fields = {k: v for k, v in changes.items() if v is not None}
     if args.no_headers:
         fields["headers"] = None
+    if args.no_filters:
+        fields["filters"] = None
     if args.unsigned:
         fields.update(secret=None, unsigned=True)
     with (
@@ -530,6 +568,7 @@ def _test(args: argparse.Namespace, console: Console) -> int:
                 "latency_ms": round(result.latency * 1000, 1),
                 "error": result.error,
                 "response_excerpt": result.response_excerpt,
+                "filters": list(result.filters),
             }
         )
     else:
@@ -539,4 +578,6 @@ def _test(args: argparse.Namespace, console: Console) -> int:
             f"{format_duration(result.latency)}; "
             + ("accepted" if result.accepted else f"not accepted ({result.error})")
         )
+        if result.filters:
+            console.out(f"filtered: {', '.join(result.filters)}")
     return EXIT_OK if result.accepted else EXIT_FAILED

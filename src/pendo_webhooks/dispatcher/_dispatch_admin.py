@@ -14,6 +14,8 @@ from datetime import datetime, timezone
 import attrs
 
 from .._clock import Clock
+from ..channels import format_for
+from ..channels._filtering import unsupported_reason
 from ..events import EventCategory, new_unique_id
 from ..events._category import AnyCategory, OperationsCategory
 from ..events._operations import sample_alert
@@ -83,12 +85,24 @@ class AdminReads:
         if isinstance(chosen, OperationsCategory):
             alert = sample_alert(chosen, self._clock())
             message = _Sample(body=alert.to_body(), event_id=alert.id)
+            filters: tuple[str, ...] = ()
         else:
             # Imported here so that importing the package never builds the samples.
             from ..events._samples import sample_event  # noqa: PLC0415
 
             event = sample_event(chosen, unique_id=new_unique_id(), timestamp=self._clock())
-            message = _Sample(body=channel.format(event), event_id=event.unique_id)
+            body, applied = format_for(channel, event, webhook)
+            filters = tuple(str(f) for f in applied)
+            if body is None:  # never sent unfiltered
+                return TestResult(
+                    webhook_id=webhook.id,
+                    category=chosen,
+                    event_id=event.unique_id,
+                    accepted=False,
+                    error=unsupported_reason(channel, webhook),
+                    filters=filters,
+                )
+            message = _Sample(body=body, event_id=event.unique_id)
         sent, sent_body = self._deliverer.send(webhook, channel, [message])
         body = sent_body or message.body
         status = sent.status
@@ -115,6 +129,7 @@ class AdminReads:
             response_excerpt=sent.excerpt.decode("utf-8", "replace"),
             error=error,
             request_body=body,
+            filters=filters,
         )
 
     def redeliver(self, delivery_id: str) -> Delivery:

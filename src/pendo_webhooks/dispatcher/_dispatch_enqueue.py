@@ -18,7 +18,8 @@ from datetime import datetime
 
 import attrs
 
-from ..channels import ChannelTable
+from ..channels import ChannelTable, format_for
+from ..channels._filtering import unsupported_reason
 from ..channels._segment import too_large_reason
 from ..events import Event, EventCategory
 from ..exceptions import ValidationError
@@ -239,13 +240,21 @@ class Enqueuer:
             plan.gated = _gated(event, webhooks, *gate)
             return plan
         now = batch.now
-        # Formatted once per channel (a channel may serve more than one kind).
-        bodies: dict[int, bytes] = {}
+        # Formatted once per channel (a channel may serve more than one kind), and once per
+        # set of PII filters (with the key they hash with).
+        bodies: dict[object, bytes | None] = {}
         for webhook in webhooks:
             channel = self._channels.for_webhook(webhook)
-            body = bodies.get(id(channel))
-            if body is None:
-                body = bodies[id(channel)] = channel.format(event)
+            key = (
+                (id(channel), webhook.filters, webhook.hash_key)
+                if webhook.filters
+                else id(channel)
+            )
+            if key in bodies:
+                found = bodies[key]
+            else:
+                found = bodies[key] = format_for(channel, event, webhook)[0]
+            body = b"" if found is None else found
             limit = channel.max_message_bytes
             # Every value is of the right type already: the unchecked constructor.
             delivery = trusted_delivery(
@@ -260,11 +269,15 @@ class Enqueuer:
                 lease_owner=batch.owner,
                 lease_until=batch.lease_until,
             )
-            refused = (
-                too_large_reason(len(body), limit) if len(body) > limit else channel.refuse(body)
-            )
+            if found is None:
+                refused: str | None = unsupported_reason(channel, webhook)
+            elif len(body) > limit:
+                refused = too_large_reason(len(body), limit)
+            else:
+                refused = channel.refuse(body)
             if refused is not None:
-                # Never sent (over a message limit: Segment's 32 KB, its messageId length):
+                # Never sent (over a message limit: Segment's 32 KB, its messageId length;
+                # PII filters its channel cannot apply):
                 # stored finished, so the reason stays on record.
                 delivery = attrs.evolve(
                     delivery,

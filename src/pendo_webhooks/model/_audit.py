@@ -1,7 +1,7 @@
 """
 The audit log's values: :class:`AuditEntry`, :class:`AuditQuery`, and the redacted field diff.
 
-Secrets, write keys and extra header values are never written to the audit
+Secrets, write keys, PII hash keys and extra header values are never written to the audit
 log: a change to one shows as ``"<redacted>"`` on either side, so the log still
 says *that* it changed. URL query strings are redacted too (they often carry
 tokens).
@@ -211,6 +211,8 @@ _RENDER: Mapping[str, Callable[[Any], AuditValue]] = {
     "signature_scheme": lambda scheme: scheme.value,
     "signature_header": str,
     "headers": lambda headers: FrozenMap(dict.fromkeys(headers, REDACTED)),
+    "filters": lambda filters: tuple(str(f) for f in filters),
+    "hash_key": _redact_secret,
     "disabled_reason": lambda reason: reason,
     "disabled_by": lambda actor: actor,
 }

@@ -48,6 +48,10 @@ class Outcome(str, enum.Enum):
         return self.value
 
 
+def _texts(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 @attrs.frozen(kw_only=True)
 class DeliveryOutcome:
     """
@@ -218,7 +222,9 @@ class TestResult:
         response_excerpt: At most 2 KB of the response body, decoded as UTF-8 with
             bad bytes replaced.
         error: Why no 2xx came back, if it did not (sanitized).
-        request_body: The exact bytes sent.
+        request_body: The exact bytes sent (after the webhook's PII filters).
+        filters: The webhook's PII filters that changed the sample's body
+            (``"drop:<path>"``, ``"hash:<path>"``).
 
     >>> TestResult(webhook_id="wh_1", category=EventCategory.NPS_SUBMITTED, event_id="e1",
     ...            accepted=True, status=200, latency=0.05).accepted
@@ -237,3 +243,4 @@ class TestResult:
     response_excerpt: str = ""
     error: str | None = None
     request_body: bytes = attrs.field(default=b"", repr=lambda b: f"<{len(b)} bytes>")
+    filters: tuple[str, ...] = attrs.field(default=(), converter=_texts)

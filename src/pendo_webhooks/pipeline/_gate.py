@@ -6,7 +6,8 @@ The order is fixed. For the event: an excluded visitor, then an excluded account
 account id, and the parent and child of a ``"P::C"`` account), then an excluded source IP
 address, then an agent too old for NPS and polls. Then, for each webhook: disabled, not
 subscribed to the category, destination blocked by the address guard, payload too large;
-otherwise it will send. The first rule that applies is the reason.
+PII filters its channel cannot apply; otherwise it will send (saying which of the webhook's
+PII filters change this event's body). The first rule that applies is the reason.
 
 Strictly private; import these names from :mod:`pendo_webhooks.pipeline`.
 """
@@ -19,22 +20,26 @@ from typing import Protocol
 
 import attrs
 
-from ..channels import ChannelTable, channel_table
+from ..channels import ChannelTable, channel_table, format_for
+from ..channels._filtering import unsupported_reason
 from ..channels._formatters import Formatter
 from ..channels.url import DEFAULT_MAX_BODY_BYTES
 from ..events import SURVEY_CATEGORIES
 from ..events._agent_version import MIN_SURVEY_AGENT_VERSION, AgentVersion
 from ..events._category import EventCategory
 from ..events._models import Event, IPAddress, ParentChildAccountCreated
+from ..events._serialize import to_wire_dict
 from ..exceptions import (
     DestinationBlocked,
     InvalidDestination,
+    PayloadError,
     PayloadTooLarge,
     TransportError,
     ValidationError,
 )
 from ..guard import DestinationPolicy
 from ..model._exclusions import EMPTY_MATCHER, ExclusionMatcher, ExclusionRule
+from ..model._filters import apply_filters
 from ..model._webhook import Webhook, WebhookKind
 
 
@@ -72,6 +77,7 @@ class SkipReason(str, enum.Enum):
     NOT_SUBSCRIBED = "not_subscribed"
     DESTINATION_BLOCKED = "destination_blocked"
     PAYLOAD_TOO_LARGE = "payload_too_large"
+    FILTERS_UNSUPPORTED = "filters_unsupported"
 
     @property
     def text(self) -> str:
@@ -95,7 +101,12 @@ _TEXTS = {
     SkipReason.NOT_SUBSCRIBED: "the webhook is not subscribed to this event category",
     SkipReason.DESTINATION_BLOCKED: "the address guard refuses the destination",
     SkipReason.PAYLOAD_TOO_LARGE: "the message is over the size limit",
+    SkipReason.FILTERS_UNSUPPORTED: "the webhook's channel cannot apply its PII filters",
 }
+
+
+def _texts(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
 
 
 @attrs.frozen(kw_only=True)
@@ -108,18 +119,25 @@ class Decision:
         will_send: ``True`` if the event would be delivered.
         reason: The :class:`SkipReason`, ``None`` when it will send.
         detail: More about it, such as the rule that matched or the guard's refusal;
-            never a secret or a URL's query string.
+            never a secret or a URL's query string. When it will send through PII
+            filters, which ones change the body (``"filtered: drop:userAgent"``).
+        filters: The webhook's PII filters that change this event's body
+            (``"drop:<path>"``, ``"hash:<path>"``); empty if none does.
 
     >>> Decision(webhook_id="wh_1", will_send=True).text
     'will send'
     >>> Decision(webhook_id="wh_1", will_send=False, reason=SkipReason.WEBHOOK_DISABLED).text
     'the webhook is disabled'
+    >>> Decision(webhook_id="wh_1", will_send=True, detail="filtered: drop:userAgent",
+    ...          filters=("drop:userAgent",)).text
+    'will send (filtered: drop:userAgent)'
     """
 
     webhook_id: str
     will_send: bool
     reason: SkipReason | None = None
     detail: str = ""
+    filters: tuple[str, ...] = attrs.field(default=(), converter=_texts)
 
     def __attrs_post_init__(self) -> None:
         if self.will_send is (self.reason is not None):
@@ -298,6 +316,8 @@ def payload_measure(
     """
     Return a :data:`PayloadMeasure` that formats *event* once per webhook kind.
 
+    A webhook with PII filters is measured with its own filtered message (and raises
+    :class:`~pendo_webhooks.exceptions.PayloadError` if its channel cannot filter).
     Each kind's :class:`~pendo_webhooks.channels.Channel` formats and limits: URL webhooks
     carry Pendo's body (at most *max_body_bytes*), Segment webhooks a ``track`` message
     (at most 32,768 bytes). *channels* (a dispatcher's
@@ -323,6 +343,11 @@ def payload_measure(
     def measure(webhook: Webhook) -> tuple[int, int]:
         kind = webhook.kind
         channel = table.for_webhook(webhook)
+        if webhook.filters and kind not in chosen:
+            body, _ = format_for(channel, event, webhook)
+            if body is None:
+                raise PayloadError(unsupported_reason(channel, webhook))
+            return len(body), channel.max_message_bytes
         size = sizes.get(kind)
         if size is None:
             size = sizes[kind] = len(chosen.get(kind, channel).format(event))
@@ -422,6 +447,20 @@ def _decide(
         size, limit = measure(webhook)
     except PayloadTooLarge as exc:
         size, limit = exc.size, exc.limit
+    except PayloadError as exc:
+        if not webhook.filters:
+            raise
+        return skip(SkipReason.FILTERS_UNSUPPORTED, str(exc))
     if size > limit:
         return skip(SkipReason.PAYLOAD_TOO_LARGE, f"{size} bytes > {limit}")
-    return Decision(webhook_id=webhook.id, will_send=True)
+    return _will_send(event, webhook)
+
+
+def _will_send(event: Event, webhook: Webhook) -> Decision:
+    # Which of the webhook's PII filters change this event's body, if it has any.
+    if not webhook.filters:
+        return Decision(webhook_id=webhook.id, will_send=True)
+    _, applied = apply_filters(to_wire_dict(event), webhook.filters, webhook.hash_key)
+    names = tuple(str(f) for f in applied)
+    detail = f"filtered: {', '.join(names)}" if names else "no PII filter matches this event"
+    return Decision(webhook_id=webhook.id, will_send=True, detail=detail, filters=names)

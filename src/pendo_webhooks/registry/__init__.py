@@ -47,6 +47,7 @@ from ..model._audit import (
 )
 from ..model._delivery import clip_error
 from ..model._exclusions import Exclusion, ExclusionKind
+from ..model._filters import FieldFilter, FilterAction, hash_value, new_hash_key, to_filters
 from ..model._health import WebhookHealth
 from ..model._webhook import (
     DEFAULT_SIGNATURE_HEADER,
@@ -71,6 +72,7 @@ from ..storage import Storage
 from ..storage._errors import stale_version
 from ..storage.protocols import HealthStore, capabilities
 from . import _exclusion_admin
+from ._filter_paths import check_webhook_filters, filterable_paths
 from ._policy import SYSTEM_ACTOR_ID, Actor, AdminOnly, PermissionPolicy
 from ._transitions import (
     DEFAULT_ROTATION_GRACE,
@@ -91,11 +93,16 @@ __all__ = [
     "Actor",
     "AdminOnly",
     "AuditEntry",
+    "FieldFilter",
+    "FilterAction",
     "PermissionPolicy",
     "RetiredSecret",
     "Webhook",
     "WebhookKind",
     "WebhookRegistry",
+    "filterable_paths",
+    "hash_value",
+    "new_hash_key",
     "new_id",
 ]
 
@@ -110,6 +117,10 @@ def _check_unsigned(unsigned: object) -> None:
     if not isinstance(unsigned, bool):
         msg = f"must be True or False, not {type(unsigned).__name__}"
         raise InvalidType("unsigned", msg)
+
+
+def _hashes(filters: Iterable[FieldFilter]) -> bool:
+    return any(f.action is FilterAction.HASH for f in filters)
 
 
 def _warn_unsigned(webhook: Webhook) -> None:
@@ -141,6 +152,8 @@ class WebhookRegistry:
             engine's address guard enforces at send time.
         clock: Returns the current aware UTC time.
         ids: Makes ids from a prefix (``"wh"``, ``"aud"``); random by default.
+        hash_keys: Makes a webhook's PII hash key (:func:`new_hash_key`, 256 random
+            bits, by default), the first time one of its filters hashes.
         hooks: Called with a :class:`~pendo_webhooks.instrumentation.WebhookChanged`
             when a webhook is enabled or disabled; a dispatcher built on this registry
             calls them for its deliveries too (see :mod:`pendo_webhooks.instrumentation`).
@@ -151,6 +164,7 @@ class WebhookRegistry:
     destinations: DestinationPolicy = attrs.field(factory=DestinationPolicy, kw_only=True)
     clock: Clock = attrs.field(default=utcnow, kw_only=True, repr=False)
     ids: Callable[[str], str] = attrs.field(default=new_id, kw_only=True, repr=False)
+    hash_keys: Callable[[], Secret] = attrs.field(default=new_hash_key, kw_only=True, repr=False)
     hooks: Hooks = attrs.field(factory=Hooks, converter=to_hooks, kw_only=True, repr=False)
 
     # -- admin calls: changes --------------------------------------------------------------
@@ -171,6 +185,7 @@ class WebhookRegistry:
         signature_scheme: SignatureScheme | str = SignatureScheme.BOTH,
         signature_header: str = DEFAULT_SIGNATURE_HEADER,
         headers: Mapping[str, str] | None = None,
+        filters: Iterable[FieldFilter | str] | None = None,
     ) -> Webhook:
         """
         Register a new webhook, disabled; return it.
@@ -189,13 +204,37 @@ class WebhookRegistry:
         pasted ``/v1/batch``, ``/v1`` or trailing slash), gzip-compressed if
         *segment_gzip*.
 
+        *filters* (:class:`FieldFilter` values, or ``"drop:<path>"``/``"hash:<path>"``
+        texts) drop or hash fields of every event before it is stored; a webhook that
+        hashes gets its own random ``hash_key``. Each path must be in the body of at
+        least one of *categories*, and its action must leave the body valid for the
+        webhook's kind (see :func:`filterable_paths`). The audit entry shows the
+        filters; the key shows as ``"<redacted>"``.
+
         Raises:
             PermissionDenied: If *actor* may not create webhooks.
             ValidationError: Naming the field, for any bad value
                 (:class:`~pendo_webhooks.exceptions.InvalidDestination` for a
-                refused URL), for *unsigned* together with a *secret*, or for
-                *unsigned* on a Segment webhook.
-        """
+                refused URL), for *unsigned* together with a *secret*, for
+                *unsigned* on a Segment webhook, or naming ``filters`` for a path
+                none of *categories* has or an action it does not allow.
+
+        >>> from pendo_webhooks.storage import InMemoryStorage
+        >>> registry = WebhookRegistry(InMemoryStorage())
+        >>> hook = registry.create(
+        ...     Actor("u-1", is_admin=True), name="NPS", url="https://hooks.example.com/n",
+        ...     categories={"npsSubmitted"}, filters=["drop:properties.nps.reason", "hash:visitorId"],
+        ... )
+        >>> [str(f) for f in hook.filters], hook.hash_key
+        (['drop:properties.nps.reason', 'hash:visitorId'], Secret('<redacted>'))
+        >>> registry.create(
+        ...     Actor("u-1", is_admin=True), name="Guides", url="https://hooks.example.com/g",
+        ...     categories={"guideDisplayed"}, filters=["drop:properties.nps.reason"],
+        ... )
+        Traceback (most recent call last):
+          ...
+        pendo_webhooks.exceptions.ValidationError: filters: 'drop:properties.nps.reason': no field 'properties.nps.reason' in the events this webhook is subscribed to (guideDisplayed)
+        """  # noqa: E501 - doctest lines
         self.policy.check(actor, "create", None)
         kind = to_kind(kind)
         _check_unsigned(unsigned)
@@ -213,6 +252,8 @@ class WebhookRegistry:
             endpoint = SEGMENT_US_ENDPOINT if segment_endpoint is None else segment_endpoint
             segment_endpoint = self._check_endpoint(endpoint)
         name = check_visible_text("name", name, max_length=MAX_NAME_LENGTH)
+        chosen = to_filters(filters)
+        hash_key = self.hash_keys() if _hashes(chosen) else None
         now = self.clock()
         webhook = Webhook(
             id=self.ids("wh"),
@@ -227,11 +268,14 @@ class WebhookRegistry:
             signature_scheme=signature_scheme,
             signature_header=signature_header,
             headers=headers,
+            filters=chosen,
+            hash_key=hash_key,
             created_at=now,
             created_by=actor.id,
             updated_at=now,
             updated_by=actor.id,
         )
+        check_webhook_filters(webhook)
         changes = created(webhook)
         if unsigned:
             changes["unsigned"] = (None, True)
@@ -259,6 +303,7 @@ class WebhookRegistry:
         headers: Mapping[str, str] | Keep | None = UNSET,
         kind: WebhookKind | str | Keep = UNSET,
         unsigned: bool = False,
+        filters: Iterable[FieldFilter | str] | Keep | None = UNSET,
     ) -> Webhook:
         """
         Change the given fields; return the new version (the same one if nothing changed).
@@ -273,6 +318,11 @@ class WebhookRegistry:
         all extra headers; ``segment_endpoint=None`` restores the US endpoint.
         The kind cannot change: create a new webhook instead.
 
+        *filters* replaces the PII filters (``None`` or ``()`` removes them all), checked
+        as :meth:`create` checks them; so are the current ones when *categories*
+        change. The first hash filter gives the webhook its ``hash_key``, which is kept
+        from then on (also when the filters go), so a visitor's hash never changes.
+
         Args:
             expected_version: The version the edit is based on (what the admin
                 saw). If given and stale, nothing is written. If not given, the
@@ -284,7 +334,8 @@ class WebhookRegistry:
             ConflictError: If the webhook is no longer at *expected_version*.
             ValidationError: Naming the field, for any bad value; for
                 ``secret=None`` on a signed URL webhook without ``unsigned=True``;
-                for *unsigned* with a new secret, or on a Segment webhook.
+                for *unsigned* with a new secret, or on a Segment webhook; naming
+                ``filters`` as :meth:`create` does.
         """
         self.policy.check(actor, "update", webhook_id)
         _check_unsigned(unsigned)
@@ -303,6 +354,8 @@ class WebhookRegistry:
             segment_endpoint = self._check_endpoint(segment_endpoint)
         if secret is not UNSET:
             secret = secret_or_none("secret", secret)  # typed, to compare with the current one
+        if filters is not UNSET:
+            filters = to_filters(filters)
         changes: dict[str, Any] = {
             field: value
             for field, value in {
@@ -316,6 +369,7 @@ class WebhookRegistry:
                 "signature_scheme": signature_scheme,
                 "signature_header": signature_header,
                 "headers": headers,
+                "filters": filters,
             }.items()
             if value is not UNSET
         }
@@ -327,7 +381,12 @@ class WebhookRegistry:
             if current.kind is WebhookKind.SEGMENT and unsigned:
                 msg = "is only for URL webhooks; Segment webhooks authenticate with a write key"
                 raise ValidationError("unsigned", msg)
-            new = updated(current, changes, kind)
+            fields = changes
+            if current.hash_key is None and _hashes(changes.get("filters", ())):
+                fields = {**changes, "hash_key": self.hash_keys()}
+            new = updated(current, fields, kind)
+            if new.filters != current.filters or new.categories != current.categories:
+                check_webhook_filters(new)
             if current.secret is not None and new.secret is None:
                 if not unsigned:
                     msg = (

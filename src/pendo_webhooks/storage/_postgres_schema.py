@@ -9,7 +9,8 @@ a foreign schema of the same name is recognised before anything touches it.
 
 Migrations keep the numbers of their SQLite twins (:mod:`._schema`): 1 webhooks
 and audit log, 2 the delivery outbox, 3 first-seen tracking and exclusions,
-4 the Segment gzip setting. A migration, once released, never changes.
+4 the Segment gzip setting; later ones differ (SQLite has steps PostgreSQL does not
+need): each says what it does. A migration, once released, never changes.
 
 Strictly private.
 """
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_SCHEMA",
     "LATEST_VERSION",
     "MIGRATIONS",
+    "PII_FILTERS_MIGRATION",
     "SCHEMA_COMMENT",
     "check_schema_name",
     "lock_key",
@@ -46,6 +48,11 @@ SCHEMA_COMMENT = "pendo-webhooks storage; managed by the library, do not edit"
 
 # Lower case only: an unquoted name in psql then means the same schema.
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+#: The number of the migration that adds webhook PII filters: the newest, and the one
+#: place it is written (renumber it here if another migration lands first).
+PII_FILTERS_MIGRATION = 8
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -306,6 +313,19 @@ MIGRATIONS: tuple[Migration, ...] = (
                 probe_owner     text,
                 probe_until     timestamptz
             )
+            """,
+        ),
+    ),
+    Migration(
+        PII_FILTERS_MIGRATION,
+        "webhook PII filters",
+        (
+            # The filters as a JSON list of {"path", "action"}; the hash key is a secret
+            # (through the codec, as bytea), NULL until the webhook first hashes a field.
+            """
+            ALTER TABLE {schema}.webhooks
+                ADD COLUMN filters json NOT NULL DEFAULT '[]',
+                ADD COLUMN hash_key bytea
             """,
         ),
     ),

@@ -33,13 +33,14 @@ _INSERT_WEBHOOK = """
 INSERT INTO {schema}.webhooks (
     id, version, name, kind, url, segment_endpoint, segment_gzip, write_key, secret,
     previous_secrets, categories, enabled, signature_scheme, signature_header, headers,
-    created_at, created_by, updated_at, updated_by, disabled_reason, disabled_by
+    created_at, created_by, updated_at, updated_by, disabled_reason, disabled_by,
+    filters, hash_key
 ) VALUES (
     %(id)s, %(version)s, %(name)s, %(kind)s, %(url)s, %(segment_endpoint)s, %(segment_gzip)s,
     %(write_key)s, %(secret)s, %(previous_secrets)s::json, %(categories)s::text[], %(enabled)s,
     %(signature_scheme)s, %(signature_header)s, %(headers)s::json,
     %(created_at)s, %(created_by)s, %(updated_at)s, %(updated_by)s,
-    %(disabled_reason)s, %(disabled_by)s
+    %(disabled_reason)s, %(disabled_by)s, %(filters)s::json, %(hash_key)s
 )
 ON CONFLICT (id) DO NOTHING
 """
@@ -54,7 +55,8 @@ UPDATE {schema}.webhooks SET
     signature_header = %(signature_header)s, headers = %(headers)s::json,
     created_at = %(created_at)s, created_by = %(created_by)s,
     updated_at = %(updated_at)s, updated_by = %(updated_by)s,
-    disabled_reason = %(disabled_reason)s, disabled_by = %(disabled_by)s
+    disabled_reason = %(disabled_reason)s, disabled_by = %(disabled_by)s,
+    filters = %(filters)s::json, hash_key = %(hash_key)s
 WHERE id = %(id)s
 """
 

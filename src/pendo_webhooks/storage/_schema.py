@@ -17,10 +17,21 @@ import sqlite3
 from ._sql import Migration, run_migrations
 
 
-__all__ = ["APPLICATION_ID", "LATEST_VERSION", "MIGRATIONS", "apply_migrations"]
+__all__ = [
+    "APPLICATION_ID",
+    "LATEST_VERSION",
+    "MIGRATIONS",
+    "PII_FILTERS_MIGRATION",
+    "apply_migrations",
+]
 
 #: ``PRAGMA application_id`` of every pendo-webhooks database: the bytes ``PWHK``.
 APPLICATION_ID = int.from_bytes(b"PWHK", "big")
+
+
+#: The number of the migration that adds webhook PII filters: the newest, and the one
+#: place it is written (renumber it here if another migration lands first).
+PII_FILTERS_MIGRATION = 10
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -340,6 +351,16 @@ MIGRATIONS: tuple[Migration, ...] = (
                 probe_until     TEXT
             ) WITHOUT ROWID
             """,
+        ),
+    ),
+    Migration(
+        PII_FILTERS_MIGRATION,
+        "webhook PII filters",
+        (
+            # The filters as a JSON list of {"path", "action"}; the hash key is a secret
+            # (through the codec), NULL until the webhook first hashes a field.
+            "ALTER TABLE webhooks ADD COLUMN filters TEXT NOT NULL DEFAULT '[]'",
+            "ALTER TABLE webhooks ADD COLUMN hash_key TEXT",
         ),
     ),
 )

@@ -4,7 +4,7 @@ Webhook, audit-log and exclusion rows as the SQLite and PostgreSQL stores write 
 Both stores keep the same columns under the same names; they differ only in how a
 few kinds of value are stored, and each says how in one :class:`RowFormat`
 (``SQLITE_ROWS`` in ``_sqlite_webhooks``, ``POSTGRES_ROWS`` in ``_postgres_webhooks``),
-which writes and reads the rows. Secrets and write keys go through the store's
+which writes and reads the rows. Secrets, write keys and PII hash keys go through the store's
 :class:`~pendo_webhooks.storage.SecretCodec` here and nowhere else, and a row that
 does not make a valid record is a :class:`~pendo_webhooks.exceptions.StorageError`
 that quotes no stored secret. Strictly private.
@@ -32,6 +32,7 @@ import attrs
 from ..exceptions import StorageError, ValidationError
 from ..model._audit import AuditEntry, dump_changes
 from ..model._exclusions import Exclusion, ExclusionRule
+from ..model._filters import FieldFilter
 from ..model._webhook import RetiredSecret, Webhook
 from ..signing._secret import Secret
 from ._errors import stale_version, unknown_webhook
@@ -106,6 +107,12 @@ class RowFormat:
             "headers": json.dumps(
                 dict(webhook.headers), ensure_ascii=False, separators=(",", ":")
             ),
+            "filters": json.dumps(
+                [{"path": f.path, "action": f.action.value} for f in webhook.filters],
+                ensure_ascii=False,
+                separators=(",", ":"),
+            ),
+            "hash_key": secret(webhook.hash_key),
             "created_at": self.time(webhook.created_at),
             "created_by": webhook.created_by,
             "updated_at": self.time(webhook.updated_at),
@@ -143,6 +150,8 @@ class RowFormat:
             signature_scheme=row["signature_scheme"],
             signature_header=row["signature_header"],
             headers=self.json(row["headers"]),
+            filters=tuple(FieldFilter(f["path"], f["action"]) for f in self.json(row["filters"])),
+            hash_key=decode_secret(codec, row["hash_key"], self),
             created_at=self.when(row["created_at"]),
             created_by=row["created_by"],
             updated_at=self.when(row["updated_at"]),

@@ -45,12 +45,13 @@ _INSERT_WEBHOOK = """
 INSERT INTO webhooks (
     id, version, name, kind, url, segment_endpoint, write_key, secret, previous_secrets,
     enabled, signature_scheme, signature_header, headers,
-    created_at, created_by, updated_at, updated_by, disabled_reason, disabled_by, segment_gzip
+    created_at, created_by, updated_at, updated_by, disabled_reason, disabled_by, segment_gzip,
+    filters, hash_key
 ) VALUES (
     :id, :version, :name, :kind, :url, :segment_endpoint, :write_key, :secret, :previous_secrets,
     :enabled, :signature_scheme, :signature_header, :headers,
     :created_at, :created_by, :updated_at, :updated_by, :disabled_reason, :disabled_by,
-    :segment_gzip
+    :segment_gzip, :filters, :hash_key
 )
 """
 
@@ -63,7 +64,7 @@ UPDATE webhooks SET
     headers = :headers, created_at = :created_at, created_by = :created_by,
     updated_at = :updated_at, updated_by = :updated_by,
     disabled_reason = :disabled_reason, disabled_by = :disabled_by,
-    segment_gzip = :segment_gzip
+    segment_gzip = :segment_gzip, filters = :filters, hash_key = :hash_key
 WHERE id = :id
 """
 

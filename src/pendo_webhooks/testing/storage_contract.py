@@ -109,6 +109,8 @@ def _make_webhook(**overrides: object) -> Webhook:
         "signature_scheme": SignatureScheme.PENDO,
         "signature_header": "X-Custom-Signature",
         "headers": {"X-Team": "growth", "X-Api-Key": "k-123"},
+        "filters": ("hash:visitorId", "drop:properties.nps.reason", "drop:userAgent"),
+        "hash_key": "pii_hash-key!&?<>\"'\\ é",
         "created_at": _T0,
         "created_by": "u-1",
         "updated_at": _T0,
@@ -128,6 +130,8 @@ def _make_segment(**overrides: object) -> Webhook:
         "kind": WebhookKind.SEGMENT,
         "write_key": "wk-ÄÖÜ-123",
         "categories": {EventCategory.TRACK_EVENT_RECEIVED},
+        "filters": ("hash:properties.eventProperties.e-mail ü",),
+        "hash_key": "pii_segment-key",
         "created_at": _T0,
         "created_by": "u-1",
         "updated_at": _T0,
@@ -339,6 +343,33 @@ class WebhookStoreContract:
             s.reveal() for s in hook.signing_secrets(_T0)
         ]
         assert list(got.headers) == list(hook.headers)
+        assert got.hash_key is not None
+        assert hook.hash_key is not None
+        assert got.hash_key.reveal() == hook.hash_key.reveal()
+
+    def test_filters_change_and_go_and_the_hash_key_stays(self, storage: Storage) -> None:
+        """
+        PII filters are replaced in their order, and removed; the hash key stays with them.
+        """
+        hook = _make_webhook()
+        storage.insert_webhook(hook, audit=_entry(hook.id))
+        reordered = _bump(hook, filters=("drop:userAgent", "hash:accountId", "hash:visitorId"))
+        storage.replace_webhook(reordered, expected_version=1, audit=_entry(hook.id, "update"))
+        assert [str(f) for f in storage.get_webhook(hook.id).filters] == [
+            "drop:userAgent",
+            "hash:accountId",
+            "hash:visitorId",
+        ]
+        cleared = _bump(reordered, filters=())
+        storage.replace_webhook(cleared, expected_version=2, audit=_entry(hook.id, "update"))
+        got = storage.get_webhook(hook.id)
+        assert got.filters == ()
+        assert got == cleared
+        assert got.hash_key is not None
+        assert got.hash_key.reveal() == "pii_hash-key!&?<>\"'\\ é"
+        unfiltered = _make_webhook(filters=(), hash_key=None)
+        storage.insert_webhook(unfiltered, audit=_entry(unfiltered.id))
+        assert storage.get_webhook(unfiltered.id).hash_key is None
 
     def test_insert_duplicate_id_conflicts_and_writes_nothing(self, storage: Storage) -> None:
         """
@@ -1755,5 +1786,5 @@ class StorageContract(
     that implements all of the seam.
 
     >>> len([name for name in dir(StorageContract) if name.startswith("test_")])
-    77
+    78
     """

@@ -64,3 +64,34 @@ from pendo_webhooks.retry import OutagePolicy
 
 gentle = OutagePolicy(threshold=10, max_probe_interval=300, recovery_rate=2)
 off = OutagePolicy(enabled=False)  # each delivery retries on its own, as before
+
+import json
+
+from pendo_webhooks import Actor, InMemoryStorage, WebhookRegistry
+from pendo_webhooks.dispatcher import Dispatcher
+from pendo_webhooks.registry import hash_value
+from pendo_webhooks.testing import RecordingTransport, sample_event
+
+registry = WebhookRegistry(InMemoryStorage())
+admin = Actor("admin-1", is_admin=True)
+crm = registry.create(
+    admin,
+    name="NPS to the CRM",
+    url="https://crm.example.com/hooks/nps",
+    categories={"npsSubmitted"},
+    filters=["drop:properties.nps.reason", "drop:userAgent", "hash:visitorId"],
+)
+registry.enable(admin, crm.id)
+
+transport = RecordingTransport()
+with Dispatcher(registry, transport=transport) as dispatcher:
+    decision = dispatcher.explain(sample_event("npsSubmitted"))[0]
+    dispatcher.dispatch(sample_event("npsSubmitted"))
+    test = dispatcher.send_test(admin, crm.id)
+
+sent = json.loads(transport.requests[0].body)
+assert "reason" not in sent["properties"]["nps"] and "userAgent" not in sent
+assert crm.hash_key is not None
+assert sent["visitorId"] == hash_value(crm.hash_key, "Webhook Visitor")  # 64 hex digits
+print(decision.text)  # will send (filtered: drop:properties.nps.reason, drop:userAgent, hash:visitorId)
+print(test.filters)  # the Test button's sample went through the same filters

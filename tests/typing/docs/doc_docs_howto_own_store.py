@@ -51,7 +51,7 @@ from pendo_webhooks.exceptions import (
     UnknownWebhook,
 )
 from pendo_webhooks.pipeline import Exclusion, ExclusionRule
-from pendo_webhooks.registry import AuditEntry, RetiredSecret, Webhook
+from pendo_webhooks.registry import AuditEntry, FieldFilter, RetiredSecret, Webhook
 from pendo_webhooks.storage import AuditQuery, FirstSeenOrigin
 from pendo_webhooks.storage.protocols import claims_exhausted
 
@@ -166,6 +166,8 @@ def _webhook_json(webhook: Webhook) -> str:
             "signature_scheme": webhook.signature_scheme.value,
             "signature_header": webhook.signature_header,
             "headers": dict(webhook.headers),
+            "filters": [str(f) for f in webhook.filters],  # "drop:<path>" / "hash:<path>"
+            "hash_key": None if webhook.hash_key is None else webhook.hash_key.reveal(),
             "created_at": _text(webhook.created_at),
             "created_by": webhook.created_by,
             "updated_at": _text(webhook.updated_at),
@@ -183,6 +185,7 @@ def _webhook(data: str) -> Webhook:
         RetiredSecret(secret=secret, expires_at=datetime.fromisoformat(expires))
         for secret, expires in fields["previous_secrets"]
     )
+    fields["filters"] = tuple(FieldFilter.parse(text) for text in fields.get("filters", ()))
     fields["created_at"] = datetime.fromisoformat(fields["created_at"])
     fields["updated_at"] = datetime.fromisoformat(fields["updated_at"])
     return Webhook(**fields)
