@@ -506,3 +506,63 @@ def test_alerts_page_a_recovery_after_an_outage() -> None:
     dispatcher.enqueue_many(_events(6))
     assert dispatcher.drain(timeout=timedelta(minutes=10)).pending == 0
     assert [(a.kind.short, a.webhook_id) for a in paged] == [("webhook.recovered", hook.id)]
+
+
+# -- trusting a healthy read --------------------------------------------------------------------
+
+
+class _CountingReads:
+    """
+    Counts a store's health reads (wraps its ``get_webhook_health``).
+    """
+
+    def __init__(self, storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.reads = 0
+        read = storage.get_webhook_health  # type: ignore[attr-defined]
+
+        def counted(webhook_id: str) -> Any:
+            self.reads += 1
+            return read(webhook_id)
+
+        monkeypatch.setattr(storage, "get_webhook_health", counted)
+
+
+def test_a_healthy_destination_costs_no_health_read_per_delivery(
+    outbox: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, dispatcher, hook_id, clock = _setup(outbox, RecordingTransport(), clock=FrozenClock(T0))
+    with dispatcher:
+        dispatcher.dispatch(_events(1, "warm")[0])  # writes the first success
+        counter = _CountingReads(outbox, monkeypatch)
+        for event in _events(20):
+            assert dispatcher.dispatch(event).for_webhook(hook_id).outcome is Outcome.DELIVERED
+        assert counter.reads == 1  # one read, trusted for HEALTHY_TRUST
+        clock.advance(timedelta(seconds=1))
+        dispatcher.dispatch(_events(1, "later")[0])
+        assert counter.reads == 2  # the trust lapsed: read again
+
+
+def test_an_outage_another_worker_declares_costs_this_one_at_most_one_request(
+    outbox: Storage,
+) -> None:
+    clock = FrozenClock(T0)
+    failing = RecordingTransport(default=503)
+    registry, first, hook_id, _ = _setup(outbox, failing, clock=clock)
+    other = RecordingTransport([200, 200], default=503)
+    second = Dispatcher(
+        registry, transport=other, clock=clock, sleep=clock.sleep, rng=random.Random(4)
+    )
+    with first, second:
+        # The second worker saw the destination healthy a moment ago, and trusts that.
+        # (The first success writes the health; the second is sent on a healthy read.)
+        for event in _events(2, "warm"):
+            assert second.dispatch(event).for_webhook(hook_id).outcome is Outcome.DELIVERED
+        # The first worker meets five failures in a row: an outage.
+        for event in _events(5, "first"):
+            first.dispatch(event)
+        assert second.webhook_health(ADMIN, hook_id).state is HealthState.OUTAGE
+        # The second worker sends once on its trusted read; that failure ends the trust.
+        outcomes = [second.dispatch(e).for_webhook(hook_id) for e in _events(3, "second")]
+    assert len(other.requests) == 3  # the warm-up, and one on the trusted read
+    assert [o.outcome for o in outcomes] == [Outcome.RETRY, Outcome.PENDING, Outcome.PENDING]
+    assert all(o.reason is not None and "held" in o.reason for o in outcomes)

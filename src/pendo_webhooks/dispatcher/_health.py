@@ -60,6 +60,10 @@ _UNSEEN: WebhookHealth | None = WebhookHealth(webhook_id="(unseen)")
 # Compare-and-set tries before a health update is given up (logged): writers only race
 # when several workers finish exchanges with one destination in the same instant.
 _TRIES = 8
+#: How long a worker trusts a healthy read of a webhook's health before reading it again.
+#: An outage another worker declares meanwhile costs this one at most one more request
+#: (its failure drops the trust at once); a healthy destination costs no read per batch.
+HEALTHY_TRUST = timedelta(seconds=1)
 
 
 class HealthChange(str, enum.Enum):
@@ -216,6 +220,8 @@ class HealthKeeper:
         self._claims = claims
         # The health gate() last read, by webhook: where observe() starts.
         self._seen: dict[str, WebhookHealth | None] = {}
+        # Healthy reads gate() may reuse for HEALTHY_TRUST, with when they were read.
+        self._trusted: dict[str, tuple[WebhookHealth, datetime]] = {}
         self.policy = policy
         self._retry = retry
         self._clock = clock
@@ -250,13 +256,13 @@ class HealthKeeper:
         store = self._store
         if store is None or not self.policy.enabled or not sendable:
             return list(sendable), []
-        current = store.get_webhook_health(webhook.id)
+        now = self._clock()
+        current = self._read(store, webhook.id, now)
         # observe() starts from this read: one read less per delivery (its compare-and-set
         # catches a record that changed in between).
         self._seen[webhook.id] = current
         if current is None or current.outage_since is None:
             return list(sendable), []
-        now = self._clock()
         probe = self._probe_of(current, sendable, now)
         if probe is not None:
             taken = attrs.evolve(
@@ -274,6 +280,21 @@ class HealthKeeper:
                 rest = [d for d in sendable if d is not probe]
                 return [probe], self._hold(webhook, rest, current, now)
         return [], self._hold(webhook, sendable, current, now)
+
+    def _read(self, store: HealthStore, webhook_id: str, now: datetime) -> WebhookHealth | None:
+        """
+        *webhook_id*'s health: a healthy read of less than :data:`HEALTHY_TRUST` ago, or the
+        store's.
+        """
+        trusted = self._trusted.get(webhook_id)
+        if trusted is not None and timedelta(0) <= now - trusted[1] < HEALTHY_TRUST:
+            return trusted[0]
+        current = store.get_webhook_health(webhook_id)
+        if current is not None and _still_healthy(current, now):
+            self._trusted[webhook_id] = (current, now)
+        else:
+            self._trusted.pop(webhook_id, None)
+        return current
 
     def _probe_of(
         self, current: WebhookHealth, sendable: Sequence[Delivery], now: datetime
@@ -351,6 +372,8 @@ class HealthKeeper:
             if verdict is Verdict.DELIVERED and _still_healthy(current, now):
                 # Nothing worth a write: healthy, and a success recorded within a minute.
                 return Observed(health=current, change=None, hold_until=None)
+            # Anything worth a write ends the trust in a healthy read: read it again next time.
+            self._trusted.pop(webhook.id, None)
             health, change = next_health(
                 current,
                 verdict=verdict,
