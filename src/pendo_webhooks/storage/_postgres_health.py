@@ -16,33 +16,12 @@ from typing import Any
 from ..model._health import WebhookHealth
 from ._postgres_core import PostgresCore
 from ._postgres_webhooks import as_utc
+from ._sql_rows import HEALTH_COLUMNS as _COLUMNS
+from ._sql_rows import HEALTH_TIMES as _TIMES
 
 
 __all__ = ["PostgresHealth"]
 
-_COLUMNS = (
-    "failing_since",
-    "last_success_at",
-    "last_failure_at",
-    "failures",
-    "streak",
-    "outage_since",
-    "next_probe_at",
-    "probes",
-    "probe_delivery",
-    "probe_owner",
-    "probe_until",
-)
-_TIMES = frozenset(
-    {
-        "failing_since",
-        "last_success_at",
-        "last_failure_at",
-        "outage_since",
-        "next_probe_at",
-        "probe_until",
-    }
-)
 
 _GET = """
 SELECT version, failing_since, last_success_at, last_failure_at, failures, streak,

@@ -39,9 +39,45 @@ from ._errors import stale_version, unknown_webhook
 from ._protocol import SecretCodec
 
 
-__all__ = ["RowFormat", "as_is", "check_version", "decode_secret", "encode_secret", "loaded"]
+__all__ = [
+    "HEALTH_COLUMNS",
+    "HEALTH_TIMES",
+    "RowFormat",
+    "as_is",
+    "check_version",
+    "decode_secret",
+    "encode_secret",
+    "loaded",
+]
 
 _T = TypeVar("_T")
+
+#: The columns of a ``webhook_health`` row besides its key and version, as
+#: :class:`~pendo_webhooks.model._health.WebhookHealth` names them; the SQL stores share them.
+HEALTH_COLUMNS = (
+    "failing_since",
+    "last_success_at",
+    "last_failure_at",
+    "failures",
+    "streak",
+    "outage_since",
+    "next_probe_at",
+    "probes",
+    "probe_delivery",
+    "probe_owner",
+    "probe_until",
+)
+#: Which of :data:`HEALTH_COLUMNS` hold times (each store keeps times its own way).
+HEALTH_TIMES = frozenset(
+    {
+        "failing_since",
+        "last_success_at",
+        "last_failure_at",
+        "outage_since",
+        "next_probe_at",
+        "probe_until",
+    }
+)
 
 
 class Row(Protocol):
