@@ -36,7 +36,10 @@ def browser() -> Iterator[Browser]:
     reason = _missing()
     if reason:
         pytest.skip(reason)
-    from playwright.sync_api import sync_playwright  # noqa: PLC0415 - optional
+    from playwright.sync_api import expect, sync_playwright  # noqa: PLC0415 - optional
+
+    # The machine may be busy (CI, several suites at once): wait on conditions a while longer.
+    expect.set_options(timeout=10_000)
 
     executable, _ = find_chromium()
     with sync_playwright() as playwright:

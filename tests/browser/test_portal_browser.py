@@ -163,6 +163,7 @@ def test_create_test_enable_deliver_disable_delete(
     expect(row).to_contain_text("Active")
     expect(page.get_by_role("row").filter(has_text="Old Slack hook")).to_contain_text("Inactive")
     screenshot(page, "list")
+    assert SECRET not in page.content()
 
     # An event, dispatched by the host's code (here, in the test's process).
     result = site.dispatcher.dispatch(sample_event("npsSubmitted"))
@@ -271,11 +272,14 @@ def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(
 
     # Posted straight at the portal: no token, then a good token from another site's page.
     new = {"name": "Sneaky", "kind": "url", "url": site.receiver.url, "categories": "npsSubmitted"}
-    assert page.request.post(f"{site.url}/new", form=new).status == 403
+    untokened = page.request.post(f"{site.url}/new", form=new)
+    assert untokened.status == 403
+    assert "CSRF token missing or invalid" in untokened.text()
     enable = f"{detail}/enable"
     cross = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
     refused = page.request.post(enable, form={"csrf_token": token}, headers=cross)
     assert refused.status == 403
+    assert "another site" in refused.text()
     assert [h.name for h in site.registry.list(ADMIN)] == [NAME]
     assert not site.registry.get(ADMIN, hook.id).enabled
 
