@@ -126,7 +126,7 @@ class Client:
     ) -> Result:
         data = dict(fields or {})
         if token == "auto":
-            data["csrf_token"] = self.portal.tokens.issue(self.actor.id if self.actor else "x")
+            data["csrf_token"] = self.portal._tokens.issue(self.actor.id if self.actor else "x")
         elif token is not None:
             data["csrf_token"] = token
         return self.request("POST", path, body=urlencode(data, doseq=True).encode(), **kwargs)
@@ -481,7 +481,7 @@ def test_nobody_but_an_admin_sees_anything(site: Site, who: Actor | None) -> Non
     client = site.client(who)
     sent = len(site.transport.requests)
     pages = [client.get(p.format(hook=hook.id, delivery=delivery)) for p in _GET_ROUTES]
-    token = site.portal.tokens.issue(who.id) if who else None
+    token = site.portal._tokens.issue(who.id) if who else None
     pages += [
         client.post(p.format(hook=hook.id, delivery=delivery), _create_form(), token=token)
         for p in _POST_ROUTES
@@ -610,15 +610,15 @@ def test_a_token_is_bound_to_its_actor_and_its_key(site: Site) -> None:
     Another admin's token, or one made with another key, is refused.
     """
     hook = site.hook()
-    theirs = site.portal.tokens.issue(OTHER_ADMIN.id)
+    theirs = site.portal._tokens.issue(OTHER_ADMIN.id)
     _csrf_refused(site.client().post(f"/webhooks/{hook.id}/enable", token=theirs))
     other = Portal(site.dispatcher, _actor_of, csrf_key=b"o" * 32)
     _csrf_refused(
-        site.client().post(f"/webhooks/{hook.id}/enable", token=other.tokens.issue(ADMIN.id))
+        site.client().post(f"/webhooks/{hook.id}/enable", token=other._tokens.issue(ADMIN.id))
     )
     random_key = Portal(site.dispatcher, _actor_of)
     _csrf_refused(
-        site.client().post(f"/webhooks/{hook.id}/enable", token=random_key.tokens.issue(ADMIN.id))
+        site.client().post(f"/webhooks/{hook.id}/enable", token=random_key._tokens.issue(ADMIN.id))
     )
     assert not site.registry.get(ADMIN, hook.id).enabled
 
@@ -780,7 +780,7 @@ def test_bodies_are_capped_and_must_be_forms(site: Site) -> None:
     assert client.post("/new", _create_form(), length="-1").status == 411
     assert client.post("/new", _create_form(), content_type="application/json").status == 415
     assert client.post("/new", _create_form(), content_type=None).status == 415
-    token = site.portal.tokens.issue(ADMIN.id)
+    token = site.portal._tokens.issue(ADMIN.id)
     assert (
         client.request("POST", "/new", body=b"name=%ff&csrf_token=" + token.encode()).status == 400
     )
@@ -1310,7 +1310,7 @@ def test_the_constructor_refuses_bad_arguments(memory_site: Site) -> None:
         Portal(dispatcher, _actor_of, title=" ")
     portal = Portal(dispatcher, _actor_of, csrf_key=KEY, title="Acme <hooks>")
     assert repr(portal) == "<Portal(title='Acme <hooks>')>"
-    assert "kkkk" not in repr(portal.tokens)
+    assert "kkkk" not in repr(portal._tokens)
     page = Client(portal, ADMIN).get("/")
     assert "<h1>Acme &lt;hooks&gt;</h1>" in page.text
 

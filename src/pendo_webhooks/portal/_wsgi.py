@@ -17,8 +17,8 @@ __all__ = [
     "MAX_BODY_BYTES",
     "SECURITY_HEADERS",
     "HTTPError",
-    "Request",
-    "Response",
+    "PageRequest",
+    "PageResponse",
     "StartResponse",
 ]
 
@@ -76,7 +76,7 @@ def _wsgi_text(value: object) -> str:
 
 
 @attrs.frozen
-class Request:
+class PageRequest:
     """
     The parts of a WSGI environ the portal reads. Strictly private.
     """
@@ -170,7 +170,7 @@ class Request:
 
 
 @attrs.frozen
-class Response:
+class PageResponse:
     """
     A status, headers and a body. Strictly private.
     """
@@ -194,7 +194,7 @@ class Response:
         return [] if head else [self.body]
 
     @classmethod
-    def redirect(cls, location: str) -> Response:
+    def redirect(cls, location: str) -> PageResponse:
         """
         A 303 to *location* (a path): the browser then GETs it.
         """
