@@ -345,7 +345,8 @@ def test_creating_shows_the_generated_secret_once(site: Site) -> None:
     (hook,) = site.registry.list(ADMIN)
     secret = hook.secret.reveal()
     assert secret.startswith("whsec_")
-    assert secret in page.text
+    assert f'<code class="secret" id="secret-value">{secret}</code>' in page.text
+    assert "<title>Webhook created \u2013 Webhooks</title>" in page.text
     assert {str(c) for c in hook.categories} == {"guideDisplayed", "npsSubmitted"}
     assert not hook.enabled
     assert f'href="/webhooks/{hook.id}"' in page.text
@@ -489,6 +490,7 @@ def test_nobody_but_an_admin_sees_anything(site: Site, who: Actor | None) -> Non
     for page in pages:
         assert page.status == 403
         assert "<h1>Forbidden</h1>" in page.text
+        assert "<title>Forbidden</title>" in page.text
         assert "webhook" not in page.text.lower()
         assert hook.id not in page.text
         assert delivery not in page.text
@@ -778,6 +780,7 @@ def test_bodies_are_capped_and_must_be_forms(site: Site) -> None:
     assert client.request("POST", "/new", body=big).status == 413
     assert client.post("/new", _create_form(), length="").status == 411
     assert client.post("/new", _create_form(), length="-1").status == 411
+    assert client.post("/new", _create_form(), length="\u00b2").status == 411
     assert client.post("/new", _create_form(), content_type="application/json").status == 415
     assert client.post("/new", _create_form(), content_type=None).status == 415
     token = site.portal._tokens.issue(ADMIN.id)
@@ -1124,7 +1127,11 @@ def test_an_edit_over_someone_elses_change_is_a_conflict(site: Site) -> None:
     assert 'value="My name"' in page.text
     assert 'name="version" value="2"' in page.text
     assert site.registry.get(ADMIN, hook.id).name == "Their name"
-    form["version"] = "2"
+    form["version"] = "\u00b2"  # a digit, but not one a version is written with
+    assert site.client().post(f"/webhooks/{hook.id}/edit", form).status == 303
+    assert site.registry.get(ADMIN, hook.id).name == "My name"
+    site.registry.update(OTHER_ADMIN, hook.id, name="Theirs again")
+    form["version"] = "4"
     assert site.client().post(f"/webhooks/{hook.id}/edit", form).status == 303
     assert site.registry.get(ADMIN, hook.id).name == "My name"
 
@@ -1355,3 +1362,31 @@ def test_requests_from_many_threads_are_answered(tmp_path: Path) -> None:
         assert not any(t.is_alive() for t in threads)
         assert failures == []
         assert len(site.transport.requests) == 40
+
+
+def test_a_test_without_an_answer_says_so() -> None:
+    """
+    When no response came back, the result says "no response" and why.
+    """
+    from pendo_webhooks.exceptions import TransportError  # noqa: PLC0415
+
+    site = _site(InMemoryStorage(), [TransportError("timeout", "no response within 15.0 s")])
+    hook = site.hook()
+    status = site.client().post(f"/webhooks/{hook.id}/test").region("status")
+    assert "Verdict Not accepted" in status
+    assert "Status no response" in status
+    assert "timeout" in status
+
+
+def test_the_title_names_the_page_and_the_portal(memory_site: Site) -> None:
+    """
+    Each page's <title> says the page, then the portal; the list is the portal's own title.
+    """
+    hook = memory_site.hook()
+    client = memory_site.client()
+    assert "<title>Webhooks</title>" in client.get("/").text
+    assert "<title>New webhook \u2013 Webhooks</title>" in client.get("/new").text
+    assert (
+        "<title>NPS to Zapier \u2013 Webhooks</title>" in client.get(f"/webhooks/{hook.id}").text
+    )
+    assert "<title>Not found</title>" in client.get("/nope").text

@@ -99,7 +99,7 @@ class WebhookForm:
             url=_one(data, "url").strip(),
             categories=frozenset(data.get("categories", ())),
             filters=_one(data, "filters"),
-            version=int(version) if version.isdigit() else None,
+            version=int(version) if version.isascii() and version.isdigit() else None,
         )
 
     def failed(self, exc: ValidationError) -> WebhookForm:

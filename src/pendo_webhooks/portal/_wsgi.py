@@ -152,7 +152,7 @@ class PageRequest:
         if content_type.strip().lower() != "application/x-www-form-urlencoded":
             raise HTTPError(415, "Forms are sent as application/x-www-form-urlencoded.")
         length_text = str(self.environ.get("CONTENT_LENGTH", "")).strip()
-        if not length_text.isdigit():
+        if not (length_text.isascii() and length_text.isdigit()):
             raise HTTPError(411, "The form was sent without its length.")
         length = int(length_text)
         if length > MAX_BODY_BYTES:
