@@ -107,7 +107,12 @@ class Client:
             seen.append((status, response_headers))
 
         chunks = self.portal(environ, start_response)
-        data = b"".join(chunks)
+        try:
+            data = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:  # as a WSGI server does
+                close()
         status, response_headers = seen[0]
         names = [name.lower() for name, _ in response_headers]
         assert len(names) == len(set(names)), "a header sent twice"
@@ -1390,3 +1395,21 @@ def test_the_title_names_the_page_and_the_portal(memory_site: Site) -> None:
         "<title>NPS to Zapier \u2013 Webhooks</title>" in client.get(f"/webhooks/{hook.id}").text
     )
     assert "<title>Not found</title>" in client.get("/nope").text
+
+
+def test_the_portal_keeps_to_the_wsgi_protocol(memory_site: Site) -> None:
+    """
+    wsgiref's validator, wrapped around the portal, finds nothing wrong with any answer.
+    """
+    from wsgiref.validate import validator  # noqa: PLC0415
+
+    hook = memory_site.hook()
+    checked = Client(validator(memory_site.portal), ADMIN)
+    assert checked.get("/").status == 200
+    assert checked.get("/static/portal.css").status == 200
+    assert checked.request("HEAD", f"/webhooks/{hook.id}").status == 200
+    token = memory_site.portal._tokens.issue(ADMIN.id)
+    assert checked.post(f"/webhooks/{hook.id}/enable", token=token).status == 303
+    assert checked.post("/new", _create_form(name=""), token=token).status == 400
+    assert checked.request("DELETE", "/").status == 405
+    assert Client(validator(memory_site.portal), None).get("/").status == 403
