@@ -723,7 +723,7 @@ def test_every_response_carries_the_security_headers(site: Site) -> None:
         assert response.headers["Content-Security-Policy"] == CSP
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["X-Frame-Options"] == "DENY"
-        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert response.headers["Referrer-Policy"] == "same-origin"
         if response.headers["Content-Type"].startswith("text/html"):
             assert response.headers["Content-Type"] == "text/html; charset=utf-8"
             assert response.headers["Cache-Control"] == "no-store"
