@@ -645,6 +645,7 @@ def test_portals_sharing_a_key_accept_each_others_tokens(site: Site) -> None:
     [
         {"Origin": "https://evil.example"},
         {"Origin": "null"},
+        {"Origin": "null", "Sec-Fetch-Site": "none"},
         {"Origin": "http://127.0.0.1:8080"},
         {"Origin": "http://[::1"},
         {"Sec-Fetch-Site": "cross-site"},
@@ -668,6 +669,7 @@ def test_a_form_sent_from_another_site_is_refused(site: Site, headers: dict[str,
         {"Origin": "http://127.0.0.1"},
         {"Origin": "https://127.0.0.1", "Sec-Fetch-Site": "same-origin"},
         {"Sec-Fetch-Site": "none"},
+        {"Origin": "null", "Sec-Fetch-Site": "same-origin"},
         {"Host": "admin.example.com", "Origin": "https://Admin.Example.com"},
     ],
 )

@@ -132,6 +132,10 @@ class PageRequest:
         origin = self.header("Origin")
         if origin is None:
             return
+        if origin == "null" and site == "same-origin":
+            # What a browser sends for the portal's own form when the host's pages (or a
+            # proxy) set "Referrer-Policy: no-referrer"; Sec-Fetch-Site vouches for it.
+            return
         # Compared with the Host the browser sent, not the scheme: a proxy that ends
         # TLS often tells the application plain http.
         host = self.header("Host") or str(self.environ.get("SERVER_NAME", ""))
