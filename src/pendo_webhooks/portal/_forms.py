@@ -17,8 +17,7 @@ import attrs
 
 from ..events import EventCategory
 from ..exceptions import ValidationError
-from ..model._filters import FieldFilter
-from ..registry import Webhook, WebhookKind
+from ..registry import FieldFilter, Webhook, WebhookKind
 
 
 __all__ = ["CATEGORY_LABELS", "FIELD_LABELS", "WebhookForm"]

@@ -10,9 +10,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from ..dispatcher import Dispatcher
+from ..dispatcher import Dispatcher, WebhookHealth
 from ..exceptions import ConfigurationError, ConflictError, ValidationError
-from ..model._health import WebhookHealth
 from ..registry import Actor, Webhook, WebhookKind
 from ._csrf import CsrfTokens
 from ._forms import WebhookForm
