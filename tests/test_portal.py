@@ -1415,3 +1415,12 @@ def test_the_portal_keeps_to_the_wsgi_protocol(memory_site: Site) -> None:
     assert checked.post("/new", _create_form(name=""), token=token).status == 400
     assert checked.request("DELETE", "/").status == 405
     assert Client(validator(memory_site.portal), None).get("/").status == 403
+
+
+def test_an_actor_callable_returning_something_else_is_the_hosts_bug(memory_site: Site) -> None:
+    """
+    An actor callable that returns no Actor (a user name) raises, naming what it returned.
+    """
+    portal = Portal(memory_site.dispatcher, lambda environ: "ada", csrf_key=KEY)
+    with pytest.raises(ConfigurationError, match="actor: returned a str, not an Actor or None"):
+        Client(portal, ADMIN).get("/")

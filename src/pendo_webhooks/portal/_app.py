@@ -194,6 +194,9 @@ class Portal:
             actor = self._actor(request.environ)
             if actor is None:
                 return self._forbidden(request)
+            if not isinstance(actor, Actor):  # the host's bug: say so, show nothing
+                msg = f"actor: returned a {type(actor).__name__}, not an Actor or None"
+                raise ConfigurationError(msg)
             self.dispatcher.registry.policy.check(actor, "read", None)
             return self._page(request, actor)
         except PermissionDenied:
