@@ -107,7 +107,12 @@ class Client:
             seen.append((status, response_headers))
 
         chunks = self.portal(environ, start_response)
-        data = b"".join(chunks)
+        try:
+            data = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:  # as a WSGI server does
+                close()
         status, response_headers = seen[0]
         names = [name.lower() for name, _ in response_headers]
         assert len(names) == len(set(names)), "a header sent twice"
@@ -126,7 +131,7 @@ class Client:
     ) -> Result:
         data = dict(fields or {})
         if token == "auto":
-            data["csrf_token"] = self.portal.tokens.issue(self.actor.id if self.actor else "x")
+            data["csrf_token"] = self.portal._tokens.issue(self.actor.id if self.actor else "x")
         elif token is not None:
             data["csrf_token"] = token
         return self.request("POST", path, body=urlencode(data, doseq=True).encode(), **kwargs)
@@ -345,7 +350,8 @@ def test_creating_shows_the_generated_secret_once(site: Site) -> None:
     (hook,) = site.registry.list(ADMIN)
     secret = hook.secret.reveal()
     assert secret.startswith("whsec_")
-    assert secret in page.text
+    assert f'<code class="secret" id="secret-value">{secret}</code>' in page.text
+    assert "<title>Webhook created \u2013 Webhooks</title>" in page.text
     assert {str(c) for c in hook.categories} == {"guideDisplayed", "npsSubmitted"}
     assert not hook.enabled
     assert f'href="/webhooks/{hook.id}"' in page.text
@@ -481,7 +487,7 @@ def test_nobody_but_an_admin_sees_anything(site: Site, who: Actor | None) -> Non
     client = site.client(who)
     sent = len(site.transport.requests)
     pages = [client.get(p.format(hook=hook.id, delivery=delivery)) for p in _GET_ROUTES]
-    token = site.portal.tokens.issue(who.id) if who else None
+    token = site.portal._tokens.issue(who.id) if who else None
     pages += [
         client.post(p.format(hook=hook.id, delivery=delivery), _create_form(), token=token)
         for p in _POST_ROUTES
@@ -489,6 +495,7 @@ def test_nobody_but_an_admin_sees_anything(site: Site, who: Actor | None) -> Non
     for page in pages:
         assert page.status == 403
         assert "<h1>Forbidden</h1>" in page.text
+        assert "<title>Forbidden</title>" in page.text
         assert "webhook" not in page.text.lower()
         assert hook.id not in page.text
         assert delivery not in page.text
@@ -610,15 +617,15 @@ def test_a_token_is_bound_to_its_actor_and_its_key(site: Site) -> None:
     Another admin's token, or one made with another key, is refused.
     """
     hook = site.hook()
-    theirs = site.portal.tokens.issue(OTHER_ADMIN.id)
+    theirs = site.portal._tokens.issue(OTHER_ADMIN.id)
     _csrf_refused(site.client().post(f"/webhooks/{hook.id}/enable", token=theirs))
     other = Portal(site.dispatcher, _actor_of, csrf_key=b"o" * 32)
     _csrf_refused(
-        site.client().post(f"/webhooks/{hook.id}/enable", token=other.tokens.issue(ADMIN.id))
+        site.client().post(f"/webhooks/{hook.id}/enable", token=other._tokens.issue(ADMIN.id))
     )
     random_key = Portal(site.dispatcher, _actor_of)
     _csrf_refused(
-        site.client().post(f"/webhooks/{hook.id}/enable", token=random_key.tokens.issue(ADMIN.id))
+        site.client().post(f"/webhooks/{hook.id}/enable", token=random_key._tokens.issue(ADMIN.id))
     )
     assert not site.registry.get(ADMIN, hook.id).enabled
 
@@ -638,6 +645,7 @@ def test_portals_sharing_a_key_accept_each_others_tokens(site: Site) -> None:
     [
         {"Origin": "https://evil.example"},
         {"Origin": "null"},
+        {"Origin": "null", "Sec-Fetch-Site": "none"},
         {"Origin": "http://127.0.0.1:8080"},
         {"Origin": "http://[::1"},
         {"Sec-Fetch-Site": "cross-site"},
@@ -661,6 +669,7 @@ def test_a_form_sent_from_another_site_is_refused(site: Site, headers: dict[str,
         {"Origin": "http://127.0.0.1"},
         {"Origin": "https://127.0.0.1", "Sec-Fetch-Site": "same-origin"},
         {"Sec-Fetch-Site": "none"},
+        {"Origin": "null", "Sec-Fetch-Site": "same-origin"},
         {"Host": "admin.example.com", "Origin": "https://Admin.Example.com"},
     ],
 )
@@ -778,9 +787,10 @@ def test_bodies_are_capped_and_must_be_forms(site: Site) -> None:
     assert client.request("POST", "/new", body=big).status == 413
     assert client.post("/new", _create_form(), length="").status == 411
     assert client.post("/new", _create_form(), length="-1").status == 411
+    assert client.post("/new", _create_form(), length="\u00b2").status == 411
     assert client.post("/new", _create_form(), content_type="application/json").status == 415
     assert client.post("/new", _create_form(), content_type=None).status == 415
-    token = site.portal.tokens.issue(ADMIN.id)
+    token = site.portal._tokens.issue(ADMIN.id)
     assert (
         client.request("POST", "/new", body=b"name=%ff&csrf_token=" + token.encode()).status == 400
     )
@@ -1124,7 +1134,11 @@ def test_an_edit_over_someone_elses_change_is_a_conflict(site: Site) -> None:
     assert 'value="My name"' in page.text
     assert 'name="version" value="2"' in page.text
     assert site.registry.get(ADMIN, hook.id).name == "Their name"
-    form["version"] = "2"
+    form["version"] = "\u00b2"  # a digit, but not one a version is written with
+    assert site.client().post(f"/webhooks/{hook.id}/edit", form).status == 303
+    assert site.registry.get(ADMIN, hook.id).name == "My name"
+    site.registry.update(OTHER_ADMIN, hook.id, name="Theirs again")
+    form["version"] = "4"
     assert site.client().post(f"/webhooks/{hook.id}/edit", form).status == 303
     assert site.registry.get(ADMIN, hook.id).name == "My name"
 
@@ -1310,7 +1324,7 @@ def test_the_constructor_refuses_bad_arguments(memory_site: Site) -> None:
         Portal(dispatcher, _actor_of, title=" ")
     portal = Portal(dispatcher, _actor_of, csrf_key=KEY, title="Acme <hooks>")
     assert repr(portal) == "<Portal(title='Acme <hooks>')>"
-    assert "kkkk" not in repr(portal.tokens)
+    assert "kkkk" not in repr(portal._tokens)
     page = Client(portal, ADMIN).get("/")
     assert "<h1>Acme &lt;hooks&gt;</h1>" in page.text
 
@@ -1355,3 +1369,58 @@ def test_requests_from_many_threads_are_answered(tmp_path: Path) -> None:
         assert not any(t.is_alive() for t in threads)
         assert failures == []
         assert len(site.transport.requests) == 40
+
+
+def test_a_test_without_an_answer_says_so() -> None:
+    """
+    When no response came back, the result says "no response" and why.
+    """
+    from pendo_webhooks.exceptions import TransportError  # noqa: PLC0415
+
+    site = _site(InMemoryStorage(), [TransportError("timeout", "no response within 15.0 s")])
+    hook = site.hook()
+    status = site.client().post(f"/webhooks/{hook.id}/test").region("status")
+    assert "Verdict Not accepted" in status
+    assert "Status no response" in status
+    assert "timeout" in status
+
+
+def test_the_title_names_the_page_and_the_portal(memory_site: Site) -> None:
+    """
+    Each page's <title> says the page, then the portal; the list is the portal's own title.
+    """
+    hook = memory_site.hook()
+    client = memory_site.client()
+    assert "<title>Webhooks</title>" in client.get("/").text
+    assert "<title>New webhook \u2013 Webhooks</title>" in client.get("/new").text
+    assert (
+        "<title>NPS to Zapier \u2013 Webhooks</title>" in client.get(f"/webhooks/{hook.id}").text
+    )
+    assert "<title>Not found</title>" in client.get("/nope").text
+
+
+def test_the_portal_keeps_to_the_wsgi_protocol(memory_site: Site) -> None:
+    """
+    wsgiref's validator, wrapped around the portal, finds nothing wrong with any answer.
+    """
+    from wsgiref.validate import validator  # noqa: PLC0415
+
+    hook = memory_site.hook()
+    checked = Client(validator(memory_site.portal), ADMIN)
+    assert checked.get("/").status == 200
+    assert checked.get("/static/portal.css").status == 200
+    assert checked.request("HEAD", f"/webhooks/{hook.id}").status == 200
+    token = memory_site.portal._tokens.issue(ADMIN.id)
+    assert checked.post(f"/webhooks/{hook.id}/enable", token=token).status == 303
+    assert checked.post("/new", _create_form(name=""), token=token).status == 400
+    assert checked.request("DELETE", "/").status == 405
+    assert Client(validator(memory_site.portal), None).get("/").status == 403
+
+
+def test_an_actor_callable_returning_something_else_is_the_hosts_bug(memory_site: Site) -> None:
+    """
+    An actor callable that returns no Actor (a user name) raises, naming what it returned.
+    """
+    portal = Portal(memory_site.dispatcher, lambda environ: "ada", csrf_key=KEY)
+    with pytest.raises(ConfigurationError, match="actor: returned a str, not an Actor or None"):
+        Client(portal, ADMIN).get("/")
