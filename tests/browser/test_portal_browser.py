@@ -186,6 +186,27 @@ def test_create_test_enable_deliver_disable_delete(
     expect(attempts.get_by_role("row").nth(1)).to_contain_text("200")
     screenshot(page, "delivery")
 
+    # Redeliver: queued for a worker (here, drain), then a second attempt, same webhook-id.
+    page.get_by_role("button", name="Redeliver").click()
+    expect(page).to_have_url(re.compile(rf"^{re.escape(site.url)}/deliveries/{delivery_id}\?"))
+    expect(_status(page)).to_contain_text("Redelivery queued")
+    site.dispatcher.drain(timeout=30)
+    page.reload()
+    expect(attempts.get_by_role("row")).to_have_count(3)
+    first, again = site.receiver.requests[-2:]
+    assert again.verified
+    assert again.header("webhook-id") == first.header("webhook-id")
+
+    # Rotate: the new secret shown once, then never.
+    page.goto(f"{site.url}/webhooks/{hook.id}")
+    page.get_by_role("button", name="Rotate secret").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Secret rotated")
+    new_secret = page.locator("#secret-value").inner_text()
+    assert new_secret.startswith("whsec_")
+    page.get_by_role("link", name=NAME).click()
+    expect(page.get_by_role("button", name="Rotate secret")).to_be_visible()
+    assert new_secret not in page.content()
+
     # Disable.
     page.goto(f"{site.url}/webhooks/{hook.id}")
     page.get_by_role("button", name="Disable").click()
@@ -198,6 +219,7 @@ def test_create_test_enable_deliver_disable_delete(
     screenshot(page, "delete-confirm")
     page.get_by_role("button", name="Delete webhook").click()
     expect(page).to_have_url(re.compile(rf"^{re.escape(site.url)}/(\?.*)?$"))
+    expect(_status(page)).to_contain_text("Webhook deleted.")
     expect(page.get_by_role("link", name="Old Slack hook")).to_be_visible()
     expect(page.get_by_role("link", name=NAME)).to_have_count(0)
     assert [h.name for h in site.registry.list(ADMIN)] == ["Old Slack hook"]
