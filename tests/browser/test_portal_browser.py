@@ -433,3 +433,29 @@ def test_every_control_has_an_accessible_name(site: Site, admin: Page) -> None:
         expect(page.get_by_label(label, exact=True)).to_have_count(1)
     expect(page.get_by_role("group", name="Type")).to_be_visible()
     expect(page.get_by_role("group", name="Events")).to_be_visible()
+
+
+def test_an_invalid_form_comes_back_with_the_reason_and_the_values_but_not_the_secret(
+    site: Site, admin: Page
+) -> None:
+    """
+    A destination the registry refuses: 400, the reason in an alert, the fields as typed
+    (the secret excepted), and nothing created.
+    """
+    expect = _expect()
+    page = admin
+    page.goto(f"{site.url}/new")
+    page.get_by_label("Name").fill("Typo")
+    page.get_by_label("Destination URL").fill("ftp://127.0.0.1/in")
+    page.get_by_label("Secret", exact=True).fill("typed-s3cr3t")
+    page.get_by_label("Poll submitted").check()
+    response = _post_response(page, page.get_by_role("button", name="Create webhook").click)
+    assert response.status == 400
+    expect(page.get_by_role("alert")).to_be_visible()
+    expect(page.get_by_role("alert")).not_to_be_empty()
+    expect(page.get_by_label("Name")).to_have_value("Typo")
+    expect(page.get_by_label("Destination URL")).to_have_value("ftp://127.0.0.1/in")
+    expect(page.get_by_label("Poll submitted")).to_be_checked()
+    expect(page.get_by_label("Secret", exact=True)).to_have_value("")
+    assert "typed-s3cr3t" not in page.content()
+    assert site.registry.list(ADMIN) == []
