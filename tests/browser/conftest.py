@@ -1,5 +1,5 @@
 """
-Real-browser fixtures: one headless Chromium per session (the distribution's, driven by
+Real-browser fixtures: one headless Chromium per module (the distribution's, driven by
 Playwright), a fresh context per test, and screenshots.
 
 ``screenshot(page, name)`` saves ``name.png`` into ``$PENDO_WEBHOOKS_SCREENSHOTS`` when set
@@ -28,10 +28,13 @@ def _missing() -> str | None:
     return chromium_missing()
 
 
-@pytest.fixture(scope="session")
+# Module, not session: while Playwright's sync API is started, its asyncio loop counts as
+# running in this thread, and asyncio.run() in any later test (tests/test_receiving.py)
+# fails. Stopped after each module, it is gone before the rest of the suite runs.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """
-    One headless Chromium for the whole session; skips, saying why, where there is none.
+    One headless Chromium per test module; skips, saying why, where there is none.
     """
     reason = _missing()
     if reason:
