@@ -42,6 +42,7 @@ _ROUTES: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
         (f"/webhooks/{_ID}/enable", "POST", "enable"),
         (f"/webhooks/{_ID}/disable", "POST", "disable"),
         (f"/webhooks/{_ID}/rotate", "POST", "rotate"),
+        (f"/webhooks/{_ID}/redeliver-failed", "POST", "redeliver_failed"),
         (f"/deliveries/{_ID}", "GET", "delivery"),
         (f"/deliveries/{_ID}/redeliver", "POST", "redeliver"),
     )
