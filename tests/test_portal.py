@@ -461,6 +461,7 @@ _POST_ROUTES = [
     "/webhooks/{hook}/rotate",
     "/webhooks/{hook}/delete",
     "/deliveries/{delivery}/redeliver",
+    "/webhooks/{hook}/redeliver-failed",
     "/",
 ]
 

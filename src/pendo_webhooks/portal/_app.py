@@ -82,8 +82,12 @@ class Portal:
     The webhooks settings page for a host's admins, as a WSGI application.
 
     List, create, test, enable, disable, edit and delete webhooks; see each webhook's
-    health, PII filters and deliveries, redeliver, rotate its secret. Mount it under any
-    prefix of the host's web application (links follow ``SCRIPT_NAME``).
+    health, PII filters and deliveries, redeliver (one delivery, or every failed one of
+    the last week), rotate its secret. The list says what needs attention: webhooks the
+    library disabled, failing destinations, dead deliveries. Operations webhooks (the
+    library's own alerts, :mod:`pendo_webhooks.alerts`) are made from the create form too.
+    Mount it under any prefix of the host's web application (links follow
+    ``SCRIPT_NAME``).
 
     Every request is asked *actor*: it returns the
     :class:`~pendo_webhooks.registry.Actor` the host's session says is asking, or
