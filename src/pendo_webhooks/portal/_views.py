@@ -135,7 +135,8 @@ class Views:
             self.pages.title,
             rows=rows,
             attention=needs_attention(webhooks, health, counts),
-            dead_capped=len(dead) >= DEAD_SCAN,
+            # How many were read, if that was all that may be: the counts are lower bounds.
+            dead_capped=len(dead) if len(dead) >= DEAD_SCAN else None,
             done=self.done(),
         )
 
