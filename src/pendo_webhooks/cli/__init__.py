@@ -29,6 +29,7 @@ from . import (
     _deliveries,
     _exclusions,
     _listen,
+    _portal,
     _sample,
     _schema,
     _send,
@@ -55,7 +56,8 @@ __all__ = ["build_parser", "main"]
 
 _DESCRIPTION = """\
 Pendo-style webhooks from the shell: print sample payloads and their schemas, send them with
-the real retry policy, verify signatures, run a local receiver, and manage a SQLite store."""
+the real retry policy, verify signatures, run a local receiver, and manage a SQLite store
+and serve its settings page."""
 
 _ENVIRONMENT_HELP = f"""\
 environment:
@@ -73,6 +75,7 @@ _COMMANDS = (
     _deliveries,
     _exclusions,
     _worker,
+    _portal,
 )
 
 
