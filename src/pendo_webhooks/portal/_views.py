@@ -1,0 +1,268 @@
+"""
+The portal's pages: one method per route, for one request by one admin.
+
+Strictly private.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from ..exceptions import ConfigurationError, ConflictError, ValidationError
+from ..model._health import WebhookHealth
+from ..registry import Actor, Webhook, WebhookKind
+from ._forms import WebhookForm
+from ._wsgi import Request, Response
+
+
+if TYPE_CHECKING:
+    from ._app import Portal
+
+
+__all__ = ["DONE", "Views"]
+
+#: What ``?done=<code>`` says after a redirect; any other code says nothing. Request text
+#: is never shown back.
+DONE: Mapping[str, str] = {
+    "enabled": "Enabled.",
+    "disabled": "Disabled.",
+    "saved": "Changes saved.",
+    "deleted": "Webhook deleted.",
+    "redelivered": "Redelivery queued: a worker sends it again shortly.",
+}
+
+_RECENT_DELIVERIES = 20
+_CONFLICT = (
+    "Someone changed this webhook while you were editing it. The form shows your values: "
+    "check them and save again to replace that change."
+)
+
+
+class Views:
+    """
+    The handlers of one request. Strictly private.
+    """
+
+    def __init__(self, portal: Portal, request: Request, actor: Actor) -> None:
+        self.portal = portal
+        self.request = request
+        self.actor = actor
+        self.registry = portal.dispatcher.registry
+        self.dispatcher = portal.dispatcher
+        #: The posted form, read (and its CSRF token checked) before a POST handler runs.
+        self.data: Mapping[str, Sequence[str]] = {}
+
+    # -- rendering ------------------------------------------------------------------------
+
+    def render(
+        self, template: str, page_title: str, status: int = 200, **context: Any
+    ) -> Response:
+        body = self.portal.render(
+            template,
+            self.request,
+            page_title=page_title,
+            csrf_token=self.portal.tokens.issue(self.actor.id),
+            **context,
+        )
+        return Response(status, body)
+
+    def done(self) -> str | None:
+        code = self.request.query("done")
+        return None if code is None else DONE.get(code)
+
+    def redirect(self, path: str, done: str | None = None) -> Response:
+        query = "" if done is None else f"?done={done}"
+        return Response.redirect(self.request.url(path) + query)
+
+    def health(self, webhook_id: str) -> WebhookHealth | None:
+        try:
+            return self.dispatcher.webhook_health(self.actor, webhook_id)
+        except ConfigurationError:  # the store keeps none
+            return None
+
+    # -- the list -------------------------------------------------------------------------
+
+    def index(self) -> Response:
+        rows = []
+        for webhook in self.registry.list(self.actor):
+            health = self.health(webhook.id)
+            rows.append(
+                {
+                    "webhook": webhook,
+                    "health": "not recorded" if health is None else health.state.value,
+                }
+            )
+        return self.render("list.html", self.portal.title, rows=rows, done=self.done())
+
+    # -- create ---------------------------------------------------------------------------
+
+    def _form_page(
+        self, form: WebhookForm, *, webhook: Webhook | None = None, status: int = 200
+    ) -> Response:
+        if webhook is None:
+            return self.render(
+                "form.html",
+                "New webhook",
+                status,
+                form=form,
+                creating=True,
+                operations=False,
+                action=self.request.url("/new"),
+                submit="Create webhook",
+            )
+        return self.render(
+            "form.html",
+            f"Edit {webhook.name}",
+            status,
+            form=form,
+            creating=False,
+            operations=webhook.is_operations,
+            action=self.request.url(f"/webhooks/{quote(webhook.id, safe='')}/edit"),
+            submit="Save changes",
+        )
+
+    def new(self) -> Response:
+        return self._form_page(WebhookForm())
+
+    def create(self) -> Response:
+        form = WebhookForm.read(self.data)
+        try:
+            webhook = self.registry.create(self.actor, **form.create_arguments(self.data))
+        except ValidationError as exc:
+            return self._form_page(form.failed(exc), status=400)
+        return self._secret_page(webhook, "Webhook created", "Webhook created (inactive).")
+
+    def _secret_page(self, webhook: Webhook, title: str, message: str) -> Response:
+        secret = None if webhook.secret is None else webhook.secret.reveal()
+        return self.render(
+            "secret.html",
+            title,
+            webhook=webhook,
+            message=message,
+            secret=secret,
+            segment=webhook.kind is WebhookKind.SEGMENT,
+        )
+
+    # -- one webhook ----------------------------------------------------------------------
+
+    def _detail(
+        self,
+        webhook_id: str,
+        *,
+        status: int = 200,
+        test: object = None,
+        error: str | None = None,
+    ) -> Response:
+        webhook = self.registry.get(self.actor, webhook_id)
+        deliveries = self.dispatcher.deliveries(
+            self.actor, webhook_id=webhook.id, limit=_RECENT_DELIVERIES
+        )
+        return self.render(
+            "detail.html",
+            webhook.name,
+            status,
+            webhook=webhook,
+            health=self.health(webhook.id),
+            deliveries=deliveries,
+            test=test,
+            error=error,
+            done=self.done(),
+        )
+
+    def detail(self, webhook_id: str) -> Response:
+        return self._detail(webhook_id)
+
+    def test(self, webhook_id: str) -> Response:
+        result = self.dispatcher.send_test(self.actor, webhook_id)
+        return self._detail(webhook_id, test=result)
+
+    def enable(self, webhook_id: str) -> Response:
+        try:
+            self.registry.enable(self.actor, webhook_id)
+        except ValidationError as exc:  # the destination is no longer allowed
+            return self._detail(webhook_id, status=400, error=f"Not enabled: {exc}")
+        return self.redirect(f"/webhooks/{quote(webhook_id, safe='')}", "enabled")
+
+    def disable(self, webhook_id: str) -> Response:
+        self.registry.disable(self.actor, webhook_id)
+        return self.redirect(f"/webhooks/{quote(webhook_id, safe='')}", "disabled")
+
+    def rotate(self, webhook_id: str) -> Response:
+        try:
+            webhook = self.registry.rotate_secret(self.actor, webhook_id)
+        except ValidationError as exc:  # a Segment webhook has no secret
+            return self._detail(webhook_id, status=400, error=f"Not rotated: {exc.reason}")
+        return self._secret_page(
+            webhook,
+            "Secret rotated",
+            "Secret rotated. The old secret keeps signing for 24 hours, so the receiver "
+            "can switch over.",
+        )
+
+    def edit(self, webhook_id: str) -> Response:
+        webhook = self.registry.get(self.actor, webhook_id)
+        return self._form_page(WebhookForm.of(webhook), webhook=webhook)
+
+    def save(self, webhook_id: str) -> Response:
+        webhook = self.registry.get(self.actor, webhook_id)
+        form = WebhookForm.read(self.data, kind=webhook.kind.value)
+        try:
+            arguments = form.update_arguments(self.data)
+            if webhook.is_operations:  # the form has no operations events to tick
+                del arguments["categories"]
+            self.registry.update(self.actor, webhook_id, **arguments)
+        except ValidationError as exc:
+            return self._form_page(form.failed(exc), webhook=webhook, status=400)
+        except ConflictError:
+            current = self.registry.get(self.actor, webhook_id)
+            form.version = current.version
+            form.error = _CONFLICT
+            return self._form_page(form, webhook=current, status=409)
+        return self.redirect(f"/webhooks/{quote(webhook_id, safe='')}", "saved")
+
+    def confirm_delete(self, webhook_id: str) -> Response:
+        webhook = self.registry.get(self.actor, webhook_id)
+        return self.render(
+            "confirm_delete.html", f"Delete webhook {webhook.name}?", webhook=webhook
+        )
+
+    def delete(self, webhook_id: str) -> Response:
+        self.registry.delete(self.actor, webhook_id)
+        return self.redirect("/", "deleted")
+
+    # -- deliveries -----------------------------------------------------------------------
+
+    def delivery(
+        self, delivery_id: str, *, status: int = 200, error: str | None = None
+    ) -> Response:
+        attempts = self.dispatcher.attempts(self.actor, delivery_id)
+        delivery = self.dispatcher.storage.get_delivery(delivery_id)
+        try:
+            webhook: Webhook | None = self.registry.get(self.actor, delivery.webhook_id)
+        except LookupError:  # deleted since
+            webhook = None
+        return self.render(
+            "delivery.html",
+            f"Delivery {delivery.id}",
+            status,
+            delivery=delivery,
+            webhook=webhook,
+            attempts=attempts,
+            can_redeliver=delivery.status.is_finished and not delivery.purged,
+            error=error,
+            done=self.done(),
+        )
+
+    def redeliver(self, delivery_id: str) -> Response:
+        delivery = self.dispatcher.storage.get_delivery(delivery_id)
+        # Dispatcher.redeliver takes no actor: ask the policy here, as for a change.
+        self.registry.policy.check(self.actor, "read", delivery.webhook_id)
+        self.registry.policy.check(self.actor, "update", delivery.webhook_id)
+        try:
+            self.dispatcher.redeliver(delivery_id)
+        except ConflictError:
+            message = "Not redelivered: it is still pending, or its body was purged."
+            return self.delivery(delivery_id, status=409, error=message)
+        return self.redirect(f"/deliveries/{quote(delivery_id, safe='')}", "redelivered")
