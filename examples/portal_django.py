@@ -97,7 +97,7 @@ def portal_view(request: HttpRequest) -> HttpResponse:
     body = request.body  # read by Django, within DATA_UPLOAD_MAX_MEMORY_SIZE
     environ["wsgi.input"] = io.BytesIO(body)
     environ["CONTENT_LENGTH"] = str(len(body))
-    environ[USER_KEY] = request.user  # type: ignore[attr-defined]
+    environ[USER_KEY] = request.user  # set by AuthenticationMiddleware
     answer: dict[str, Any] = {}
 
     def start_response(

@@ -110,7 +110,7 @@ def create_app(
         """
         flask_session = app.session_interface.open_session(app, app.request_class(environ))
         name = None if flask_session is None else flask_session.get("user")
-        if name not in USERS:
+        if not isinstance(name, str) or name not in USERS:
             return None
         return Actor(name, is_admin=USERS[name])
 

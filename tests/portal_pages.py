@@ -7,7 +7,7 @@ from __future__ import annotations
 from html.parser import HTMLParser
 
 
-__all__ = ["Page", "create_form"]
+__all__ = ["Page", "create_form", "outside"]
 
 
 class Page(HTMLParser):
@@ -61,3 +61,14 @@ def create_form(csrf_token: str, name: str) -> dict[str, str | list[str]]:
         "categories": ["npsSubmitted", "guideDisplayed"],
         "filters": "",
     }
+
+
+def outside(urls: list[str], prefix: str) -> list[str]:
+    """
+    The *urls* that leave the mount point *prefix* (a fragment stays on the page).
+
+    >>> outside(["/admin/webhooks/new", "#main", "/static/x.css", "https://x.example/"],
+    ...         "/admin/webhooks")
+    ['/static/x.css', 'https://x.example/']
+    """
+    return [u for u in urls if not u.startswith((prefix + "/", "#"))]

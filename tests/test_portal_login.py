@@ -197,6 +197,7 @@ def test_a_wrong_token_is_refused(
         "pendo_webhooks_portal_8025=",
         "something=else",
         'pendo_webhooks_portal_8025="unbalanced',
+        "pendo_webhooks_portal_8026=a-session-of-another-port",
     ],
 )
 def test_no_session_is_refused(
@@ -337,3 +338,15 @@ def test_login_actor_ignores_anything_else() -> None:
 def test_idle_must_be_a_positive_number(seen: list[Actor | None], idle: Any) -> None:
     with pytest.raises(ConfigurationError, match="idle: must be a positive number"):
         OneTimeLogin(app_seeing_actor(seen), idle=idle)
+
+
+def test_other_cookies_of_the_host_do_not_hide_the_session(login: OneTimeLogin) -> None:
+    """
+    The browser sends every cookie of 127.0.0.1, whatever the port: one another application
+    set, even one that does not parse, does not hide the portal's.
+    """
+    cookie = log_in(login)
+
+    reply = call(login, "/", cookie=f'theirs="{{\\"json\\": 1}}; a b=1;; {cookie}; last=1')
+
+    assert reply.status == 200

@@ -23,7 +23,6 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
-from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
@@ -218,16 +217,21 @@ def _cookie_name(environ: WSGIEnvironment) -> str:
 
 
 def _cookie(environ: WSGIEnvironment) -> str | None:
-    header = environ.get("HTTP_COOKIE")
-    if not header:
-        return None
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(str(header))
-    except CookieError:
-        return None
-    morsel = jar.get(_cookie_name(environ))
-    return None if morsel is None or not morsel.value else morsel.value
+    """
+    The value of the portal's cookie in the request's ``Cookie`` header, or ``None``.
+
+    Read by hand: ``http.cookies`` drops every cookie after one it cannot parse, and the
+    browser sends this host's cookies of every port (other applications' too).
+
+    >>> _cookie({"HTTP_COOKIE": 'a"b=1; pendo_webhooks_portal_1=s1; c=2', "SERVER_PORT": "1"})
+    's1'
+    """
+    wanted = _cookie_name(environ)
+    for pair in str(environ.get("HTTP_COOKIE", "")).split(";"):
+        name, _, value = pair.strip().partition("=")
+        if name == wanted and value:
+            return value
+    return None
 
 
 def _redirect(
