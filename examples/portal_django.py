@@ -9,7 +9,8 @@ A whole project in one file. Install the extras (``pip install
     python examples/portal_django.py runserver 127.0.0.1:8000
 
 (``PORTAL_DJANGO_DB`` names Django's own database, ``portal_django.sqlite3`` by default;
-``PENDO_WEBHOOKS_DB`` the webhooks store, ``webhooks.sqlite3`` by default.) Log in at
+``PENDO_WEBHOOKS_DB`` the webhooks store, ``webhooks.sqlite3`` by default;
+``DJANGO_SECRET_KEY`` keeps logins across restarts.) Log in at
 http://127.0.0.1:8000/admin/ and open http://127.0.0.1:8000/admin/webhooks/. A user who is
 neither staff nor superuser gets 403 there.
 
@@ -20,8 +21,8 @@ In your own project the same three pieces go in your ``views.py`` and ``urls.py`
   :class:`~pendo_webhooks.registry.Actor`: staff and superusers are admins, other users
   are not (403), anonymous visitors are nobody (403). A stricter host checks a
   permission instead (``user.has_perm("myapp.manage_webhooks")``). Give it a
-  ``csrf_key`` shared by every process (32 bytes or more: derive it from ``SECRET_KEY``,
-  as here) when the project runs in several processes.
+  ``csrf_key`` shared by every process (32 bytes or more: derived from ``SECRET_KEY``
+  here) when the project runs in several processes.
 - A view (:func:`portal_view`) that hands the request's WSGI environ to the portal: the
   prefix moves from ``PATH_INFO`` to ``SCRIPT_NAME`` (the portal builds its links and form
   actions from ``SCRIPT_NAME``), the body Django read goes in ``wsgi.input``, and the
@@ -34,9 +35,9 @@ In your own project the same three pieces go in your ``views.py`` and ``urls.py`
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
+import secrets
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -75,7 +76,11 @@ def make_portal(webhooks_db: str) -> Portal:
     """
     storage = SQLiteStorage(webhooks_db)
     dispatcher = Dispatcher(WebhookRegistry(storage))
-    csrf_key = hashlib.sha256(b"pendo-webhooks portal:" + settings.SECRET_KEY.encode()).digest()
+    from django.utils.crypto import salted_hmac  # noqa: PLC0415 - needs the settings
+
+    # Every process derives the same key from SECRET_KEY: a form served by one is accepted
+    # by another.
+    csrf_key = salted_hmac("pendo-webhooks portal csrf", "", algorithm="sha256").digest()
     return Portal(dispatcher, actor=django_actor, csrf_key=csrf_key)
 
 
@@ -134,7 +139,8 @@ def configure(*, webhooks_db: str, django_db: str, debug: bool = False) -> None:
 
     settings.configure(
         DEBUG=debug,
-        SECRET_KEY=os.environ.get("DJANGO_SECRET_KEY", "not-a-secret: set DJANGO_SECRET_KEY"),
+        # Random unless given: logins and the portal's forms then last one process.
+        SECRET_KEY=os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50),
         ROOT_URLCONF=__name__,
         ALLOWED_HOSTS=["127.0.0.1", "localhost", "testserver"],
         INSTALLED_APPS=[

@@ -195,6 +195,16 @@ def test_a_malformed_request_line_does_not_log_the_token(
     assert "- 400" in err.decode()
 
 
+def test_help_says_loopback_and_how_to_stop() -> None:
+    proc = subprocess.run([*CLI, "portal", "--help"], capture_output=True, timeout=60, check=False)
+
+    out = " ".join(proc.stdout.decode().split())
+    assert proc.returncode == 0
+    assert "--host HOST the loopback address to serve on" in out
+    assert "prints a login link that works once" in out
+    assert "for listen, worker and portal, Ctrl-C and SIGTERM are the normal way" in out
+
+
 @pytest.mark.parametrize("host", ["0.0.0.0", "10.0.0.1", "::", "example.com", "127.1"])
 def test_a_host_that_is_not_loopback_is_refused(tmp_path: Path, host: str) -> None:
     """

@@ -28,6 +28,7 @@ from urllib.parse import parse_qs
 
 from ..exceptions import ConfigurationError
 from ..registry import Actor
+from ._wsgi import SECURITY_HEADERS
 
 
 if TYPE_CHECKING:
@@ -59,19 +60,7 @@ _USED = (
     "`pendo-webhooks portal` for a new one."
 )
 # The headers of the portal's own pages, on the wrapper's answers too.
-_HEADERS = [
-    (
-        "Content-Security-Policy",
-        (
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-            "frame-ancestors 'none'; base-uri 'none'"
-        ),
-    ),
-    ("X-Content-Type-Options", "nosniff"),
-    ("X-Frame-Options", "DENY"),
-    ("Referrer-Policy", "no-referrer"),
-    ("Cache-Control", "no-store"),
-]
+_HEADERS = [*SECURITY_HEADERS, ("Cache-Control", "no-store")]
 
 
 def login_actor(environ: WSGIEnvironment) -> Actor | None:
