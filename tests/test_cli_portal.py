@@ -127,6 +127,7 @@ def test_log_in_once_see_the_list_and_stop_on_sigint(
     again = requests.get(link, timeout=10)
     detail_links = [u for u in Page(listed.text).urls if u.startswith("/webhooks/")]
     detail = browser.get(base + detail_links[0], timeout=10)
+    rebound = browser.get(base + "/", headers={"Host": "evil.example"}, timeout=10)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
 
@@ -146,6 +147,8 @@ def test_log_in_once_see_the_list_and_stop_on_sigint(
     assert "NPS to CRM" not in stranger.text
     assert again.status_code == 403
     assert "used already" in again.text
+    assert rebound.status_code == 403
+    assert "NPS to CRM" not in rebound.text
 
     assert proc.returncode == 0, err.decode()
     assert out == b""  # the link was read before; nothing more came

@@ -78,6 +78,7 @@ def call(
     port: str = "8025",
     method: str = "GET",
     script_name: str = "",
+    host: str | None = None,
 ) -> Reply:
     environ: dict[str, Any] = {
         "REQUEST_METHOD": method,
@@ -88,6 +89,8 @@ def call(
     }
     if cookie is not None:
         environ["HTTP_COOKIE"] = cookie
+    if host is not None:
+        environ["HTTP_HOST"] = host
     setup_testing_defaults(environ)
     got: list[Any] = []
 
@@ -350,3 +353,29 @@ def test_other_cookies_of_the_host_do_not_hide_the_session(login: OneTimeLogin) 
     reply = call(login, "/", cookie=f'theirs="{{\\"json\\": 1}}; a b=1;; {cookie}; last=1')
 
     assert reply.status == 200
+
+
+def test_only_the_printed_address_is_answered(clock: Clock, seen: list[Actor | None]) -> None:
+    """
+    With *hosts*, a request naming another host (a DNS-rebound page of another site) or
+    another port is refused before the login link or a session is even looked at.
+    """
+    login = OneTimeLogin(
+        app_seeing_actor(seen), token=TOKEN, clock=clock, hosts={"127.0.0.1", "LocalHost"}
+    )
+    link = f"token={TOKEN}"
+
+    assert call(login, "/login", query=link, host="evil.example:8025").status == 403
+    assert call(login, "/login", query=link, host="127.0.0.1:8026").status == 403
+    assert call(login, "/login", query=link, host="127.0.0.1").status == 403  # port 80
+    assert call(login, "/login", query=link).status == 403  # no Host at all
+    assert repr(login) == "OneTimeLogin(sessions=0, token_used=False)"
+    name, value, _ = call(login, "/login", query=link, host="127.0.0.1:8025").cookie()
+    cookie = f"{name}={value}"
+    assert call(login, "/", cookie=cookie, host="localhost:8025").status == 200
+    refused = call(login, "/", cookie=cookie, host="evil.example:8025")
+    assert refused.status == 403
+    assert b"answers only to the address it printed" in refused.body
+    assert len(seen) == 1
+    on_80 = call(login, "/", cookie=cookie, host="127.0.0.1", port="80")
+    assert on_80.status == 403  # another port: another cookie name

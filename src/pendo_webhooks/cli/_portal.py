@@ -127,6 +127,16 @@ def bind_address(host: str) -> str:
     return str(ipaddress.ip_address(host))
 
 
+def _names(host: str) -> set[str]:
+    """
+    The names a browser may give the portal's address in its ``Host`` header.
+
+    >>> sorted(_names("127.0.0.1")), sorted(_names("::1"))
+    (['127.0.0.1', 'localhost'], ['[::1]', 'localhost'])
+    """
+    return {f"[{host}]" if ":" in host else host, "localhost"}
+
+
 class InFlight:
     """
     Wrap a WSGI application, counting the requests it is answering, so a stopping server can
@@ -303,7 +313,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             alerts.sweep(utcnow() - ALERT_SWEEP_SPAN)
         registry = WebhookRegistry(storage, destinations=policy, hooks=hooks)
         dispatcher = stack.enter_context(Dispatcher(registry, transport=transport))
-        login = OneTimeLogin(Portal(dispatcher, actor=login_actor))
+        login = OneTimeLogin(Portal(dispatcher, actor=login_actor), hosts=_names(host))
         app = InFlight(login)
         # Handlers first: a SIGTERM right after the link is printed must stop us cleanly.
         stop = stack.enter_context(_stop_on_signals())

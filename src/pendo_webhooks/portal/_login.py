@@ -22,7 +22,7 @@ import hmac
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
@@ -59,6 +59,10 @@ _USED = (
     "Forbidden: this login link was used already; it works once. Restart "
     "`pendo-webhooks portal` for a new one."
 )
+_OTHER_HOST = (
+    "Forbidden: this portal answers only to the address it printed (the Host header names "
+    "another)."
+)
 # The headers of the portal's own pages, on the wrapper's answers too.
 _HEADERS = [*SECURITY_HEADERS, ("Cache-Control", "no-store")]
 
@@ -93,6 +97,8 @@ class OneTimeLogin:
         idle: Seconds a session lasts without a request.
         clock: Monotonic seconds, for the sessions' idle time.
         token: The login token; a fresh ``secrets.token_urlsafe(32)`` by default.
+        hosts: If given, the only names a request's ``Host`` header may give (the port
+            must be the server's): anything else is refused, the login link included.
 
     Raises:
         ConfigurationError: If *idle* is not a positive number.
@@ -115,6 +121,7 @@ class OneTimeLogin:
         idle: float = SESSION_IDLE,
         clock: Callable[[], float] = time.monotonic,
         token: str | None = None,
+        hosts: Collection[str] | None = None,
     ) -> None:
         if isinstance(idle, bool) or not isinstance(idle, int | float) or not idle > 0:
             raise ConfigurationError("idle: must be a positive number of seconds")
@@ -124,6 +131,7 @@ class OneTimeLogin:
         self._clock = clock
         self._token: str | None = secrets.token_urlsafe(32) if token is None else token
         self._path = f"{LOGIN_PATH}?token={self._token}"
+        self._hosts = None if hosts is None else frozenset(h.lower() for h in hosts)
         self._lock = threading.Lock()
         # digest of a session id -> when it was last used (self._clock)
         self._sessions: dict[str, float] = {}
@@ -144,6 +152,8 @@ class OneTimeLogin:
         """
         Answer one request: the login link, or the application for a live session, or 403.
         """
+        if self._hosts is not None and not _host_is(environ, self._hosts):
+            return _refuse(start_response, _OTHER_HOST)
         session = self._live_session(environ)
         if environ.get("PATH_INFO") == LOGIN_PATH:
             if session is None:
@@ -198,6 +208,27 @@ class OneTimeLogin:
         for digest, last in list(self._sessions.items()):
             if now - last >= self._idle:
                 del self._sessions[digest]
+
+
+def _host_is(environ: WSGIEnvironment, hosts: frozenset[str]) -> bool:
+    """
+    Whether the request's ``Host`` names one of *hosts*, on the server's own port.
+
+    A page of another site whose name was made to resolve to 127.0.0.1 (DNS rebinding)
+    sends its own name: it is refused before anything else.
+
+    >>> environ = {"HTTP_HOST": "127.0.0.1:8025", "SERVER_PORT": "8025"}
+    >>> _host_is(environ, frozenset({"127.0.0.1"}))
+    True
+    >>> _host_is({**environ, "HTTP_HOST": "evil.example:8025"}, frozenset({"127.0.0.1"}))
+    False
+    >>> _host_is({"HTTP_HOST": "[::1]:8025", "SERVER_PORT": "8025"}, frozenset({"[::1]"}))
+    True
+    """
+    name, colon, port = str(environ.get("HTTP_HOST", "")).lower().rpartition(":")
+    if not colon or "]" in port:  # no port given: http's
+        name, port = str(environ.get("HTTP_HOST", "")).lower(), "80"
+    return name in hosts and port == str(environ.get("SERVER_PORT", ""))
 
 
 def _cookie_name(environ: WSGIEnvironment) -> str:
