@@ -13,6 +13,8 @@ import hmac
 import html
 import io
 import re
+import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,10 +25,11 @@ from urllib.parse import urlencode
 import pytest
 
 from pendo_webhooks.dispatcher import Dispatcher
-from pendo_webhooks.exceptions import PermissionDenied
+from pendo_webhooks.exceptions import ConfigurationError, PermissionDenied
 from pendo_webhooks.registry import Actor, WebhookRegistry
 from pendo_webhooks.storage import InMemoryStorage, SQLiteStorage, Storage
 from pendo_webhooks.testing import FrozenClock, RecordingTransport, sample_event
+from pendo_webhooks.transports import TransportResponse
 
 
 portal_module = pytest.importorskip("pendo_webhooks.portal")
@@ -57,7 +60,7 @@ class Result:
     def region(self, role: str) -> str:
         found = re.search(rf'<div[^>]*role="{role}"[^>]*>(.*?)</div>', self.text, re.S)
         assert found is not None, f"no {role} region"
-        return html.unescape(re.sub(r"<[^>]+>", " ", found.group(1)))
+        return _text(found.group(1))
 
 
 class Client:
@@ -104,7 +107,12 @@ class Client:
             seen.append((status, response_headers))
 
         chunks = self.portal(environ, start_response)
-        data = b"".join(chunks)
+        try:
+            data = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:  # as a WSGI server does
+                close()
         status, response_headers = seen[0]
         names = [name.lower() for name, _ in response_headers]
         assert len(names) == len(set(names)), "a header sent twice"
@@ -123,7 +131,7 @@ class Client:
     ) -> Result:
         data = dict(fields or {})
         if token == "auto":
-            data["csrf_token"] = self.portal.tokens.issue(self.actor.id if self.actor else "x")
+            data["csrf_token"] = self.portal._tokens.issue(self.actor.id if self.actor else "x")
         elif token is not None:
             data["csrf_token"] = token
         return self.request("POST", path, body=urlencode(data, doseq=True).encode(), **kwargs)
@@ -342,7 +350,8 @@ def test_creating_shows_the_generated_secret_once(site: Site) -> None:
     (hook,) = site.registry.list(ADMIN)
     secret = hook.secret.reveal()
     assert secret.startswith("whsec_")
-    assert secret in page.text
+    assert f'<code class="secret" id="secret-value">{secret}</code>' in page.text
+    assert "<title>Webhook created \u2013 Webhooks</title>" in page.text
     assert {str(c) for c in hook.categories} == {"guideDisplayed", "npsSubmitted"}
     assert not hook.enabled
     assert f'href="/webhooks/{hook.id}"' in page.text
@@ -478,7 +487,7 @@ def test_nobody_but_an_admin_sees_anything(site: Site, who: Actor | None) -> Non
     client = site.client(who)
     sent = len(site.transport.requests)
     pages = [client.get(p.format(hook=hook.id, delivery=delivery)) for p in _GET_ROUTES]
-    token = site.portal.tokens.issue(who.id) if who else None
+    token = site.portal._tokens.issue(who.id) if who else None
     pages += [
         client.post(p.format(hook=hook.id, delivery=delivery), _create_form(), token=token)
         for p in _POST_ROUTES
@@ -486,6 +495,7 @@ def test_nobody_but_an_admin_sees_anything(site: Site, who: Actor | None) -> Non
     for page in pages:
         assert page.status == 403
         assert "<h1>Forbidden</h1>" in page.text
+        assert "<title>Forbidden</title>" in page.text
         assert "webhook" not in page.text.lower()
         assert hook.id not in page.text
         assert delivery not in page.text
@@ -607,15 +617,15 @@ def test_a_token_is_bound_to_its_actor_and_its_key(site: Site) -> None:
     Another admin's token, or one made with another key, is refused.
     """
     hook = site.hook()
-    theirs = site.portal.tokens.issue(OTHER_ADMIN.id)
+    theirs = site.portal._tokens.issue(OTHER_ADMIN.id)
     _csrf_refused(site.client().post(f"/webhooks/{hook.id}/enable", token=theirs))
     other = Portal(site.dispatcher, _actor_of, csrf_key=b"o" * 32)
     _csrf_refused(
-        site.client().post(f"/webhooks/{hook.id}/enable", token=other.tokens.issue(ADMIN.id))
+        site.client().post(f"/webhooks/{hook.id}/enable", token=other._tokens.issue(ADMIN.id))
     )
     random_key = Portal(site.dispatcher, _actor_of)
     _csrf_refused(
-        site.client().post(f"/webhooks/{hook.id}/enable", token=random_key.tokens.issue(ADMIN.id))
+        site.client().post(f"/webhooks/{hook.id}/enable", token=random_key._tokens.issue(ADMIN.id))
     )
     assert not site.registry.get(ADMIN, hook.id).enabled
 
@@ -635,6 +645,7 @@ def test_portals_sharing_a_key_accept_each_others_tokens(site: Site) -> None:
     [
         {"Origin": "https://evil.example"},
         {"Origin": "null"},
+        {"Origin": "null", "Sec-Fetch-Site": "none"},
         {"Origin": "http://127.0.0.1:8080"},
         {"Origin": "http://[::1"},
         {"Sec-Fetch-Site": "cross-site"},
@@ -658,6 +669,7 @@ def test_a_form_sent_from_another_site_is_refused(site: Site, headers: dict[str,
         {"Origin": "http://127.0.0.1"},
         {"Origin": "https://127.0.0.1", "Sec-Fetch-Site": "same-origin"},
         {"Sec-Fetch-Site": "none"},
+        {"Origin": "null", "Sec-Fetch-Site": "same-origin"},
         {"Host": "admin.example.com", "Origin": "https://Admin.Example.com"},
     ],
 )
@@ -713,7 +725,7 @@ def test_every_response_carries_the_security_headers(site: Site) -> None:
         assert response.headers["Content-Security-Policy"] == CSP
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["X-Frame-Options"] == "DENY"
-        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert response.headers["Referrer-Policy"] == "same-origin"
         if response.headers["Content-Type"].startswith("text/html"):
             assert response.headers["Content-Type"] == "text/html; charset=utf-8"
             assert response.headers["Cache-Control"] == "no-store"
@@ -775,9 +787,10 @@ def test_bodies_are_capped_and_must_be_forms(site: Site) -> None:
     assert client.request("POST", "/new", body=big).status == 413
     assert client.post("/new", _create_form(), length="").status == 411
     assert client.post("/new", _create_form(), length="-1").status == 411
+    assert client.post("/new", _create_form(), length="\u00b2").status == 411
     assert client.post("/new", _create_form(), content_type="application/json").status == 415
     assert client.post("/new", _create_form(), content_type=None).status == 415
-    token = site.portal.tokens.issue(ADMIN.id)
+    token = site.portal._tokens.issue(ADMIN.id)
     assert (
         client.request("POST", "/new", body=b"name=%ff&csrf_token=" + token.encode()).status == 400
     )
@@ -819,3 +832,595 @@ def test_mounted_under_a_prefix_every_link_and_redirect_has_it(site: Site) -> No
     assert 'href="/admin/webhooks/new"' in trailing.text
     odd = site.client(script_name="/a dmin").get("/")
     assert 'href="/a%20dmin/new"' in odd.text
+
+
+# -- one webhook ------------------------------------------------------------------------------
+
+
+def test_the_webhook_page_shows_settings_health_filters_and_deliveries(site: Site) -> None:
+    """
+    Settings (never the secret), health, PII filters, the buttons, and recent deliveries.
+    """
+    hook = site.hook(filters=["drop:properties.nps.reason", "hash:visitorId"])
+    site.registry.enable(ADMIN, hook.id)
+    delivery = site.dispatcher.dispatch(sample_event("npsSubmitted")).for_webhook(hook.id)
+    page = site.client().get(f"/webhooks/{hook.id}")
+    assert page.status == 200
+    assert page.text.count("<h1") == 1
+    assert "<h1>NPS to Zapier</h1>" in page.text
+    text = _text(page.text)
+    assert "Status Active" in text
+    assert "Type URL" in text
+    assert "Destination https://hooks.example.com/catch/1?…" in text
+    assert "Secret set (never shown again)" in text
+    assert hook.secret.reveal() not in page.text
+    assert "Events NPS submitted" in text
+    assert "State healthy" in text
+    assert "Failure streak 0" in text
+    assert "Last success 2026-01-01 00:00:00 UTC" in text
+    assert "Outage none" in text
+    assert "drop:properties.nps.reason" in text
+    assert "hash:visitorId" in text
+    assert f'href="/deliveries/{delivery.delivery_id}"' in page.text
+    assert "npsSubmitted delivered 1" in text
+    for button in ("Test", "Disable", "Rotate secret"):
+        assert f'<button type="submit">{button}</button>' in page.text
+    assert f'href="/webhooks/{hook.id}/edit">Edit</a>' in page.text
+    assert f'href="/webhooks/{hook.id}/delete">Delete</a>' in page.text
+    assert '<th scope="col">Delivery</th>' in page.text
+    assert page.text.count('name="csrf_token"') == 3
+
+
+def test_a_failing_webhook_shows_its_health_and_why_it_was_disabled(site: Site) -> None:
+    """
+    Failures, the streak, an outage, and the disabled reason once the library disabled it.
+    """
+    site = _site(site.registry.storage, [503] * 10)
+    hook = site.hook()
+    site.registry.enable(ADMIN, hook.id)
+    site.dispatcher.dispatch(sample_event("npsSubmitted"))
+    text = _text(site.client().get(f"/webhooks/{hook.id}").text)
+    assert "State failing" in text
+    assert "Failures since the last success 1" in text
+    assert "Failure streak 1" in text
+    assert "Last success never" in text
+    assert "Failing since 2026-01-01 00:00:00 UTC" in text
+    site.registry.disable_by_system(hook.id, reason="HTTP 410 Gone from the receiver")
+    text = _text(site.client().get(f"/webhooks/{hook.id}").text)
+    assert "Status Inactive" in text
+    assert "Disabled reason HTTP 410 Gone from the receiver (by system)" in text
+    listed = _text(site.client().get("/").text)
+    assert "Inactive failing" in listed
+
+
+def test_an_outage_is_shown(memory_site: Site) -> None:
+    """
+    During an outage the page says since when.
+    """
+    from pendo_webhooks.dispatcher import WebhookHealth  # noqa: PLC0415
+
+    hook = memory_site.hook()
+    now = memory_site.clock()
+    memory_site.registry.storage.put_webhook_health(
+        WebhookHealth(
+            webhook_id=hook.id, failing_since=now, outage_since=now, failures=9, streak=9
+        ),
+        expected_version=0,
+    )
+    text = _text(memory_site.client().get(f"/webhooks/{hook.id}").text)
+    assert "State outage" in text
+    assert "Outage since 2026-01-01 00:00:00 UTC" in text
+
+
+class _NoHealth(InMemoryStorage):
+    """An in-memory store without the HealthStore capability."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in {"get_webhook_health", "put_webhook_health", "hold_claims", "respread_pending"}:
+            raise AttributeError(name)
+        return super().__getattribute__(name)
+
+
+def test_a_store_without_health_says_not_recorded() -> None:
+    """
+    A store that keeps no health: the list and the webhook's page say "not recorded".
+    """
+    site = _site(_NoHealth())
+    hook = site.hook()
+    assert "Inactive not recorded" in _text(site.client().get("/").text)
+    page = site.client().get(f"/webhooks/{hook.id}")
+    assert page.status == 200
+    assert "Health: not recorded" in _text(page.text)
+
+
+def test_the_test_button_shows_the_result_in_a_status_region(site: Site) -> None:
+    """
+    Test sends a sample (even while inactive) and shows status, verdict and the excerpt.
+    """
+    hook = site.hook()
+    page = site.client().post(f"/webhooks/{hook.id}/test")
+    assert page.status == 200
+    status = page.region("status")
+    assert "Verdict Accepted" in status
+    assert "Status HTTP 200" in status
+    assert "npsSubmitted" in status
+    (request,) = site.transport.requests
+    assert request.url == hook.url
+    assert site.dispatcher.deliveries(ADMIN, webhook_id=hook.id) == []
+
+
+def test_a_failed_test_shows_why() -> None:
+    """
+    A refused sample shows "Not accepted", the error and the response excerpt, escaped.
+    """
+    site = _site(InMemoryStorage(), [TransportResponse(status=404, body=b"<b>no such hook</b>")])
+    hook = site.hook()
+    page = site.client().post(f"/webhooks/{hook.id}/test")
+    status = page.region("status")
+    assert "Verdict Not accepted" in status
+    assert "Status HTTP 404" in status
+    assert "Error HTTP 404" in status
+    assert "Response excerpt: <b>no such hook</b>" in status
+    assert "&lt;b&gt;no such hook&lt;/b&gt;" in page.text
+
+
+def test_enable_and_disable_redirect_with_a_fixed_message(site: Site) -> None:
+    """
+    Each is a 303 to the webhook's page, which then says "Enabled." / "Disabled." as status.
+    """
+    hook = site.hook()
+    client = site.client()
+    page = client.post(f"/webhooks/{hook.id}/enable")
+    assert page.status == 303
+    assert page.headers["Location"] == f"/webhooks/{hook.id}?done=enabled"
+    assert page.text == ""
+    assert site.registry.get(ADMIN, hook.id).enabled
+    shown = client.get(f"/webhooks/{hook.id}", query="done=enabled")
+    assert "Enabled." in shown.region("status")
+    assert '<button type="submit">Disable</button>' in shown.text
+    page = client.post(f"/webhooks/{hook.id}/disable")
+    assert page.headers["Location"] == f"/webhooks/{hook.id}?done=disabled"
+    assert not site.registry.get(ADMIN, hook.id).enabled
+    shown = client.get(f"/webhooks/{hook.id}", query="done=disabled")
+    assert "Disabled." in shown.region("status")
+    assert '<button type="submit">Enable</button>' in shown.text
+
+
+@pytest.mark.parametrize("query", ["done=%3Cscript%3Ealert(1)%3C/script%3E", "done=oops", "done="])
+def test_the_status_message_never_reflects_the_query(site: Site, query: str) -> None:
+    """
+    An unknown ?done= code shows nothing: request text is never put on the page.
+    """
+    hook = site.hook()
+    for path in ("/", f"/webhooks/{hook.id}"):
+        page = site.client().get(path, query=query)
+        assert page.status == 200
+        assert "alert(1)" not in page.text
+        assert "oops" not in page.text
+        assert page.region("status").strip() == ""
+
+
+def test_enabling_a_destination_no_longer_allowed_says_why(memory_site: Site) -> None:
+    """
+    The registry checks the destination again on enable: refused, the page says why (400).
+    """
+    from pendo_webhooks.guard import DestinationPolicy  # noqa: PLC0415
+
+    lax = WebhookRegistry(
+        memory_site.registry.storage, destinations=DestinationPolicy(allow_http=True)
+    )
+    hook = lax.create(
+        ADMIN,
+        name="Plain",
+        url="http://hooks.example.com/x",
+        categories={"npsSubmitted"},
+        secret="s",
+    )
+    page = memory_site.client().post(f"/webhooks/{hook.id}/enable")
+    assert page.status == 400
+    assert "Not enabled: url:" in page.region("alert")
+    assert not memory_site.registry.get(ADMIN, hook.id).enabled
+
+
+def test_rotating_shows_the_new_secret_once(site: Site) -> None:
+    """
+    Rotate answers with the new secret (no-store, no redirect); the old one keeps signing.
+    """
+    hook = site.hook()
+    page = site.client().post(f"/webhooks/{hook.id}/rotate")
+    assert page.status == 200
+    assert page.headers["Cache-Control"] == "no-store"
+    assert "<h1>Secret rotated</h1>" in page.text
+    rotated = site.registry.get(ADMIN, hook.id)
+    assert rotated.secret != hook.secret
+    assert rotated.secret.reveal() in page.text
+    assert hook.secret.reveal() not in page.text
+    assert [r.secret for r in rotated.previous_secrets] == [hook.secret]
+    assert "keeps signing for 24 hours" in page.region("status")
+    assert rotated.secret.reveal() not in site.client().get(f"/webhooks/{hook.id}").text
+
+
+def test_a_segment_webhook_has_no_secret_to_rotate(site: Site) -> None:
+    """
+    Its page offers no Rotate button; a rotate posted anyway is 400 with the reason.
+    """
+    hook = site.hook("Segment", kind="segment", url=None, write_key="wk-1")
+    page = site.client().get(f"/webhooks/{hook.id}")
+    assert "Rotate secret" not in page.text
+    page = site.client().post(f"/webhooks/{hook.id}/rotate")
+    assert page.status == 400
+    assert "Not rotated:" in page.region("alert")
+    assert "wk-1" not in page.text
+
+
+# -- edit and delete --------------------------------------------------------------------------
+
+
+def test_the_edit_form_holds_the_current_values_but_no_secret(site: Site) -> None:
+    """
+    Name, URL, events and filters filled in; no secret field; labels for every field.
+    """
+    hook = site.hook(filters=["drop:properties.nps.reason"])
+    page = site.client().get(f"/webhooks/{hook.id}/edit")
+    assert page.status == 200
+    assert "<h1>Edit NPS to Zapier</h1>" in page.text
+    assert 'value="NPS to Zapier"' in page.text
+    assert 'value="https://hooks.example.com/catch/1?token=t0ps3cret"' in page.text
+    assert re.search(r'id="event-npsSubmitted"[^>]* checked', page.text)
+    assert ">drop:properties.nps.reason</textarea>" in page.text
+    assert 'id="secret"' not in page.text
+    assert 'id="write_key"' not in page.text
+    assert f'name="version" value="{hook.version}"' in page.text
+    assert "Save changes" in page.text
+    labels = _labels(page.text)
+    ids = re.findall(r'<(?:input|textarea)[^>]* id="([^"]+)"', page.text)
+    assert set(ids) == set(labels)
+
+
+def test_saving_changes_and_redirects(site: Site) -> None:
+    """
+    A saved edit changes the webhook (as one audited update) and says "Changes saved.".
+    """
+    hook = site.hook()
+    client = site.client()
+    form = {
+        "name": "Renamed",
+        "url": "https://hooks.example.com/other",
+        "categories": ["pollSubmitted", "npsSubmitted"],
+        "filters": "hash:visitorId\n\n",
+        "version": str(hook.version),
+    }
+    page = client.post(f"/webhooks/{hook.id}/edit", form)
+    assert page.status == 303
+    assert page.headers["Location"] == f"/webhooks/{hook.id}?done=saved"
+    changed = site.registry.get(ADMIN, hook.id)
+    assert changed.name == "Renamed"
+    assert changed.url == "https://hooks.example.com/other"
+    assert {str(c) for c in changed.categories} == {"pollSubmitted", "npsSubmitted"}
+    assert [str(f) for f in changed.filters] == ["hash:visitorId"]
+    assert changed.secret == hook.secret
+    assert "Changes saved." in client.get(f"/webhooks/{hook.id}", query="done=saved").region(
+        "status"
+    )
+    assert [e.action for e in site.registry.audit(ADMIN, webhook_id=hook.id)] == [
+        "update",
+        "create",
+    ]
+
+
+def test_a_refused_edit_shows_the_form_again(site: Site) -> None:
+    """
+    400 with the reason, the values typed kept, and nothing changed.
+    """
+    hook = site.hook()
+    form = {"name": "<i>bad</i>", "url": "ftp://x", "categories": ["npsSubmitted"], "filters": ""}
+    page = site.client().post(f"/webhooks/{hook.id}/edit", form)
+    assert page.status == 400
+    assert "Destination URL:" in page.region("alert")
+    assert 'value="&lt;i&gt;bad&lt;/i&gt;"' in page.text
+    assert site.registry.get(ADMIN, hook.id) == hook
+
+
+def test_an_edit_over_someone_elses_change_is_a_conflict(site: Site) -> None:
+    """
+    Saving a form opened before another admin's change: 409, the typed values, the new version.
+    """
+    hook = site.hook()
+    site.registry.update(OTHER_ADMIN, hook.id, name="Their name")
+    form = {"name": "My name", "url": hook.url, "categories": ["npsSubmitted"], "version": "1"}
+    page = site.client().post(f"/webhooks/{hook.id}/edit", form)
+    assert page.status == 409
+    assert "Someone changed this webhook" in page.region("alert")
+    assert 'value="My name"' in page.text
+    assert 'name="version" value="2"' in page.text
+    assert site.registry.get(ADMIN, hook.id).name == "Their name"
+    form["version"] = "\u00b2"  # a digit, but not one a version is written with
+    assert site.client().post(f"/webhooks/{hook.id}/edit", form).status == 303
+    assert site.registry.get(ADMIN, hook.id).name == "My name"
+    site.registry.update(OTHER_ADMIN, hook.id, name="Theirs again")
+    form["version"] = "4"
+    assert site.client().post(f"/webhooks/{hook.id}/edit", form).status == 303
+    assert site.registry.get(ADMIN, hook.id).name == "My name"
+
+
+def test_a_segment_webhook_keeps_its_write_key_unless_a_new_one_is_typed(site: Site) -> None:
+    """
+    The edit form has a blank write key field: blank keeps the key, text replaces it.
+    """
+    hook = site.hook("Segment", kind="segment", url=None, write_key="wk-old")
+    client = site.client()
+    page = client.get(f"/webhooks/{hook.id}/edit")
+    assert 'id="write_key"' in page.text
+    assert 'id="url"' not in page.text
+    assert "wk-old" not in page.text
+    assert "Leave blank to keep the current key" in page.text
+    form = {"name": "Segment 2", "write_key": "", "categories": ["npsSubmitted"], "filters": ""}
+    assert client.post(f"/webhooks/{hook.id}/edit", form).status == 303
+    assert site.registry.get(ADMIN, hook.id).write_key.reveal() == "wk-old"
+    form["write_key"] = "wk-new"
+    assert client.post(f"/webhooks/{hook.id}/edit", form).status == 303
+    assert site.registry.get(ADMIN, hook.id).write_key.reveal() == "wk-new"
+
+
+def test_an_operations_webhook_keeps_its_events(site: Site) -> None:
+    """
+    The form has no boxes for operations events: saving leaves them as they are.
+    """
+    hook = site.hook("Ops", categories={"pendo_webhooks.webhook.disabled"})
+    client = site.client()
+    page = client.get(f"/webhooks/{hook.id}/edit")
+    assert "<legend>Events</legend>" not in page.text
+    assert "operations webhook" in page.text
+    form = {"name": "Ops alerts", "url": hook.url, "filters": ""}
+    assert client.post(f"/webhooks/{hook.id}/edit", form).status == 303
+    changed = site.registry.get(ADMIN, hook.id)
+    assert changed.name == "Ops alerts"
+    assert changed.categories == hook.categories
+    assert "pendo_webhooks.webhook.disabled" in _text(client.get(f"/webhooks/{hook.id}").text)
+
+
+def test_deleting_asks_first_then_deletes(site: Site) -> None:
+    """
+    The Delete link leads to a confirm page; its button deletes and goes back to the list.
+    """
+    hook = site.hook()
+    client = site.client()
+    page = client.get(f"/webhooks/{hook.id}/delete")
+    assert page.status == 200
+    assert "<h1>Delete webhook NPS to Zapier?</h1>" in page.text
+    assert '<button type="submit" class="danger">Delete webhook</button>' in page.text
+    assert site.registry.list(ADMIN) == [hook]
+    page = client.post(f"/webhooks/{hook.id}/delete", token=page.token())
+    assert page.status == 303
+    assert page.headers["Location"] == "/?done=deleted"
+    assert site.registry.list(ADMIN) == []
+    assert "Webhook deleted." in client.get("/", query="done=deleted").region("status")
+    assert client.get(f"/webhooks/{hook.id}").status == 404
+
+
+def test_a_script_in_a_name_is_shown_as_text_everywhere(site: Site) -> None:
+    """
+    A webhook named <script>alert(1)</script> is escaped in the list, its page, edit, delete.
+    """
+    name = "<script>alert(1)</script>"
+    client = site.client()
+    created = client.post("/new", _create_form(name=name))
+    (hook,) = site.registry.list(ADMIN)
+    pages = [created] + [
+        client.get(p)
+        for p in (
+            "/",
+            f"/webhooks/{hook.id}",
+            f"/webhooks/{hook.id}/edit",
+            f"/webhooks/{hook.id}/delete",
+        )
+    ]
+    for page in pages:
+        assert "<script" not in page.text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+
+
+# -- deliveries ---------------------------------------------------------------------------------
+
+
+def test_a_delivery_shows_its_attempts_and_can_be_redelivered(site: Site) -> None:
+    """
+    The delivery page: status, event, attempts table; Redeliver queues it again (303).
+    """
+    site = _site(site.registry.storage, [TransportResponse(status=500, body=b"<oops>"), 200, 200])
+    hook = site.hook()
+    site.registry.enable(ADMIN, hook.id)
+    delivery_id = (
+        site.dispatcher.dispatch(sample_event("npsSubmitted")).for_webhook(hook.id).delivery_id
+    )
+    site.clock.advance(timedelta(hours=1))
+    site.dispatcher.run_due()
+    client = site.client()
+    page = client.get(f"/deliveries/{delivery_id}")
+    assert page.status == 200
+    assert f"<h1>Delivery {delivery_id}</h1>" in page.text
+    text = _text(page.text)
+    assert "Status delivered" in text
+    assert "Event npsSubmitted" in text
+    assert "Webhook NPS to Zapier" in text
+    assert f'href="/webhooks/{hook.id}"' in page.text
+    for column in ("Number", "Time", "Status", "Verdict", "Duration", "Response excerpt"):
+        assert f'<th scope="col">{column}</th>' in page.text
+    assert '<th scope="row">1</th>' in page.text
+    assert '<th scope="row">2</th>' in page.text
+    assert "HTTP 500" in text
+    assert "&lt;oops&gt;" in page.text
+    assert "retry:" in text
+    page = client.post(f"/deliveries/{delivery_id}/redeliver", token=page.token())
+    assert page.status == 303
+    assert page.headers["Location"] == f"/deliveries/{delivery_id}?done=redelivered"
+    assert str(site.dispatcher.storage.get_delivery(delivery_id).status) == "pending"
+    page = client.get(f"/deliveries/{delivery_id}", query="done=redelivered")
+    assert "Redelivery queued" in page.region("status")
+    assert "Next attempt" in _text(page.text)
+    assert '<button type="submit">Redeliver</button>' not in page.text
+
+
+def test_a_pending_delivery_cannot_be_redelivered(site: Site) -> None:
+    """
+    Redelivering one still pending is 409 with the reason, shown on its page.
+    """
+    site = _site(site.registry.storage, [503])
+    hook = site.hook()
+    site.registry.enable(ADMIN, hook.id)
+    delivery_id = (
+        site.dispatcher.dispatch(sample_event("npsSubmitted")).for_webhook(hook.id).delivery_id
+    )
+    page = site.client().post(f"/deliveries/{delivery_id}/redeliver")
+    assert page.status == 409
+    assert "Not redelivered" in page.region("alert")
+    assert "transport error" not in page.text
+
+
+def test_a_delivery_of_a_deleted_webhook_still_shows(site: Site) -> None:
+    """
+    After its webhook is deleted, a delivery's page names the webhook id as deleted.
+    """
+    hook, delivery_id = _one_delivery(site)
+    site.registry.delete(ADMIN, hook.id)
+    page = site.client().get(f"/deliveries/{delivery_id}")
+    assert page.status == 200
+    assert f"{hook.id} (deleted)" in _text(page.text)
+    assert "No attempts yet." not in page.text
+
+
+def test_a_delivery_without_attempts_says_so(site: Site) -> None:
+    """
+    A delivery never attempted (its webhook disabled first) has an empty attempts section.
+    """
+    hook = site.hook()
+    site.registry.enable(ADMIN, hook.id)
+    result = site.dispatcher.enqueue(sample_event("npsSubmitted"))
+    delivery_id = result.for_webhook(hook.id).delivery_id
+    page = site.client().get(f"/deliveries/{delivery_id}")
+    assert "No attempts yet." in page.text
+    assert "No deliveries yet." not in site.client().get(f"/webhooks/{hook.id}").text
+    assert "No deliveries yet." in site.client().get(f"/webhooks/{site.hook('Other').id}").text
+
+
+# -- construction ---------------------------------------------------------------------------
+
+
+def test_the_constructor_refuses_bad_arguments(memory_site: Site) -> None:
+    """
+    A wrong dispatcher, actor, key or title is a ConfigurationError that shows no key.
+    """
+    dispatcher = memory_site.dispatcher
+    with pytest.raises(ConfigurationError, match="dispatcher: must be a Dispatcher"):
+        Portal(memory_site.registry, _actor_of)
+    with pytest.raises(ConfigurationError, match="actor: must be callable"):
+        Portal(dispatcher, ADMIN)
+    with pytest.raises(ConfigurationError, match="csrf_key: must be bytes, not str"):
+        Portal(dispatcher, _actor_of, csrf_key="k" * 32)
+    with pytest.raises(ConfigurationError, match="at least 32 bytes") as caught:
+        Portal(dispatcher, _actor_of, csrf_key=b"short-key")
+    assert "short-key" not in str(caught.value)
+    with pytest.raises(ConfigurationError, match="title: must not be empty"):
+        Portal(dispatcher, _actor_of, title=" ")
+    portal = Portal(dispatcher, _actor_of, csrf_key=KEY, title="Acme <hooks>")
+    assert repr(portal) == "<Portal(title='Acme <hooks>')>"
+    assert "kkkk" not in repr(portal._tokens)
+    page = Client(portal, ADMIN).get("/")
+    assert "<h1>Acme &lt;hooks&gt;</h1>" in page.text
+
+
+def test_without_jinja2_the_portal_says_what_to_install(
+    memory_site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    Jinja2 is the portal extra's: without it, Portal() says which extra to install.
+    """
+    monkeypatch.setitem(sys.modules, "jinja2", None)
+    with pytest.raises(ConfigurationError, match=r"pip install 'pendo-webhooks\[portal\]'"):
+        Portal(memory_site.dispatcher, _actor_of)
+
+
+def test_requests_from_many_threads_are_answered(tmp_path: Path) -> None:
+    """
+    A threaded WSGI server calls one portal from many threads at once: every answer is right.
+    """
+    with SQLiteStorage(tmp_path / "threads.sqlite3") as storage:
+        site = _site(storage)
+        hooks = [site.hook(f"Hook {n}") for n in range(4)]
+        failures: list[str] = []
+
+        def work(n: int) -> None:
+            client = site.client(Actor(f"admin-{n}", is_admin=True))
+            for _ in range(5):
+                hook = hooks[n % len(hooks)]
+                page = client.get(f"/webhooks/{hook.id}")
+                if page.status != 200 or f"<h1>Hook {n % len(hooks)}</h1>" not in page.text:
+                    failures.append(f"GET {n}: {page.status}")
+                token = page.token()
+                sent = client.post(f"/webhooks/{hook.id}/test", token=token)
+                if sent.status != 200:
+                    failures.append(f"POST {n}: {sent.status}")
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert not any(t.is_alive() for t in threads)
+        assert failures == []
+        assert len(site.transport.requests) == 40
+
+
+def test_a_test_without_an_answer_says_so() -> None:
+    """
+    When no response came back, the result says "no response" and why.
+    """
+    from pendo_webhooks.exceptions import TransportError  # noqa: PLC0415
+
+    site = _site(InMemoryStorage(), [TransportError("timeout", "no response within 15.0 s")])
+    hook = site.hook()
+    status = site.client().post(f"/webhooks/{hook.id}/test").region("status")
+    assert "Verdict Not accepted" in status
+    assert "Status no response" in status
+    assert "timeout" in status
+
+
+def test_the_title_names_the_page_and_the_portal(memory_site: Site) -> None:
+    """
+    Each page's <title> says the page, then the portal; the list is the portal's own title.
+    """
+    hook = memory_site.hook()
+    client = memory_site.client()
+    assert "<title>Webhooks</title>" in client.get("/").text
+    assert "<title>New webhook \u2013 Webhooks</title>" in client.get("/new").text
+    assert (
+        "<title>NPS to Zapier \u2013 Webhooks</title>" in client.get(f"/webhooks/{hook.id}").text
+    )
+    assert "<title>Not found</title>" in client.get("/nope").text
+
+
+def test_the_portal_keeps_to_the_wsgi_protocol(memory_site: Site) -> None:
+    """
+    wsgiref's validator, wrapped around the portal, finds nothing wrong with any answer.
+    """
+    from wsgiref.validate import validator  # noqa: PLC0415
+
+    hook = memory_site.hook()
+    checked = Client(validator(memory_site.portal), ADMIN)
+    assert checked.get("/").status == 200
+    assert checked.get("/static/portal.css").status == 200
+    assert checked.request("HEAD", f"/webhooks/{hook.id}").status == 200
+    token = memory_site.portal._tokens.issue(ADMIN.id)
+    assert checked.post(f"/webhooks/{hook.id}/enable", token=token).status == 303
+    assert checked.post("/new", _create_form(name=""), token=token).status == 400
+    assert checked.request("DELETE", "/").status == 405
+    assert Client(validator(memory_site.portal), None).get("/").status == 403
+
+
+def test_an_actor_callable_returning_something_else_is_the_hosts_bug(memory_site: Site) -> None:
+    """
+    An actor callable that returns no Actor (a user name) raises, naming what it returned.
+    """
+    portal = Portal(memory_site.dispatcher, lambda environ: "ada", csrf_key=KEY)
+    with pytest.raises(ConfigurationError, match="actor: returned a str, not an Actor or None"):
+        Client(portal, ADMIN).get("/")

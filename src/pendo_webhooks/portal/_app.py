@@ -9,20 +9,16 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..dispatcher import Dispatcher
 from ..exceptions import ConfigurationError, NotFound, PermissionDenied
 from ..model._webhook import check_text
 from ..registry import Actor
 from ._csrf import CsrfTokens, check_key
-from ._render import environment, stylesheet
+from ._render import Pages, stylesheet
 from ._views import Views
-from ._wsgi import HTTPError, Request, Response, StartResponse
-
-
-if TYPE_CHECKING:
-    import jinja2
+from ._wsgi import HTTPError, PageRequest, PageResponse, StartResponse
 
 
 __all__ = ["Portal"]
@@ -112,6 +108,10 @@ class Portal:
             portal from several processes give each the same key.
         title: The list page's heading and the link back to it.
 
+    Attributes:
+        dispatcher: The dispatcher given.
+        title: The title given, stripped.
+
     Raises:
         ConfigurationError: For a bad argument, or if Jinja2 is not installed.
 
@@ -161,8 +161,8 @@ class Portal:
             raise ConfigurationError(str(exc)) from None
         self.dispatcher = dispatcher
         self._actor = actor
-        self.tokens = CsrfTokens(key, dispatcher.clock)
-        self._env: jinja2.Environment = environment()
+        self._tokens = CsrfTokens(key, dispatcher.clock)
+        self._pages = Pages(self.title)
         self._css = stylesheet()
 
     def __repr__(self) -> str:
@@ -172,37 +172,31 @@ class Portal:
         """
         Answer one request (the WSGI protocol).
         """
-        request = Request(environ)
+        request = PageRequest(environ)
         return self._respond(request)(start_response, head=request.method == "HEAD")
 
-    def render(self, template: str, request: Request, **context: Any) -> bytes:
-        """
-        Render *template* for *request*. Strictly private (for the pages).
-        """
-        page = self._env.get_template(template).render(
-            url=request.url, portal_title=self.title, **context
-        )
-        return page.encode("utf-8")
-
     def _error(
-        self, request: Request, status: int, title: str, message: str, **more: Any
-    ) -> Response:
-        body = self.render(
+        self, request: PageRequest, status: int, title: str, message: str, **more: Any
+    ) -> PageResponse:
+        body = self._pages.render(
             "error.html", request, page_title=title, message=message, home=status != 403
         )
         headers = tuple((name, value) for name, value in more.items() if value is not None)
-        return Response(status, body, headers=headers)
+        return PageResponse(status, body, headers=headers)
 
-    def _forbidden(self, request: Request, message: str = _FORBIDDEN) -> Response:
+    def _forbidden(self, request: PageRequest, message: str = _FORBIDDEN) -> PageResponse:
         return self._error(request, 403, "Forbidden", message)
 
-    def _respond(self, request: Request) -> Response:
+    def _respond(self, request: PageRequest) -> PageResponse:
         try:
             if request.path == _CSS_PATH:
                 return self._stylesheet(request)
             actor = self._actor(request.environ)
             if actor is None:
                 return self._forbidden(request)
+            if not isinstance(actor, Actor):  # the host's bug: say so, show nothing
+                msg = f"actor: returned a {type(actor).__name__}, not an Actor or None"
+                raise ConfigurationError(msg)
             self.dispatcher.registry.policy.check(actor, "read", None)
             return self._page(request, actor)
         except PermissionDenied:
@@ -219,24 +213,26 @@ class Portal:
                 Allow=exc.allow,
             )
 
-    def _stylesheet(self, request: Request) -> Response:
+    def _stylesheet(self, request: PageRequest) -> PageResponse:
         if request.method not in ("GET", "HEAD"):
             raise HTTPError(405, "This page does not take that method.", allow="GET, HEAD")
-        return Response(200, self._css, content_type="text/css; charset=utf-8", cache="no-cache")
+        return PageResponse(
+            200, self._css, content_type="text/css; charset=utf-8", cache="no-cache"
+        )
 
-    def _page(self, request: Request, actor: Actor) -> Response:
+    def _page(self, request: PageRequest, actor: Actor) -> PageResponse:
         handler, arguments = _route(request.path, request.method)
-        views = Views(self, request, actor)
+        views = Views(self._pages, self._tokens, self.dispatcher, request, actor)
         if request.method == "POST":
             request.check_same_origin()
             views.data = self._checked_form(request, actor)
         ids: Mapping[str, str] = arguments
-        response: Response = getattr(views, handler)(*ids.values())
+        response: PageResponse = getattr(views, handler)(*ids.values())
         return response
 
-    def _checked_form(self, request: Request, actor: Actor) -> dict[str, list[str]]:
+    def _checked_form(self, request: PageRequest, actor: Actor) -> dict[str, list[str]]:
         data = request.form()
         token = data.get("csrf_token", [None])[0]
-        if not self.tokens.is_valid(actor.id, token):
+        if not self._tokens.is_valid(actor.id, token):
             raise HTTPError(403, _CSRF)
         return data

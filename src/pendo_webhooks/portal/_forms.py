@@ -17,8 +17,7 @@ import attrs
 
 from ..events import EventCategory
 from ..exceptions import ValidationError
-from ..model._filters import FieldFilter
-from ..registry import Webhook, WebhookKind
+from ..registry import FieldFilter, Webhook, WebhookKind
 
 
 __all__ = ["CATEGORY_LABELS", "FIELD_LABELS", "WebhookForm"]
@@ -99,7 +98,7 @@ class WebhookForm:
             url=_one(data, "url").strip(),
             categories=frozenset(data.get("categories", ())),
             filters=_one(data, "filters"),
-            version=int(version) if version.isdigit() else None,
+            version=int(version) if version.isascii() and version.isdigit() else None,
         )
 
     def failed(self, exc: ValidationError) -> WebhookForm:

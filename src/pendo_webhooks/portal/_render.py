@@ -7,20 +7,21 @@ Strictly private.
 from __future__ import annotations
 
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from ..events import EventCategory
 from ..exceptions import ConfigurationError
 from ..registry import Webhook, WebhookKind
 from ._forms import CATEGORY_LABELS
+from ._wsgi import PageRequest
 
 
 if TYPE_CHECKING:
     import jinja2
 
 
-__all__ = ["environment", "stylesheet"]
+__all__ = ["Pages", "environment", "stylesheet"]
 
 
 def _kind_label(webhook: Webhook) -> str:
@@ -88,3 +89,24 @@ def stylesheet() -> bytes:
     The packaged ``portal.css``.
     """
     return resources.files("pendo_webhooks.portal").joinpath("static/portal.css").read_bytes()
+
+
+class Pages:
+    """
+    Renders the portal's pages for one portal (thread-safe: Jinja2 renders concurrently).
+
+    Strictly private.
+    """
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self._env = environment()
+
+    def render(self, template: str, request: PageRequest, **context: Any) -> bytes:
+        """
+        Render *template* for *request*: links under its mount point, the portal's title.
+        """
+        page = self._env.get_template(template).render(
+            url=request.url, portal_title=self.title, **context
+        )
+        return page.encode("utf-8")

@@ -7,23 +7,21 @@ Strictly private.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
+from ..dispatcher import Dispatcher, WebhookHealth
 from ..exceptions import ConfigurationError, ConflictError, ValidationError
-from ..model._health import WebhookHealth
 from ..registry import Actor, Webhook, WebhookKind
+from ._csrf import CsrfTokens
 from ._forms import WebhookForm
-from ._wsgi import Request, Response
-
-
-if TYPE_CHECKING:
-    from ._app import Portal
+from ._render import Pages
+from ._wsgi import PageRequest, PageResponse
 
 
 __all__ = ["DONE", "Views"]
 
-#: What ``?done=<code>`` says after a redirect; any other code says nothing. Request text
+#: What ``?done=<code>`` says after a redirect; any other code says nothing. PageRequest text
 #: is never shown back.
 DONE: Mapping[str, str] = {
     "enabled": "Enabled.",
@@ -45,12 +43,20 @@ class Views:
     The handlers of one request. Strictly private.
     """
 
-    def __init__(self, portal: Portal, request: Request, actor: Actor) -> None:
-        self.portal = portal
+    def __init__(
+        self,
+        pages: Pages,
+        tokens: CsrfTokens,
+        dispatcher: Dispatcher,
+        request: PageRequest,
+        actor: Actor,
+    ) -> None:
+        self.pages = pages
+        self.tokens = tokens
         self.request = request
         self.actor = actor
-        self.registry = portal.dispatcher.registry
-        self.dispatcher = portal.dispatcher
+        self.registry = dispatcher.registry
+        self.dispatcher = dispatcher
         #: The posted form, read (and its CSRF token checked) before a POST handler runs.
         self.data: Mapping[str, Sequence[str]] = {}
 
@@ -58,23 +64,23 @@ class Views:
 
     def render(
         self, template: str, page_title: str, status: int = 200, **context: Any
-    ) -> Response:
-        body = self.portal.render(
+    ) -> PageResponse:
+        body = self.pages.render(
             template,
             self.request,
             page_title=page_title,
-            csrf_token=self.portal.tokens.issue(self.actor.id),
+            csrf_token=self.tokens.issue(self.actor.id),
             **context,
         )
-        return Response(status, body)
+        return PageResponse(status, body)
 
     def done(self) -> str | None:
         code = self.request.query("done")
         return None if code is None else DONE.get(code)
 
-    def redirect(self, path: str, done: str | None = None) -> Response:
+    def redirect(self, path: str, done: str | None = None) -> PageResponse:
         query = "" if done is None else f"?done={done}"
-        return Response.redirect(self.request.url(path) + query)
+        return PageResponse.redirect(self.request.url(path) + query)
 
     def health(self, webhook_id: str) -> WebhookHealth | None:
         try:
@@ -84,7 +90,7 @@ class Views:
 
     # -- the list -------------------------------------------------------------------------
 
-    def index(self) -> Response:
+    def index(self) -> PageResponse:
         rows = []
         for webhook in self.registry.list(self.actor):
             health = self.health(webhook.id)
@@ -94,13 +100,13 @@ class Views:
                     "health": "not recorded" if health is None else health.state.value,
                 }
             )
-        return self.render("list.html", self.portal.title, rows=rows, done=self.done())
+        return self.render("list.html", self.pages.title, rows=rows, done=self.done())
 
     # -- create ---------------------------------------------------------------------------
 
     def _form_page(
         self, form: WebhookForm, *, webhook: Webhook | None = None, status: int = 200
-    ) -> Response:
+    ) -> PageResponse:
         if webhook is None:
             return self.render(
                 "form.html",
@@ -123,10 +129,10 @@ class Views:
             submit="Save changes",
         )
 
-    def new(self) -> Response:
+    def new(self) -> PageResponse:
         return self._form_page(WebhookForm())
 
-    def create(self) -> Response:
+    def create(self) -> PageResponse:
         form = WebhookForm.read(self.data)
         try:
             webhook = self.registry.create(self.actor, **form.create_arguments(self.data))
@@ -134,7 +140,7 @@ class Views:
             return self._form_page(form.failed(exc), status=400)
         return self._secret_page(webhook, "Webhook created", "Webhook created (inactive).")
 
-    def _secret_page(self, webhook: Webhook, title: str, message: str) -> Response:
+    def _secret_page(self, webhook: Webhook, title: str, message: str) -> PageResponse:
         secret = None if webhook.secret is None else webhook.secret.reveal()
         return self.render(
             "secret.html",
@@ -154,7 +160,7 @@ class Views:
         status: int = 200,
         test: object = None,
         error: str | None = None,
-    ) -> Response:
+    ) -> PageResponse:
         webhook = self.registry.get(self.actor, webhook_id)
         deliveries = self.dispatcher.deliveries(
             self.actor, webhook_id=webhook.id, limit=_RECENT_DELIVERIES
@@ -171,25 +177,25 @@ class Views:
             done=self.done(),
         )
 
-    def detail(self, webhook_id: str) -> Response:
+    def detail(self, webhook_id: str) -> PageResponse:
         return self._detail(webhook_id)
 
-    def test(self, webhook_id: str) -> Response:
+    def test(self, webhook_id: str) -> PageResponse:
         result = self.dispatcher.send_test(self.actor, webhook_id)
         return self._detail(webhook_id, test=result)
 
-    def enable(self, webhook_id: str) -> Response:
+    def enable(self, webhook_id: str) -> PageResponse:
         try:
             self.registry.enable(self.actor, webhook_id)
         except ValidationError as exc:  # the destination is no longer allowed
             return self._detail(webhook_id, status=400, error=f"Not enabled: {exc}")
         return self.redirect(f"/webhooks/{quote(webhook_id, safe='')}", "enabled")
 
-    def disable(self, webhook_id: str) -> Response:
+    def disable(self, webhook_id: str) -> PageResponse:
         self.registry.disable(self.actor, webhook_id)
         return self.redirect(f"/webhooks/{quote(webhook_id, safe='')}", "disabled")
 
-    def rotate(self, webhook_id: str) -> Response:
+    def rotate(self, webhook_id: str) -> PageResponse:
         try:
             webhook = self.registry.rotate_secret(self.actor, webhook_id)
         except ValidationError as exc:  # a Segment webhook has no secret
@@ -201,11 +207,11 @@ class Views:
             "can switch over.",
         )
 
-    def edit(self, webhook_id: str) -> Response:
+    def edit(self, webhook_id: str) -> PageResponse:
         webhook = self.registry.get(self.actor, webhook_id)
         return self._form_page(WebhookForm.of(webhook), webhook=webhook)
 
-    def save(self, webhook_id: str) -> Response:
+    def save(self, webhook_id: str) -> PageResponse:
         webhook = self.registry.get(self.actor, webhook_id)
         form = WebhookForm.read(self.data, kind=webhook.kind.value)
         try:
@@ -222,13 +228,13 @@ class Views:
             return self._form_page(form, webhook=current, status=409)
         return self.redirect(f"/webhooks/{quote(webhook_id, safe='')}", "saved")
 
-    def confirm_delete(self, webhook_id: str) -> Response:
+    def confirm_delete(self, webhook_id: str) -> PageResponse:
         webhook = self.registry.get(self.actor, webhook_id)
         return self.render(
             "confirm_delete.html", f"Delete webhook {webhook.name}?", webhook=webhook
         )
 
-    def delete(self, webhook_id: str) -> Response:
+    def delete(self, webhook_id: str) -> PageResponse:
         self.registry.delete(self.actor, webhook_id)
         return self.redirect("/", "deleted")
 
@@ -236,7 +242,7 @@ class Views:
 
     def delivery(
         self, delivery_id: str, *, status: int = 200, error: str | None = None
-    ) -> Response:
+    ) -> PageResponse:
         attempts = self.dispatcher.attempts(self.actor, delivery_id)
         delivery = self.dispatcher.storage.get_delivery(delivery_id)
         try:
@@ -255,7 +261,7 @@ class Views:
             done=self.done(),
         )
 
-    def redeliver(self, delivery_id: str) -> Response:
+    def redeliver(self, delivery_id: str) -> PageResponse:
         delivery = self.dispatcher.storage.get_delivery(delivery_id)
         # Dispatcher.redeliver takes no actor: ask the policy here, as for a change.
         self.registry.policy.check(self.actor, "read", delivery.webhook_id)

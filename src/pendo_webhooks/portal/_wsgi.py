@@ -17,8 +17,8 @@ __all__ = [
     "MAX_BODY_BYTES",
     "SECURITY_HEADERS",
     "HTTPError",
-    "Request",
-    "Response",
+    "PageRequest",
+    "PageResponse",
     "StartResponse",
 ]
 
@@ -39,7 +39,9 @@ SECURITY_HEADERS = (
     ),
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
-    ("Referrer-Policy", "no-referrer"),
+    # Not "no-referrer": with it, Chromium sends `Origin: null` on the portal's own form
+    # posts, which check_same_origin refuses. "same-origin" still sends nothing elsewhere.
+    ("Referrer-Policy", "same-origin"),
     ("Cross-Origin-Opener-Policy", "same-origin"),
     ("Cross-Origin-Resource-Policy", "same-origin"),
 )
@@ -76,7 +78,7 @@ def _wsgi_text(value: object) -> str:
 
 
 @attrs.frozen
-class Request:
+class PageRequest:
     """
     The parts of a WSGI environ the portal reads. Strictly private.
     """
@@ -130,6 +132,10 @@ class Request:
         origin = self.header("Origin")
         if origin is None:
             return
+        if origin == "null" and site == "same-origin":
+            # What a browser sends for the portal's own form when the host's pages (or a
+            # proxy) set "Referrer-Policy: no-referrer"; Sec-Fetch-Site vouches for it.
+            return
         # Compared with the Host the browser sent, not the scheme: a proxy that ends
         # TLS often tells the application plain http.
         host = self.header("Host") or str(self.environ.get("SERVER_NAME", ""))
@@ -152,7 +158,7 @@ class Request:
         if content_type.strip().lower() != "application/x-www-form-urlencoded":
             raise HTTPError(415, "Forms are sent as application/x-www-form-urlencoded.")
         length_text = str(self.environ.get("CONTENT_LENGTH", "")).strip()
-        if not length_text.isdigit():
+        if not (length_text.isascii() and length_text.isdigit()):
             raise HTTPError(411, "The form was sent without its length.")
         length = int(length_text)
         if length > MAX_BODY_BYTES:
@@ -170,7 +176,7 @@ class Request:
 
 
 @attrs.frozen
-class Response:
+class PageResponse:
     """
     A status, headers and a body. Strictly private.
     """
@@ -194,7 +200,7 @@ class Response:
         return [] if head else [self.body]
 
     @classmethod
-    def redirect(cls, location: str) -> Response:
+    def redirect(cls, location: str) -> PageResponse:
         """
         A 303 to *location* (a path): the browser then GETs it.
         """
