@@ -63,8 +63,13 @@ _OTHER_HOST = (
     "Forbidden: this portal answers only to the address it printed (the Host header names "
     "another)."
 )
-# The headers of the portal's own pages, on the wrapper's answers too.
-_HEADERS = [*SECURITY_HEADERS, ("Cache-Control", "no-store")]
+# The headers of the portal's own pages, on the wrapper's answers too; but no referrer at
+# all from these (the login link's URL holds the token), not even to the portal itself.
+_HEADERS = [
+    *((name, value) for name, value in SECURITY_HEADERS if name != "Referrer-Policy"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cache-Control", "no-store"),
+]
 
 
 def login_actor(environ: WSGIEnvironment) -> Actor | None:
