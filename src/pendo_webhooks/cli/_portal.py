@@ -280,6 +280,8 @@ def _worker(dispatcher: Dispatcher, console: Console, *, run: bool) -> Iterator[
     finally:
         stop.set()
         thread.join()
+    if not summaries:  # pragma: no cover - the worker thread died; its traceback went out
+        return
     summary = summaries[0]
     console.err(
         f"worker stopped: delivered {summary.delivered}, retried {summary.retried}, "
@@ -317,11 +319,11 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         app = InFlight(login)
         # Handlers first: a SIGTERM right after the link is printed must stop us cleanly.
         stop = stack.enter_context(_stop_on_signals())
-        stack.enter_context(_worker(dispatcher, console, run=args.worker))
-        # Leaving the block stops the server, waits for the answers under way, then stops
-        # the worker and closes the store.
+        # Leaving the block stops the worker, then the server, waits for the answers under
+        # way, and closes the store.
         stack.callback(_let_finish, app, console)
         base = stack.enter_context(_serving(app, host, args.port, console))
+        stack.enter_context(_worker(dispatcher, console, run=args.worker))
         worker = ", delivering its outbox" if args.worker else ""
         console.err(
             f"{PROG}: serving {path} at {base}/ (this machine only{worker}); "
