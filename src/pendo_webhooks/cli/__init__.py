@@ -1,7 +1,7 @@
 """
 The ``pendo-webhooks`` console script: sample payloads, ad-hoc sends, signature checks, a
 local receiver, and the management of a SQLite store (webhooks, deliveries, exclusions, a
-worker).
+worker, the settings page on loopback).
 
 Every command has ``--help``. Exit codes scripts can rely on: 0 success; 1 the operation
 ran and failed (not delivered, signature invalid); 2 usage error; 3 bad input (unknown
