@@ -251,7 +251,12 @@ def test_the_examples_serve_on_loopback(tmp_path: Path, command: list[str], read
     """
     port = _free_port()
     db = tmp_path / "webhooks.sqlite3"
-    env = {**os.environ, "PENDO_WEBHOOKS_DB": str(db), "PORTAL_DJANGO_DB": str(tmp_path / "d.db")}
+    env = {
+        **os.environ,
+        "PENDO_WEBHOOKS_DB": str(db),
+        "PORTAL_DJANGO_DB": str(tmp_path / "d.db"),
+        "PYTHONUNBUFFERED": "1",  # each line as it is printed, through the pipe
+    }
     script, *args = (part.format(port=port, db=db) for part in command)
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "examples" / script), *args],
