@@ -181,7 +181,8 @@ def test_a_malformed_request_line_does_not_log_the_token(
     portal: Callable[..., tuple[subprocess.Popen[bytes], str]],
 ) -> None:
     """
-    The server's own error messages quote the request line: none of them is logged.
+    The server's own error messages quote the request line: none of them is logged; a
+    path's control characters (a terminal's escapes) are not written to stderr.
     """
     proc, link = portal()
     port = int(link.split(":")[2].split("/")[0])
@@ -189,6 +190,9 @@ def test_a_malformed_request_line_does_not_log_the_token(
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(f"GET /login?token={token} HTTP/9.9 extra\r\n\r\n".encode())
         answer = sock.recv(1024)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"GET /\x1b[2J?token=x HTTP/1.0\r\n\r\n")
+        escaped = sock.recv(1024)
 
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
@@ -196,6 +200,9 @@ def test_a_malformed_request_line_does_not_log_the_token(
     assert b"Error code: 400" in answer
     assert token not in err.decode()
     assert "- 400" in err.decode()
+    assert escaped.startswith(b"HTTP/1.0 403")
+    assert " GET /?[2J 403\n" in err.decode()
+    assert "\x1b" not in err.decode()
 
 
 def test_help_says_loopback_and_how_to_stop() -> None:

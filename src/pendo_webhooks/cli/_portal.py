@@ -192,6 +192,16 @@ class _Closing:
             self._done()
 
 
+def _printable(text: str, most: int = 200) -> str:
+    """
+    *text* as a log line may show it: no control characters (a terminal's escapes), short.
+
+    >>> _printable("/a\x1b[2Jb"), len(_printable("/" * 500))
+    ('/a?[2Jb', 200)
+    """
+    return "".join(c if c.isprintable() else "?" for c in text[:most])
+
+
 class _Handler(WSGIRequestHandler):
     """
     One line per request, without the query string (the login link's token is there) or
@@ -202,9 +212,10 @@ class _Handler(WSGIRequestHandler):
     server: _Server
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:  # noqa: ARG002
-        path = urlsplit(str(getattr(self, "path", "") or "")).path or "-"
-        method = getattr(self, "command", None) or "-"
-        self.server.console.err(f"{time.strftime('%H:%M:%S')} {method} {path} {code}")
+        path = _printable(urlsplit(str(getattr(self, "path", "") or "")).path) or "-"
+        method = _printable(str(getattr(self, "command", None) or "")) or "-"
+        when = time.strftime("%H:%M:%S", time.gmtime())
+        self.server.console.err(f"{when} {method} {path} {code}")
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
         """
