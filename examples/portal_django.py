@@ -74,10 +74,9 @@ def make_portal(webhooks_db: str) -> Portal:
     """
     The portal on the webhooks store *webhooks_db* (one per process).
     """
-    storage = SQLiteStorage(webhooks_db)
-    dispatcher = Dispatcher(WebhookRegistry(storage))
     from django.utils.crypto import salted_hmac  # noqa: PLC0415 - needs the settings
 
+    dispatcher = Dispatcher(WebhookRegistry(SQLiteStorage(webhooks_db)))
     # Every process derives the same key from SECRET_KEY: a form served by one is accepted
     # by another.
     csrf_key = salted_hmac("pendo-webhooks portal csrf", "", algorithm="sha256").digest()
