@@ -205,6 +205,13 @@ def test_a_malformed_request_line_does_not_log_the_token(
     assert "\x1b" not in err.decode()
 
 
+def test_the_script_lists_the_command() -> None:
+    proc = subprocess.run([*CLI, "--help"], capture_output=True, timeout=60, check=False)
+
+    assert "    portal " in proc.stdout.decode()
+    assert "serve its settings page" in " ".join(proc.stdout.decode().split())
+
+
 def test_help_says_loopback_and_how_to_stop() -> None:
     proc = subprocess.run([*CLI, "portal", "--help"], capture_output=True, timeout=60, check=False)
 
