@@ -461,6 +461,7 @@ _POST_ROUTES = [
     "/webhooks/{hook}/rotate",
     "/webhooks/{hook}/delete",
     "/deliveries/{delivery}/redeliver",
+    "/webhooks/{hook}/redeliver-failed",
     "/",
 ]
 
@@ -868,7 +869,8 @@ def test_the_webhook_page_shows_settings_health_filters_and_deliveries(site: Sit
     assert f'href="/webhooks/{hook.id}/edit">Edit</a>' in page.text
     assert f'href="/webhooks/{hook.id}/delete">Delete</a>' in page.text
     assert '<th scope="col">Delivery</th>' in page.text
-    assert page.text.count('name="csrf_token"') == 3
+    # Test, Disable, Rotate secret, Redeliver failed: one token in each POST form.
+    assert page.text.count('name="csrf_token"') == page.text.count('method="post"') == 4
 
 
 def test_a_failing_webhook_shows_its_health_and_why_it_was_disabled(site: Site) -> None:

@@ -3,10 +3,12 @@ The webhooks settings page for a host's admins: :class:`Portal`, a WSGI applicat
 
 What Pendo's own webhooks page does (the list, create, "Test", enable and disable, edit,
 delete with confirmation), and beyond: each webhook's deliveries and their attempts,
-redelivery, secret rotation, health and PII filters. Server-rendered HTML without any
-JavaScript, CSRF tokens on every form, strict security headers, usable with the keyboard
-and a screen reader. Mount it in Flask, Django, or any WSGI server (FastAPI and Starlette
-through a WSGI adapter); the host says who is asking, and only admins see anything.
+redelivery, secret rotation, health (and what needs attention: webhooks the library
+disabled, failing destinations, dead deliveries), operations alerts and PII filters.
+Server-rendered HTML without any JavaScript, CSRF tokens on every form, strict security
+headers, usable with the keyboard and a screen reader. Mount it in Flask, Django, or any
+WSGI server (FastAPI and Starlette through a WSGI adapter); the host says who is asking,
+and only admins see anything.
 
 Needs the ``portal`` extra (Jinja2): ``pip install 'pendo-webhooks[portal]'``.
 

@@ -42,6 +42,7 @@ _ROUTES: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
         (f"/webhooks/{_ID}/enable", "POST", "enable"),
         (f"/webhooks/{_ID}/disable", "POST", "disable"),
         (f"/webhooks/{_ID}/rotate", "POST", "rotate"),
+        (f"/webhooks/{_ID}/redeliver-failed", "POST", "redeliver_failed"),
         (f"/deliveries/{_ID}", "GET", "delivery"),
         (f"/deliveries/{_ID}/redeliver", "POST", "redeliver"),
     )
@@ -81,8 +82,12 @@ class Portal:
     The webhooks settings page for a host's admins, as a WSGI application.
 
     List, create, test, enable, disable, edit and delete webhooks; see each webhook's
-    health, PII filters and deliveries, redeliver, rotate its secret. Mount it under any
-    prefix of the host's web application (links follow ``SCRIPT_NAME``).
+    health, PII filters and deliveries, redeliver (one delivery, or every failed one of
+    the last week), rotate its secret. The list says what needs attention: webhooks the
+    library disabled, failing destinations, dead deliveries. Operations webhooks (the
+    library's own alerts, :mod:`pendo_webhooks.alerts`) are made from the create form too.
+    Mount it under any prefix of the host's web application (links follow
+    ``SCRIPT_NAME``).
 
     Every request is asked *actor*: it returns the
     :class:`~pendo_webhooks.registry.Actor` the host's session says is asking, or

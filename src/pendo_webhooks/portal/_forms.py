@@ -15,12 +15,12 @@ from typing import Any
 
 import attrs
 
-from ..events import EventCategory
+from ..events import EventCategory, OperationsCategory
 from ..exceptions import ValidationError
 from ..registry import FieldFilter, Webhook, WebhookKind
 
 
-__all__ = ["CATEGORY_LABELS", "FIELD_LABELS", "WebhookForm"]
+__all__ = ["CATEGORY_LABELS", "FIELD_LABELS", "OPERATIONS_LABELS", "WebhookForm"]
 
 #: The checkbox label of each event category, in the order the form shows them.
 CATEGORY_LABELS: Mapping[EventCategory, str] = {
@@ -34,6 +34,15 @@ CATEGORY_LABELS: Mapping[EventCategory, str] = {
     EventCategory.ACCOUNT_CREATED: "Account first seen",
     EventCategory.PARENT_CHILD_ACCOUNT_CREATED: "Parent-child account first seen",
 }
+
+#: The checkbox label of each operations event (the library's own alerts, for an operations
+#: webhook), in the order the create form shows them.
+OPERATIONS_LABELS: Mapping[OperationsCategory, str] = {
+    OperationsCategory.DELIVERY_EXHAUSTED: "A delivery went dead",
+    OperationsCategory.WEBHOOK_DISABLED: "A webhook was disabled",
+    OperationsCategory.WEBHOOK_RECOVERED: "A webhook recovered",
+}
+_OPERATIONS = frozenset(c.value for c in OperationsCategory)
 
 #: The form's label for each field the registry names in its errors, and the id of the
 #: element an error on it is attached to.
@@ -106,6 +115,8 @@ class WebhookForm:
         This form with *exc* as its error, in the words of the form's labels.
         """
         label, anchor = FIELD_LABELS.get(exc.field, (exc.field, None))
+        if exc.field == "categories" and self.categories & _OPERATIONS:
+            label, anchor = "Operations alerts", "operations"
         return attrs.evolve(self, error=f"{label}: {exc.reason}", error_field=anchor)
 
     def filter_lines(self) -> list[FieldFilter]:

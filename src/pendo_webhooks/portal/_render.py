@@ -13,7 +13,7 @@ from urllib.parse import quote, urlsplit
 from ..events import EventCategory
 from ..exceptions import ConfigurationError
 from ..registry import Webhook, WebhookKind
-from ._forms import CATEGORY_LABELS
+from ._forms import CATEGORY_LABELS, OPERATIONS_LABELS
 from ._wsgi import PageRequest
 
 
@@ -80,6 +80,7 @@ def environment() -> jinja2.Environment:
         categories=_categories,
         excerpt=_excerpt,
         category_labels=CATEGORY_LABELS,
+        operations_labels=OPERATIONS_LABELS,
     )
     return env
 

@@ -10,16 +10,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from ..dispatcher import Dispatcher, WebhookHealth
+from ..dispatcher import DeliveryStatus, Dispatcher, WebhookHealth
 from ..exceptions import ConfigurationError, ConflictError, ValidationError
 from ..registry import Actor, Webhook, WebhookKind
+from ._attention import DEAD_SCAN, WINDOW, dead_counts, needs_attention, read_health
 from ._csrf import CsrfTokens
 from ._forms import WebhookForm
 from ._render import Pages
 from ._wsgi import PageRequest, PageResponse
 
 
-__all__ = ["DONE", "Views"]
+__all__ = ["COUNTED", "DONE", "STATUSES", "Views"]
 
 #: What ``?done=<code>`` says after a redirect; any other code says nothing. PageRequest text
 #: is never shown back.
@@ -30,6 +31,19 @@ DONE: Mapping[str, str] = {
     "deleted": "Webhook deleted.",
     "redelivered": "Redelivery queued: a worker sends it again shortly.",
 }
+
+#: What ``?done=<code>&count=<n>`` says: for no delivery, one, and *n* of them. Only the
+#: number is taken from the query, and only as digits.
+COUNTED: Mapping[str, tuple[str, str, str]] = {
+    "redelivered-failed": (
+        "Nothing to redeliver: no failed or dead deliveries from the last 7 days.",
+        "1 failed or dead delivery queued for redelivery: a worker sends it again shortly.",
+        "{count} failed or dead deliveries queued for redelivery: a worker sends them again.",
+    ),
+}
+
+#: The choices of the deliveries table's status filter (besides "All").
+STATUSES: tuple[str, ...] = tuple(status.value for status in DeliveryStatus)
 
 _RECENT_DELIVERIES = 20
 _CONFLICT = (
@@ -76,10 +90,23 @@ class Views:
 
     def done(self) -> str | None:
         code = self.request.query("done")
-        return None if code is None else DONE.get(code)
+        if code is None:
+            return None
+        if code not in COUNTED:
+            return DONE.get(code)
+        count = self.request.query("count") or ""
+        if not (count.isascii() and count.isdigit() and len(count) <= 9):
+            return None
+        number = int(count)
+        none, one, many = COUNTED[code]
+        return none if number == 0 else one if number == 1 else many.format(count=number)
 
-    def redirect(self, path: str, done: str | None = None) -> PageResponse:
+    def redirect(
+        self, path: str, done: str | None = None, *, count: int | None = None
+    ) -> PageResponse:
         query = "" if done is None else f"?done={done}"
+        if count is not None:
+            query += f"&count={count:d}"
         return PageResponse.redirect(self.request.url(path) + query)
 
     def health(self, webhook_id: str) -> WebhookHealth | None:
@@ -91,16 +118,27 @@ class Views:
     # -- the list -------------------------------------------------------------------------
 
     def index(self) -> PageResponse:
-        rows = []
-        for webhook in self.registry.list(self.actor):
-            health = self.health(webhook.id)
-            rows.append(
-                {
-                    "webhook": webhook,
-                    "health": "not recorded" if health is None else health.state.value,
-                }
-            )
-        return self.render("list.html", self.pages.title, rows=rows, done=self.done())
+        webhooks = self.registry.list(self.actor)
+        health = read_health(self.dispatcher, self.actor, webhooks)
+        rows = [
+            {
+                "webhook": webhook,
+                "health": "not recorded" if health is None else health[webhook.id].state.value,
+            }
+            for webhook in webhooks
+        ]
+        # The newest dead deliveries of every webhook, in one read, counted by webhook.
+        dead = self.dispatcher.deliveries(self.actor, status=DeliveryStatus.DEAD, limit=DEAD_SCAN)
+        counts = dead_counts(dead, self.dispatcher.clock() - WINDOW)
+        return self.render(
+            "list.html",
+            self.pages.title,
+            rows=rows,
+            attention=needs_attention(webhooks, health, counts),
+            # How many were read, if that was all that may be: the counts are lower bounds.
+            dead_capped=len(dead) if len(dead) >= DEAD_SCAN else None,
+            done=self.done(),
+        )
 
     # -- create ---------------------------------------------------------------------------
 
@@ -162,8 +200,10 @@ class Views:
         error: str | None = None,
     ) -> PageResponse:
         webhook = self.registry.get(self.actor, webhook_id)
+        wanted = self.request.query("status")
+        shown = wanted if wanted in STATUSES else None
         deliveries = self.dispatcher.deliveries(
-            self.actor, webhook_id=webhook.id, limit=_RECENT_DELIVERIES
+            self.actor, webhook_id=webhook.id, status=shown, limit=_RECENT_DELIVERIES
         )
         return self.render(
             "detail.html",
@@ -172,6 +212,8 @@ class Views:
             webhook=webhook,
             health=self.health(webhook.id),
             deliveries=deliveries,
+            statuses=STATUSES,
+            shown=shown,
             test=test,
             error=error,
             done=self.done(),
@@ -192,8 +234,23 @@ class Views:
         return self.redirect(f"/webhooks/{quote(webhook_id, safe='')}", "enabled")
 
     def disable(self, webhook_id: str) -> PageResponse:
-        self.registry.disable(self.actor, webhook_id)
+        reason = (self.data.get("reason") or [""])[0].strip() or None
+        try:
+            self.registry.disable(self.actor, webhook_id, reason=reason)
+        except ValidationError as exc:  # too long, or invisible characters
+            return self._detail(
+                webhook_id, status=400, error=f"Not disabled: the reason {exc.reason}"
+            )
         return self.redirect(f"/webhooks/{quote(webhook_id, safe='')}", "disabled")
+
+    def redeliver_failed(self, webhook_id: str) -> PageResponse:
+        # Dispatcher.redeliver_failed takes no actor: ask the policy here, as redeliver does.
+        self.registry.policy.check(self.actor, "read", webhook_id)
+        self.registry.policy.check(self.actor, "update", webhook_id)
+        webhook = self.registry.get(self.actor, webhook_id)
+        count = self.dispatcher.redeliver_failed(webhook.id, self.dispatcher.clock() - WINDOW)
+        path = f"/webhooks/{quote(webhook.id, safe='')}"
+        return self.redirect(path, "redelivered-failed", count=count)
 
     def rotate(self, webhook_id: str) -> PageResponse:
         try:
