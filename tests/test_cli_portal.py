@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,32 @@ def _line(stream: Any, timeout: float) -> bytes:
     return line
 
 
+def _stderr_until(proc: subprocess.Popen[bytes], *wanted: bytes, timeout: float = 30) -> bytes:
+    """
+    Read *proc*'s stderr until it holds each of *wanted* as often as given (a request is
+    logged once answered), at most *timeout* seconds; return what was read.
+    """
+    assert proc.stderr is not None
+    got = b""
+    deadline = time.monotonic() + timeout
+    while any(got.count(w) < wanted.count(w) for w in wanted):
+        ready, _, _ = select.select([proc.stderr], [], [], max(deadline - time.monotonic(), 0))
+        if not ready:
+            break
+        chunk = os.read(proc.stderr.fileno(), 4096)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    got = b""
+    while chunk := sock.recv(4096):
+        got += chunk
+    return got
+
+
 # -- the real script -----------------------------------------------------------------------------
 
 
@@ -128,8 +155,11 @@ def test_log_in_once_see_the_list_and_stop_on_sigint(
     detail_links = [u for u in Page(listed.text).urls if u.startswith("/webhooks/")]
     detail = browser.get(base + detail_links[0], timeout=10)
     rebound = browser.get(base + "/", headers={"Host": "evil.example"}, timeout=10)
+    # The stranger's and the rebound one's.
+    early = _stderr_until(proc, b" GET /login 303\n", b" GET / 403\n", b" GET / 403\n")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
+    err = early + err
 
     assert [r.status_code for r in listed.history] == [303]
     assert listed.status_code == 200
@@ -189,13 +219,15 @@ def test_a_malformed_request_line_does_not_log_the_token(
     token = link.partition("token=")[2]
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(f"GET /login?token={token} HTTP/9.9 extra\r\n\r\n".encode())
-        answer = sock.recv(1024)
+        answer = _read_all(sock)
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(b"GET /\x1b[2J?token=x HTTP/1.0\r\n\r\n")
-        escaped = sock.recv(1024)
+        escaped = _read_all(sock)  # all: a request is logged once its answer is sent
 
+    early = _stderr_until(proc, b" - - 400\n", b" GET /?[2J 403\n")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
+    err = early + err
 
     assert b"Error code: 400" in answer
     assert token not in err.decode()
