@@ -1,7 +1,7 @@
 """
 The ``pendo-webhooks`` console script: sample payloads, ad-hoc sends, signature checks, a
 local receiver, and the management of a SQLite store (webhooks, deliveries, exclusions, a
-worker).
+worker, the settings page on loopback).
 
 Every command has ``--help``. Exit codes scripts can rely on: 0 success; 1 the operation
 ran and failed (not delivered, signature invalid); 2 usage error; 3 bad input (unknown
@@ -29,6 +29,7 @@ from . import (
     _deliveries,
     _exclusions,
     _listen,
+    _portal,
     _sample,
     _schema,
     _send,
@@ -55,7 +56,8 @@ __all__ = ["build_parser", "main"]
 
 _DESCRIPTION = """\
 Pendo-style webhooks from the shell: print sample payloads and their schemas, send them with
-the real retry policy, verify signatures, run a local receiver, and manage a SQLite store."""
+the real retry policy, verify signatures, run a local receiver, and manage a SQLite store
+and serve its settings page."""
 
 _ENVIRONMENT_HELP = f"""\
 environment:
@@ -73,6 +75,7 @@ _COMMANDS = (
     _deliveries,
     _exclusions,
     _worker,
+    _portal,
 )
 
 

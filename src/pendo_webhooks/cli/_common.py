@@ -112,8 +112,8 @@ exit codes:
   3    bad input (unknown event, unreadable file, invalid payload, blocked URL,
        a database file that is not a pendo-webhooks database)
   4    permission denied
-  130  interrupted (Ctrl-C); for listen and worker, Ctrl-C and SIGTERM are
-       the normal way to stop them, and they exit as above"""
+  130  interrupted (Ctrl-C); for listen, worker and portal, Ctrl-C and SIGTERM
+       are the normal way to stop them, and they exit as above"""
 
 
 class UsageError(Exception):
