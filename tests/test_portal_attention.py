@@ -4,7 +4,8 @@ The settings page's health and alerts (issue 17, on top of the operations issue)
 The list's "Needs attention" section (webhooks the library disabled, failing and out
 destinations, dead deliveries of the last 7 days), the deliveries status filter and
 "Redeliver failed" on a webhook's page, operations webhooks from the create form, and a
-reason for "Disable". Over the in-memory and the SQLite store.
+reason for "Disable". Over the in-memory and the SQLite store, and an in-memory store
+without the optional summary reads (the portal then reads as it did before them).
 """
 
 from __future__ import annotations
@@ -55,11 +56,55 @@ def _site(storage: Storage, statuses: list[int], **registry_args: Any) -> Site:
     )
 
 
-@pytest.fixture(name="site", params=["memory", "sqlite"])
+class _NoSummaryReads(InMemoryStorage):
+    """An in-memory store without BulkHealthStore and CountingDeliveryLog, as a host's may be."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in {"health_of", "count_by_webhook"}:
+            raise AttributeError(name)
+        return super().__getattribute__(name)
+
+
+class _Reads(InMemoryStorage):
+    """An in-memory store that counts the reads the list page makes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def get_webhook_health(self, webhook_id: str) -> Any:
+        self.calls.append("get_webhook_health")
+        return super().get_webhook_health(webhook_id)
+
+    def health_of(self, webhook_ids: Any) -> Any:
+        self.calls.append("health_of")
+        return super().health_of(webhook_ids)
+
+    def count_by_webhook(self, **kwargs: Any) -> Any:
+        self.calls.append("count_by_webhook")
+        return super().count_by_webhook(**kwargs)
+
+    def list_deliveries(self, **kwargs: Any) -> Any:
+        self.calls.append("list_deliveries")
+        return super().list_deliveries(**kwargs)
+
+
+class _PlainReads(_Reads):
+    """The same, without the summary reads."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in {"health_of", "count_by_webhook"}:
+            raise AttributeError(name)
+        return super().__getattribute__(name)
+
+
+@pytest.fixture(name="site", params=["memory", "sqlite", "plain"])
 def _site_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
     statuses = [503, 200, 503, 503, 200, 503, 503, 503]
     if request.param == "memory":
         yield _site(InMemoryStorage(), statuses)
+    elif request.param == "plain":
+        yield _site(_NoSummaryReads(), statuses)
     else:
         with SQLiteStorage(tmp_path / "attention.sqlite3") as storage:
             yield _site(storage, statuses)
@@ -178,15 +223,15 @@ def test_no_section_while_all_is_well(site: Site) -> None:
     assert 'class="attention"' not in page.text
 
 
-def test_dead_counts_past_the_scan_say_at_least(
-    monkeypatch: pytest.MonkeyPatch, site: Site
-) -> None:
+def test_dead_counts_past_the_scan_say_at_least(monkeypatch: pytest.MonkeyPatch) -> None:
     """
-    The list reads only the newest dead deliveries; beyond them the counts are lower bounds.
+    From a store that cannot count, the list reads only the newest dead deliveries; beyond
+    them the counts are lower bounds.
     """
-    from pendo_webhooks.portal import _views  # noqa: PLC0415
+    from pendo_webhooks.portal import _attention  # noqa: PLC0415
 
-    monkeypatch.setattr(_views, "DEAD_SCAN", 2)
+    monkeypatch.setattr(_attention, "DEAD_SCAN", 2)
+    site = _site(_NoSummaryReads(), [503] * 3)
     _enabled(site, "Down", "npsSubmitted")
     for n in range(3):
         _send(site, "npsSubmitted", f"u-{n}")
@@ -195,6 +240,57 @@ def test_dead_counts_past_the_scan_say_at_least(
     assert "Dead deliveries are counted among the newest 2 only: there may be more." in (
         _text(section)
     )
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_a_store_that_counts_gives_exact_counts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, store: str
+) -> None:
+    """
+    A CountingDeliveryLog counts them all, however many: no scan, no "at least".
+    """
+    from pendo_webhooks.portal import _attention  # noqa: PLC0415
+
+    monkeypatch.setattr(_attention, "DEAD_SCAN", 2)
+    with SQLiteStorage(tmp_path / "counts.sqlite3") as sqlite:
+        site = _site(InMemoryStorage() if store == "memory" else sqlite, [503] * 3)
+        _enabled(site, "Down", "npsSubmitted")
+        for n in range(3):
+            _send(site, "npsSubmitted", f"u-{n}")
+        section = _section(site.client().get("/"))
+    (item,) = _items(section)
+    assert item.endswith(" 3 dead deliveries in the last 7 days")
+    assert "at least" not in section
+    assert "there may be more" not in section
+
+
+@pytest.mark.parametrize(
+    ("store", "reads"),
+    [
+        (_Reads, ["health_of", "count_by_webhook"]),
+        (_PlainReads, ["get_webhook_health"] * 5 + ["list_deliveries"]),
+    ],
+    ids=["summary-reads", "without"],
+)
+def test_the_list_reads_health_and_dead_counts_once_whatever_the_number_of_webhooks(
+    store: type[_Reads], reads: list[str]
+) -> None:
+    """
+    One bulk health read and one count (no delivery, nor its body, is read), however many
+    webhooks; without them, one health read a webhook and one scan of the dead deliveries.
+    """
+    site = _site(store(), [503] * 5)
+    storage = site.registry.storage
+    assert isinstance(storage, _Reads)
+    for n in range(5):
+        _enabled(site, f"Hook {n}", "npsSubmitted")
+    site.dispatcher.dispatch(sample_event("npsSubmitted", unique_id="u-1"))  # 5 dead
+    storage.calls.clear()
+    page = site.client().get("/")
+    assert storage.calls == reads
+    items = _items(_section(page))
+    assert len(items) == 5
+    assert all(item.endswith(" 1 dead delivery in the last 7 days") for item in items)
 
 
 def test_a_store_without_health_still_counts_dead_deliveries() -> None:

@@ -3,9 +3,13 @@ What on the list page needs a person: the "Needs attention" section.
 
 Webhooks the library disabled (a ``410 Gone``, an outage that lasted too long), enabled
 webhooks whose destination is failing or in an outage, and dead deliveries of the last
-seven days. Read cheaply: each webhook's health once (the list shows it anyway; the
-health store has no bulk read), straight from the store, and the newest dead deliveries
-in one read, counted by webhook.
+seven days. Read in a fixed handful of queries, straight from the store: every listed
+webhook's health in one read (the list shows it anyway) and the dead deliveries counted by
+webhook in one query, without their bodies. A store without those optional reads
+(:class:`~pendo_webhooks.storage.protocols.BulkHealthStore`,
+:class:`~pendo_webhooks.storage.protocols.CountingDeliveryLog`) is read as before: each
+webhook's health one by one, and the newest dead deliveries (at most ``DEAD_SCAN``) in one
+read, counted here.
 
 Strictly private.
 """
@@ -19,18 +23,43 @@ from typing import cast
 
 import attrs
 
-from ..dispatcher import Delivery, Dispatcher, HealthState, WebhookHealth
+from ..dispatcher import Delivery, DeliveryStatus, Dispatcher, HealthState, WebhookHealth
 from ..registry import SYSTEM_ACTOR_ID, Actor, Webhook
-from ..storage.protocols import HealthStore, capabilities
+from ..storage.protocols import BulkHealthStore, CountingDeliveryLog, HealthStore, capabilities
 
 
-__all__ = ["DEAD_SCAN", "WINDOW", "Attention", "dead_counts", "needs_attention", "read_health"]
+__all__ = [
+    "DEAD_SCAN",
+    "WINDOW",
+    "Attention",
+    "DeadCounts",
+    "dead_counts",
+    "needs_attention",
+    "read_dead_counts",
+    "read_health",
+]
 
 #: How far back "Needs attention" counts dead deliveries, and "Redeliver failed" reaches.
 WINDOW = timedelta(days=7)
-#: How many of the newest dead deliveries the list page reads, in one query. With more
-#: than that in the window, the counts it shows are lower bounds (and say so).
+#: How many of the newest dead deliveries the list page reads, in one query, from a store
+#: that cannot count them. With more than that in the window, the counts it shows are lower
+#: bounds (and say so).
 DEAD_SCAN = 1000
+
+
+@attrs.frozen
+class DeadCounts:
+    """
+    Each webhook's dead deliveries of the window, and whether those are lower bounds.
+
+    Attributes:
+        by_webhook: How many, by webhook id (a webhook without any is left out).
+        capped: How many dead deliveries were read, if that was all that may be (the store
+            cannot count, and the scan was full): the counts are lower bounds; else ``None``.
+    """
+
+    by_webhook: Mapping[str, int]
+    capped: int | None = None
 
 
 @attrs.frozen
@@ -74,32 +103,60 @@ def read_health(
     """
     Each webhook's health by id, or ``None`` if the store keeps none.
 
-    One read a webhook, straight from the store: ``Dispatcher.webhook_health`` would read
-    each webhook again first, which the list has just read. The policy is asked for each,
-    as that method does.
+    Straight from the store (``Dispatcher.webhook_health`` would read each webhook again
+    first, which the list has just read): one read for all of them from a
+    :class:`~pendo_webhooks.storage.protocols.BulkHealthStore`, else one a webhook. The
+    policy is asked for each, as that method does.
     """
     storage = dispatcher.storage
-    if not capabilities(storage).webhook_health:
+    found = capabilities(storage)
+    if not found.webhook_health:
         return None
-    store = cast(HealthStore, storage)
     policy = dispatcher.registry.policy
-    found = {}
-    for webhook in webhooks:
+    listed = list(webhooks)
+    for webhook in listed:
         policy.check(actor, "read", webhook.id)
-        stored = store.get_webhook_health(webhook.id)
-        found[webhook.id] = WebhookHealth(webhook_id=webhook.id) if stored is None else stored
-    return found
+    if found.bulk_health:
+        stored = cast(BulkHealthStore, storage).health_of([w.id for w in listed])
+    else:
+        store = cast(HealthStore, storage)
+        stored = {}
+        for webhook in listed:
+            health = store.get_webhook_health(webhook.id)
+            if health is not None:
+                stored[webhook.id] = health
+    return {w.id: stored.get(w.id) or WebhookHealth(webhook_id=w.id) for w in listed}
+
+
+def read_dead_counts(dispatcher: Dispatcher, actor: Actor, since: datetime) -> DeadCounts:
+    """
+    How many deliveries went dead at or after *since*, by webhook id.
+
+    One count from a :class:`~pendo_webhooks.storage.protocols.CountingDeliveryLog`, exact;
+    else the newest ``DEAD_SCAN`` dead deliveries, read in one query and counted here (lower
+    bounds if the scan was full). The policy is asked, as ``Dispatcher.deliveries`` does.
+    """
+    storage = dispatcher.storage
+    if capabilities(storage).delivery_counts:
+        dispatcher.registry.policy.check(actor, "read", None)
+        counter = cast(CountingDeliveryLog, storage)
+        return DeadCounts(counter.count_by_webhook(status=DeliveryStatus.DEAD, since=since))
+    dead = dispatcher.deliveries(actor, status=DeliveryStatus.DEAD, limit=DEAD_SCAN)
+    return DeadCounts(
+        dead_counts(dead, since), capped=len(dead) if len(dead) >= DEAD_SCAN else None
+    )
 
 
 def dead_counts(deliveries: Sequence[Delivery], since: datetime) -> Counter[str]:
     """
     How many of the dead *deliveries* went dead at or after *since*, by webhook id.
 
-    A delivery counts by when it finished (went dead), or, without that, when it was made.
+    A delivery counts by when it finished (went dead), or, without that, when it last
+    changed: as :meth:`~pendo_webhooks.storage.protocols.CountingDeliveryLog.count_by_webhook`.
     """
     counts: Counter[str] = Counter()
     for delivery in deliveries:
-        moment = delivery.finished_at or delivery.created_at
+        moment = delivery.finished_at or delivery.updated_at
         if moment >= since:
             counts[delivery.webhook_id] += 1
     return counts

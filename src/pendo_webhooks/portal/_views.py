@@ -13,7 +13,7 @@ from urllib.parse import quote
 from ..dispatcher import DeliveryStatus, Dispatcher, WebhookHealth
 from ..exceptions import ConfigurationError, ConflictError, ValidationError
 from ..registry import Actor, Webhook, WebhookKind
-from ._attention import DEAD_SCAN, WINDOW, dead_counts, needs_attention, read_health
+from ._attention import WINDOW, needs_attention, read_dead_counts, read_health
 from ._csrf import CsrfTokens
 from ._forms import WebhookForm
 from ._render import Pages
@@ -127,16 +127,14 @@ class Views:
             }
             for webhook in webhooks
         ]
-        # The newest dead deliveries of every webhook, in one read, counted by webhook.
-        dead = self.dispatcher.deliveries(self.actor, status=DeliveryStatus.DEAD, limit=DEAD_SCAN)
-        counts = dead_counts(dead, self.dispatcher.clock() - WINDOW)
+        dead = read_dead_counts(self.dispatcher, self.actor, self.dispatcher.clock() - WINDOW)
         return self.render(
             "list.html",
             self.pages.title,
             rows=rows,
-            attention=needs_attention(webhooks, health, counts),
+            attention=needs_attention(webhooks, health, dead.by_webhook),
             # How many were read, if that was all that may be: the counts are lower bounds.
-            dead_capped=len(dead) if len(dead) >= DEAD_SCAN else None,
+            dead_capped=dead.capped,
             done=self.done(),
         )
 

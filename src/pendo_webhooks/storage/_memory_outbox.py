@@ -12,7 +12,8 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 import attrs
@@ -299,6 +300,13 @@ class MemoryOutbox:
             self._health[health.webhook_id] = attrs.evolve(health, version=expected_version + 1)
             return True
 
+    def health_of(self, webhook_ids: Collection[str]) -> dict[str, WebhookHealth]:
+        """
+        Return the stored health of those of *webhook_ids* that have any; see BulkHealthStore.
+        """
+        with self._lock:
+            return {i: self._health[i] for i in webhook_ids if i in self._health}
+
     def hold_claims(
         self, delivery_ids: Sequence[str], *, owner: str, now: datetime, until: datetime
     ) -> int:
@@ -406,6 +414,19 @@ class MemoryOutbox:
             ]
         found.reverse()  # insertion order, newest first
         return found[:limit]
+
+    def count_by_webhook(self, *, status: DeliveryStatus, since: datetime) -> dict[str, int]:
+        """
+        Count the deliveries in *status* since *since* by webhook; see CountingDeliveryLog.
+        """
+        with self._lock:
+            return dict(
+                Counter(
+                    d.webhook_id
+                    for d in self._deliveries.values()
+                    if d.status is status and (d.finished_at or d.updated_at) >= since
+                )
+            )
 
     def list_attempts(self, delivery_id: str) -> list[Attempt]:
         """

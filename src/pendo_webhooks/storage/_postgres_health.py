@@ -4,15 +4,17 @@ The webhook-health part of :class:`~pendo_webhooks.storage.PostgresStorage`. Str
 One row per webhook in ``webhook_health`` (migration 7), written by compare-and-set on its
 ``version``. Holding claims and the paced release of a recovered webhook's backlog are one
 statement each: the release numbers the backlog with ``row_number()`` and gives the
-*i*-th delivery ``start + i * spacing``, the same whichever worker runs it.
+*i*-th delivery ``start + i * spacing``, the same whichever worker runs it. Besides, the two
+summary reads of an admin page: many webhooks' health, and deliveries counted by webhook.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..model._delivery import DeliveryStatus
 from ..model._health import WebhookHealth
 from ._postgres_core import PostgresCore
 from ._postgres_webhooks import as_utc
@@ -27,6 +29,16 @@ _GET = """
 SELECT version, failing_since, last_success_at, last_failure_at, failures, streak,
        outage_since, next_probe_at, probes, probe_delivery, probe_owner, probe_until
   FROM {schema}.webhook_health WHERE webhook_id = %(webhook_id)s
+"""
+_GET_MANY = """
+SELECT webhook_id, version, failing_since, last_success_at, last_failure_at, failures,
+       streak, outage_since, next_probe_at, probes, probe_delivery, probe_owner, probe_until
+  FROM {schema}.webhook_health WHERE webhook_id = ANY(%(ids)s::text[])
+"""
+_COUNT = """
+SELECT webhook_id, count(*) AS n FROM {schema}.deliveries
+ WHERE status = %(status)s AND coalesce(finished_at, updated_at) >= %(since)s
+ GROUP BY webhook_id
 """
 _INSERT = """
 INSERT INTO {schema}.webhook_health (
@@ -77,6 +89,13 @@ RETURNING d.id
 """
 
 
+def _health(webhook_id: str, row: Any) -> WebhookHealth:
+    values: dict[str, Any] = {
+        c: (as_utc(row[c]) if c in _TIMES and row[c] is not None else row[c]) for c in _COLUMNS
+    }
+    return WebhookHealth(webhook_id=webhook_id, version=int(row["version"]), **values)
+
+
 class PostgresHealth(PostgresCore):
     """
     Each webhook's health, held claims and paced releases in PostgreSQL. Strictly private.
@@ -87,13 +106,25 @@ class PostgresHealth(PostgresCore):
         Return the webhook's stored health, or None; see HealthStore.
         """
         rows = self._read("reading webhook health", self._q(_GET), {"webhook_id": webhook_id})
-        if not rows:
-            return None
-        row = rows[0]
-        values: dict[str, Any] = {
-            c: (as_utc(row[c]) if c in _TIMES and row[c] is not None else row[c]) for c in _COLUMNS
-        }
-        return WebhookHealth(webhook_id=webhook_id, version=int(row["version"]), **values)
+        return _health(webhook_id, rows[0]) if rows else None
+
+    def health_of(self, webhook_ids: Collection[str]) -> dict[str, WebhookHealth]:
+        """
+        Return the stored health of those of *webhook_ids* that have any; see BulkHealthStore.
+        """
+        if not webhook_ids:
+            return {}
+        params = {"ids": list(webhook_ids)}
+        rows = self._read("reading webhook health", self._q(_GET_MANY), params)
+        return {row["webhook_id"]: _health(row["webhook_id"], row) for row in rows}
+
+    def count_by_webhook(self, *, status: DeliveryStatus, since: datetime) -> dict[str, int]:
+        """
+        Count the deliveries in *status* since *since* by webhook; see CountingDeliveryLog.
+        """
+        params = {"status": DeliveryStatus(status).value, "since": since}
+        rows = self._read("counting deliveries", self._q(_COUNT), params)
+        return {row["webhook_id"]: int(row["n"]) for row in rows}
 
     def put_webhook_health(self, health: WebhookHealth, *, expected_version: int) -> bool:
         """

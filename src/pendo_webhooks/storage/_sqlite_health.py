@@ -3,15 +3,20 @@ The webhook-health part of :class:`~pendo_webhooks.storage.SQLiteStorage`. Stric
 
 One row per webhook in ``webhook_health`` (migration 9), written by compare-and-set on its
 ``version``; held claims and the paced release of a recovered webhook's backlog are one
-short write transaction each, like the outbox's other writes.
+short write transaction each, like the outbox's other writes. Besides, the two summary reads
+of an admin page: many webhooks' health, and deliveries counted by webhook (one scan of the
+deliveries without their bodies: there is no index on status and time, as each index costs
+every delivery write).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..model._delivery import DeliveryStatus
 from ..model._health import WebhookHealth
 from ._sql_rows import HEALTH_COLUMNS as _COLUMNS
 from ._sql_rows import HEALTH_TIMES as _TIMES
@@ -25,6 +30,16 @@ _GET = """
 SELECT version, failing_since, last_success_at, last_failure_at, failures, streak,
        outage_since, next_probe_at, probes, probe_delivery, probe_owner, probe_until
   FROM webhook_health WHERE webhook_id = ?
+"""
+_GET_MANY = """
+SELECT webhook_id, version, failing_since, last_success_at, last_failure_at, failures,
+       streak, outage_since, next_probe_at, probes, probe_delivery, probe_owner, probe_until
+  FROM webhook_health WHERE webhook_id IN (SELECT value FROM json_each(?))
+"""
+_COUNT = """
+SELECT webhook_id, count(*) FROM deliveries
+ WHERE status = ? AND coalesce(finished_at, updated_at) >= ?
+ GROUP BY webhook_id
 """
 _INSERT = """
 INSERT INTO webhook_health (
@@ -73,6 +88,14 @@ def _params(health: WebhookHealth) -> dict[str, Any]:
     return params
 
 
+def _health(webhook_id: str, row: Any) -> WebhookHealth:
+    values: dict[str, Any] = {}
+    for column in _COLUMNS:
+        value = row[column]
+        values[column] = from_utc_iso(value) if column in _TIMES and value else value
+    return WebhookHealth(webhook_id=webhook_id, version=row["version"], **values)
+
+
 class SQLiteHealth(SQLiteCore):
     """
     Each webhook's health, held claims and paced releases in SQLite. Strictly private.
@@ -83,14 +106,23 @@ class SQLiteHealth(SQLiteCore):
         Return the webhook's stored health, or None; see HealthStore.
         """
         rows = self._query(_GET, (webhook_id,))
-        if not rows:
-            return None
-        row = rows[0]
-        values: dict[str, Any] = {}
-        for column in _COLUMNS:
-            value = row[column]
-            values[column] = from_utc_iso(value) if column in _TIMES and value else value
-        return WebhookHealth(webhook_id=webhook_id, version=row["version"], **values)
+        return _health(webhook_id, rows[0]) if rows else None
+
+    def health_of(self, webhook_ids: Collection[str]) -> dict[str, WebhookHealth]:
+        """
+        Return the stored health of those of *webhook_ids* that have any; see BulkHealthStore.
+        """
+        if not webhook_ids:
+            return {}
+        rows = self._query(_GET_MANY, (json.dumps(list(webhook_ids)),))
+        return {row["webhook_id"]: _health(row["webhook_id"], row) for row in rows}
+
+    def count_by_webhook(self, *, status: DeliveryStatus, since: datetime) -> dict[str, int]:
+        """
+        Count the deliveries in *status* since *since* by webhook; see CountingDeliveryLog.
+        """
+        rows = self._query(_COUNT, (DeliveryStatus(status).value, utc_iso(since)))
+        return {row[0]: row[1] for row in rows}
 
     def put_webhook_health(self, health: WebhookHealth, *, expected_version: int) -> bool:
         """

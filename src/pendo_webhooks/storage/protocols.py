@@ -15,9 +15,11 @@ Besides, a store may offer *optional capabilities*, each a :func:`~typing.runtim
 Protocol: :class:`ChainingOutbox` (record an outcome and claim the next delivery in one
 transaction), :class:`SharedOutcomesOutbox` (record a Segment batch's outcomes by group),
 :class:`HostConnectionOutbox` (write deliveries in the host's own transaction) and
-:class:`HealthStore` (each webhook's health: outage-aware retries and auto-disable). The
-engine asks :func:`capabilities` which of them a store has, in one place; a store without
-any of them is complete and correct, only slower in places (and, without
+:class:`HealthStore` (each webhook's health: outage-aware retries and auto-disable), and
+two summary reads for an admin page: :class:`BulkHealthStore` (many webhooks' health in one
+read) and :class:`CountingDeliveryLog` (deliveries counted by webhook, without their bodies).
+The engine asks :func:`capabilities` which of them a store has, in one place; a store
+without any of them is complete and correct, only slower in places (and, without
 :class:`HealthStore`, without outage-aware retries or auto-disable).
 
 The contract suite in :mod:`pendo_webhooks.testing.storage_contract` proves a store
@@ -28,18 +30,18 @@ against these Protocols; see the how-to "Keep the outbox in your own database".
 >>> store: Storage = InMemoryStorage()
 >>> capabilities(store)  # doctest: +NORMALIZE_WHITESPACE
 Capabilities(chained_claim=False, shared_outcomes=False, host_connection=False,
-             process_local=True, webhook_health=True)
+             process_local=True, webhook_health=True, bulk_health=True, delivery_counts=True)
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import ClassVar, Protocol, runtime_checkable
 
 import attrs
 
-from ..model._delivery import Attempt, Delivery
+from ..model._delivery import Attempt, Delivery, DeliveryStatus
 from ..model._health import WebhookHealth
 from ._outbox_common import claims_exhausted
 from ._outbox_protocol import ChainingOutbox, DeliveryLog, OutboxQueue, OutboxStore
@@ -49,8 +51,10 @@ from ._protocol_pipeline import ExclusionStore, FirstSeenOrigin, FirstSeenStore
 
 __all__ = [
     "AuditStore",
+    "BulkHealthStore",
     "Capabilities",
     "ChainingOutbox",
+    "CountingDeliveryLog",
     "DeliveryLog",
     "ExclusionStore",
     "FirstSeenOrigin",
@@ -199,6 +203,56 @@ class HealthStore(Protocol):
         """
 
 
+@runtime_checkable
+class BulkHealthStore(Protocol):
+    """
+    **Protocol**: A :class:`HealthStore` that reads many webhooks' health in one query.
+
+    Optional: the settings page (:mod:`pendo_webhooks.portal`) reads every listed
+    webhook's health with it, in one read; without it, it reads them one by one with
+    :meth:`HealthStore.get_webhook_health` (all the built-in stores have it).
+
+    >>> from pendo_webhooks.storage import InMemoryStorage
+    >>> from pendo_webhooks.storage.protocols import BulkHealthStore
+    >>> isinstance(InMemoryStorage(), BulkHealthStore)
+    True
+    """
+
+    def health_of(self, webhook_ids: Collection[str]) -> dict[str, WebhookHealth]:
+        """
+        Return the stored health of those of *webhook_ids* that have any, by webhook id.
+
+        Each as :meth:`HealthStore.get_webhook_health` returns it; an id without a stored
+        row is left out. One read, however many ids.
+        """
+
+
+@runtime_checkable
+class CountingDeliveryLog(Protocol):
+    """
+    **Protocol**: A delivery log that counts deliveries by webhook without reading them.
+
+    Optional: the settings page (:mod:`pendo_webhooks.portal`) counts each webhook's
+    recent dead deliveries with it, in one query; without it, it reads the newest dead
+    deliveries (at most 1,000) with :meth:`DeliveryLog.list_deliveries` and counts those
+    (all the built-in stores have it).
+
+    >>> from pendo_webhooks.storage import InMemoryStorage
+    >>> from pendo_webhooks.storage.protocols import CountingDeliveryLog
+    >>> isinstance(InMemoryStorage(), CountingDeliveryLog)
+    True
+    """
+
+    def count_by_webhook(self, *, status: DeliveryStatus, since: datetime) -> dict[str, int]:
+        """
+        Count the deliveries in *status* that got there at or after *since*, by webhook id.
+
+        A delivery counts by when it finished (``finished_at``), or, if it has not (a
+        pending one), when it last changed (``updated_at``). Webhooks without any are left
+        out. One query, reading no bodies.
+        """
+
+
 @attrs.frozen
 class Capabilities:
     """
@@ -213,6 +267,8 @@ class Capabilities:
             ``InMemoryStorage`` does): another instance shares nothing with it, so a
             ``Dispatcher`` must use the registry's own store, not another one.
         webhook_health: It is a :class:`HealthStore`.
+        bulk_health: It is a :class:`BulkHealthStore`.
+        delivery_counts: It is a :class:`CountingDeliveryLog`.
 
     >>> found = Capabilities(chained_claim=True, shared_outcomes=False, host_connection=False)
     >>> found.chained_claim, found.process_local
@@ -224,6 +280,8 @@ class Capabilities:
     host_connection: bool
     process_local: bool = False
     webhook_health: bool = False
+    bulk_health: bool = False
+    delivery_counts: bool = False
 
 
 def capabilities(storage: object) -> Capabilities:
@@ -239,7 +297,8 @@ def capabilities(storage: object) -> Capabilities:
     ...     accepts_host_connection = True
     >>> capabilities(Postgresish())  # doctest: +NORMALIZE_WHITESPACE
     Capabilities(chained_claim=False, shared_outcomes=False, host_connection=True,
-                 process_local=True, webhook_health=True)
+                 process_local=True, webhook_health=True, bulk_health=True,
+                 delivery_counts=True)
     """
     # By attribute lookup, not isinstance(): on Python 3.12+ a runtime-checkable Protocol
     # ignores attributes a proxy forwards through __getattr__, which these lookups see.
@@ -259,4 +318,6 @@ def capabilities(storage: object) -> Capabilities:
                 "respread_pending",
             )
         ),
+        bulk_health=hasattr(storage, "health_of"),
+        delivery_counts=hasattr(storage, "count_by_webhook"),
     )

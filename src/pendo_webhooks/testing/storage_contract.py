@@ -69,7 +69,13 @@ from ..registry import Actor, AuditEntry, RetiredSecret, Webhook, WebhookKind, W
 from ..retry import Verdict
 from ..signing import SignatureScheme
 from ..storage import AuditQuery, Storage
-from ..storage.protocols import HealthStore, capabilities, claims_exhausted
+from ..storage.protocols import (
+    BulkHealthStore,
+    CountingDeliveryLog,
+    HealthStore,
+    capabilities,
+    claims_exhausted,
+)
 from ._fakes import FrozenClock
 
 
@@ -1198,6 +1204,41 @@ class DeliveryLogContract:
         pending = {d.id for d in storage.list_deliveries(status=DeliveryStatus.PENDING)}
         assert pending == {failed.id, dead.id}
 
+    def test_deliveries_are_counted_by_webhook_status_and_time(self, storage: Storage) -> None:
+        """
+        The optional CountingDeliveryLog: by webhook, in one status, finished at or after
+        *since* (a pending delivery by when it last changed). Skipped for a store without it.
+        """
+        if not capabilities(storage).delivery_counts:
+            pytest.skip("the store counts no deliveries (CountingDeliveryLog is optional)")
+        store = cast(CountingDeliveryLog, storage)
+        webhook, other = _hook(storage), _hook(storage)
+        hour = timedelta(hours=1)
+        _run_to(storage, webhook.id, DeliveryStatus.DEAD)  # finished at _T0 + 1s
+        _run_to(storage, webhook.id, DeliveryStatus.DEAD, next_attempt_at=_T0 + hour)
+        _run_to(storage, other.id, DeliveryStatus.DEAD, next_attempt_at=_T0 + 2 * hour)
+        _run_to(storage, webhook.id, DeliveryStatus.DELIVERED, next_attempt_at=_T0 + 2 * hour)
+        later = _T0 + 3 * hour
+        storage.enqueue_deliveries([_delivery(other.id, created_at=_T0, updated_at=later)])
+        second = timedelta(seconds=1)
+        dead = DeliveryStatus.DEAD
+        assert store.count_by_webhook(status=dead, since=_T0) == {webhook.id: 2, other.id: 1}
+        at = _T0 + hour + second  # the second dead delivery's finished_at: counted
+        assert store.count_by_webhook(status=dead, since=at) == {webhook.id: 1, other.id: 1}
+        elsewhere = at.astimezone(timezone(timedelta(hours=-5)))
+        assert store.count_by_webhook(status=dead, since=elsewhere) == {
+            webhook.id: 1,
+            other.id: 1,
+        }
+        after = at + timedelta(microseconds=1)
+        assert store.count_by_webhook(status=dead, since=after) == {other.id: 1}
+        delivered = DeliveryStatus.DELIVERED
+        assert store.count_by_webhook(status=delivered, since=_T0) == {webhook.id: 1}
+        pending = DeliveryStatus.PENDING
+        assert store.count_by_webhook(status=pending, since=later) == {other.id: 1}
+        assert store.count_by_webhook(status=pending, since=later + second) == {}
+        assert store.count_by_webhook(status=DeliveryStatus.FAILED, since=_T0) == {}
+
     def test_cancelled_deliveries_without_attempts_are_purged_too(self, storage: Storage) -> None:
         """
         A cancelled delivery (no attempt rows) is purged like any finished one.
@@ -1704,6 +1745,36 @@ class HealthStoreContract:
         assert store.put_webhook_health(blank, expected_version=1)
         assert store.get_webhook_health("wh_1") == attrs.evolve(blank, version=2)
 
+    def test_many_webhooks_health_in_one_read(self, storage: Storage) -> None:
+        """
+        The optional BulkHealthStore: what get_webhook_health gives for each id that has a
+        row, and nothing for one without. Skipped for a store without it.
+        """
+        store = _health_store(storage)
+        if not capabilities(storage).bulk_health:
+            pytest.skip("the store has no bulk health read (BulkHealthStore is optional)")
+        bulk = cast(BulkHealthStore, storage)
+        assert bulk.health_of([]) == {}
+        assert bulk.health_of(["wh_none"]) == {}
+        failing = WebhookHealth(
+            webhook_id="wh_1", failing_since=_T0, last_failure_at=_T0, failures=2, streak=2
+        )
+        assert store.put_webhook_health(failing, expected_version=0)
+        assert store.put_webhook_health(WebhookHealth(webhook_id="wh_2"), expected_version=0)
+        assert store.put_webhook_health(failing, expected_version=1)
+        ids = [f"wh_{n}" for n in range(1, 1200)]  # more than a statement's parameters
+        found = bulk.health_of(ids)
+        assert found == {
+            "wh_1": store.get_webhook_health("wh_1"),
+            "wh_2": store.get_webhook_health("wh_2"),
+        }
+        assert found["wh_1"].version == 2
+        assert found["wh_1"].failing_since is not None
+        assert found["wh_1"].failing_since.tzinfo == timezone.utc
+        assert bulk.health_of({"wh_2", "wh_none"}) == {
+            "wh_2": WebhookHealth(webhook_id="wh_2", version=1)
+        }
+
     def test_only_one_of_concurrent_writers_wins(self, storage: Storage) -> None:
         store = _health_store(storage)
         assert store.put_webhook_health(WebhookHealth(webhook_id="wh_1"), expected_version=0)
@@ -1786,5 +1857,5 @@ class StorageContract(
     that implements all of the seam.
 
     >>> len([name for name in dir(StorageContract) if name.startswith("test_")])
-    78
+    80
     """
