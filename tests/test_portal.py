@@ -25,6 +25,7 @@ from urllib.parse import urlencode
 import pytest
 
 from pendo_webhooks.dispatcher import Dispatcher
+from pendo_webhooks.events import OperationsCategory
 from pendo_webhooks.exceptions import ConfigurationError, PermissionDenied
 from pendo_webhooks.registry import Actor, WebhookRegistry
 from pendo_webhooks.storage import InMemoryStorage, SQLiteStorage, Storage
@@ -962,8 +963,13 @@ def test_a_failed_test_shows_why() -> None:
     assert "Verdict Not accepted" in status
     assert "Status HTTP 404" in status
     assert "Error HTTP 404" in status
-    assert "Response excerpt: <b>no such hook</b>" in status
-    assert "&lt;b&gt;no such hook&lt;/b&gt;" in page.text
+    assert "Response excerpt <b>no such hook</b>" in status
+    # A labelled block of its own inside the result's list, not a status message.
+    assert (
+        '<dt id="test-excerpt">Response excerpt</dt><dd><pre class="excerpt" '
+        'aria-labelledby="test-excerpt">&lt;b&gt;no such hook&lt;/b&gt;</pre></dd>'
+    ) in page.text
+    assert "<p>Response excerpt" not in page.text
 
 
 def test_enable_and_disable_redirect_with_a_fixed_message(site: Site) -> None:
@@ -1178,7 +1184,19 @@ def test_an_operations_webhook_keeps_its_events(site: Site) -> None:
     changed = site.registry.get(ADMIN, hook.id)
     assert changed.name == "Ops alerts"
     assert changed.categories == hook.categories
-    assert "pendo_webhooks.webhook.disabled" in _text(client.get(f"/webhooks/{hook.id}").text)
+    assert "Events A webhook was disabled" in _text(client.get(f"/webhooks/{hook.id}").text)
+
+
+def test_an_operations_webhooks_events_have_the_create_forms_labels(site: Site) -> None:
+    """
+    Its page names its operations events as the create form does, never by their raw names.
+    """
+    hook = site.hook("Ops", categories={c.value for c in OperationsCategory})
+    text = _text(site.client().get(f"/webhooks/{hook.id}").text)
+    assert (
+        "Events A delivery went dead, A webhook recovered, A webhook was disabled Created" in text
+    )
+    assert "pendo_webhooks." not in text
 
 
 def test_deleting_asks_first_then_deletes(site: Site) -> None:

@@ -463,6 +463,35 @@ def test_the_count_in_the_query_is_digits_or_nothing(site: Site, query: str) -> 
     assert "<b>7" not in page.text
 
 
+def test_redeliver_failed_on_a_disabled_webhook_is_refused(site: Site) -> None:
+    """
+    A worker cancels a disabled webhook's deliveries: 409 with the reason in an alert, and
+    nothing is queued; the hint says so beforehand. Enabled again, it redelivers.
+    """
+    hook = _enabled(site, "Down", "npsSubmitted")
+    dead = _send(site, "npsSubmitted", "u-1")  # 503: dead
+    site.registry.disable(ADMIN, hook.id)
+    client = site.client()
+    page = client.get(f"/webhooks/{hook.id}")
+    assert "once the webhook is enabled: a disabled webhook's deliveries are cancelled" in (
+        _text(page.text)
+    )
+    page = client.post(f"/webhooks/{hook.id}/redeliver-failed")
+    assert page.status == 409
+    assert page.region("alert").strip() == (
+        "Nothing redelivered: this webhook is disabled, and a disabled webhook's deliveries "
+        "are cancelled. Enable it first, then redeliver."
+    )
+    assert page.text.count('role="alert"') == 1
+    assert site.dispatcher.deliveries(ADMIN, limit=10)[0].status.value == "dead"
+    site.registry.enable(ADMIN, hook.id)
+    assert "once the webhook is enabled" not in client.get(f"/webhooks/{hook.id}").text
+    response = client.post(f"/webhooks/{hook.id}/redeliver-failed")
+    assert "1 failed or dead delivery queued" in _status_after(client, response)
+    assert site.dispatcher.deliveries(ADMIN, limit=10)[0].id == dead
+    assert site.dispatcher.deliveries(ADMIN, limit=10)[0].status.value == "pending"
+
+
 def test_redeliver_failed_of_an_unknown_webhook_is_404(site: Site) -> None:
     """
     No such webhook: 404, nothing redelivered.

@@ -37,8 +37,10 @@ def _destination(webhook: Webhook) -> str:
 
 
 def _categories(webhook: Webhook) -> str:
+    # The labels the create form shows: Pendo events' and operations events' alike.
     names = [
-        CATEGORY_LABELS[c] if isinstance(c, EventCategory) else c.value for c in webhook.categories
+        CATEGORY_LABELS[c] if isinstance(c, EventCategory) else OPERATIONS_LABELS[c]
+        for c in webhook.categories
     ]
     return ", ".join(sorted(names))
 

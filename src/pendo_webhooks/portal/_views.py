@@ -46,6 +46,10 @@ COUNTED: Mapping[str, tuple[str, str, str]] = {
 STATUSES: tuple[str, ...] = tuple(status.value for status in DeliveryStatus)
 
 _RECENT_DELIVERIES = 20
+_REDELIVER_DISABLED = (
+    "Nothing redelivered: this webhook is disabled, and a disabled webhook's deliveries are "
+    "cancelled. Enable it first, then redeliver."
+)
 _CONFLICT = (
     "Someone changed this webhook while you were editing it. The form shows your values: "
     "check them and save again to replace that change."
@@ -246,6 +250,8 @@ class Views:
         self.registry.policy.check(self.actor, "read", webhook_id)
         self.registry.policy.check(self.actor, "update", webhook_id)
         webhook = self.registry.get(self.actor, webhook_id)
+        if not webhook.enabled:  # a worker would cancel every one of them again
+            return self._detail(webhook.id, status=409, error=_REDELIVER_DISABLED)
         count = self.dispatcher.redeliver_failed(webhook.id, self.dispatcher.clock() - WINDOW)
         path = f"/webhooks/{quote(webhook.id, safe='')}"
         return self.redirect(path, "redelivered-failed", count=count)
