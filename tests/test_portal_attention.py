@@ -196,8 +196,8 @@ def test_needs_attention_names_what_needs_a_person_most_urgent_first(site: Site)
         "Flaky Failing since 2026-01-09 00:00:00 UTC: failure streak 1, "
         "1 failed exchange since the last success"
     )
-    assert items[2].endswith(" 1 dead delivery in the last 7 days")
-    assert items[3].startswith("Was down <i>once</i> 2 dead deliveries in the last 7 days")
+    assert items[2].endswith(" 1 delivery went dead in the last 7 days")
+    assert items[3].startswith("Was down <i>once</i> 2 deliveries went dead in the last 7 days")
     assert "Failing" not in items[3]
     assert f'href="/webhooks/{failing.id}?status=dead"' in section
     assert f'href="/webhooks/{gone.id}"' in section
@@ -236,7 +236,7 @@ def test_dead_counts_past_the_scan_say_at_least(monkeypatch: pytest.MonkeyPatch)
     for n in range(3):
         _send(site, "npsSubmitted", f"u-{n}")
     section = _section(site.client().get("/"))
-    assert "at least 2 dead deliveries in the last 7 days" in _text(section)
+    assert "at least 2 deliveries went dead in the last 7 days" in _text(section)
     assert "Dead deliveries are counted among the newest 2 only: there may be more." in (
         _text(section)
     )
@@ -259,7 +259,7 @@ def test_a_store_that_counts_gives_exact_counts(
             _send(site, "npsSubmitted", f"u-{n}")
         section = _section(site.client().get("/"))
     (item,) = _items(section)
-    assert item.endswith(" 3 dead deliveries in the last 7 days")
+    assert item.endswith(" 3 deliveries went dead in the last 7 days")
     assert "at least" not in section
     assert "there may be more" not in section
 
@@ -290,7 +290,7 @@ def test_the_list_reads_health_and_dead_counts_once_whatever_the_number_of_webho
     assert storage.calls == reads
     items = _items(_section(page))
     assert len(items) == 5
-    assert all(item.endswith(" 1 dead delivery in the last 7 days") for item in items)
+    assert all(item.endswith(" 1 delivery went dead in the last 7 days") for item in items)
 
 
 def test_a_store_without_health_still_counts_dead_deliveries() -> None:
@@ -303,7 +303,7 @@ def test_a_store_without_health_still_counts_dead_deliveries() -> None:
     hook = _enabled(site, "Down", "npsSubmitted")
     _send(site, "npsSubmitted", "u-1")
     page = site.client().get("/")
-    assert _items(_section(page)) == ["Down 1 dead delivery in the last 7 days"]
+    assert _items(_section(page)) == ["Down 1 delivery went dead in the last 7 days"]
     assert f'href="/webhooks/{hook.id}?status=dead"' in page.text
 
 
@@ -408,7 +408,9 @@ def test_redeliver_failed_requeues_the_last_weeks_failed_and_dead(site: Site) ->
         '<button type="submit" aria-describedby="redeliver-failed-hint">Redeliver failed</button>'
         in page.text
     )
-    assert "sends every failed and dead delivery of the last 7 days again" in _text(page.text)
+    assert "sends every failed and dead delivery created in the last 7 days again" in _text(
+        page.text
+    )
     response = client.post(f"/webhooks/{hook.id}/redeliver-failed")
     assert response.headers["Location"] == (f"/webhooks/{hook.id}?done=redelivered-failed&count=2")
     message = _status_after(client, response)
@@ -435,7 +437,7 @@ def test_redeliver_failed_says_one_and_none(site: Site) -> None:
     assert "1 failed or dead delivery queued for redelivery" in _status_after(client, first)
     again = client.post(f"/webhooks/{hook.id}/redeliver-failed")  # it is pending now
     assert again.headers["Location"].endswith("count=0")
-    assert "Nothing to redeliver: no failed or dead deliveries from the last 7 days." in (
+    assert "Nothing to redeliver: no failed or dead deliveries created in the last 7 days." in (
         _status_after(client, again)
     )
 
@@ -461,6 +463,34 @@ def test_the_count_in_the_query_is_digits_or_nothing(site: Site, query: str) -> 
     assert page.status == 200
     assert page.region("status").strip() == ""
     assert "<b>7" not in page.text
+
+
+def test_each_says_which_time_it_goes_by(site: Site) -> None:
+    """
+    Needs attention counts a delivery by when it went dead, Redeliver failed by when it was
+    created, and each says so: one made 8 days ago that went dead 6 days ago is counted by
+    the one and not sent by the other, and neither page claims otherwise.
+    """
+    hook = _enabled(site, "Slow death", "npsSubmitted")
+    site.dispatcher.enqueue(sample_event("npsSubmitted", unique_id="u-1"))
+    site.clock.advance(timedelta(days=2))
+    site.dispatcher.drain(timeout=5)  # 503: dead, two days after it was made
+    site.clock.advance(timedelta(days=6))
+    (dead,) = site.dispatcher.deliveries(ADMIN, status="dead", limit=10)
+    now = site.clock()
+    assert dead.created_at == now - timedelta(days=8)
+    assert dead.finished_at == now - timedelta(days=6)
+    client = site.client()
+    (item,) = _items(_section(client.get("/")))
+    assert item.endswith(" 1 delivery went dead in the last 7 days")
+    page = client.get(f"/webhooks/{hook.id}")
+    assert "every failed and dead delivery created in the last 7 days" in _text(page.text)
+    response = client.post(f"/webhooks/{hook.id}/redeliver-failed")
+    assert response.headers["Location"].endswith("count=0")
+    assert "no failed or dead deliveries created in the last 7 days" in (
+        _status_after(client, response)
+    )
+    assert site.dispatcher.deliveries(ADMIN, limit=10)[0].status.value == "dead"
 
 
 def test_redeliver_failed_on_a_disabled_webhook_is_refused(site: Site) -> None:
@@ -596,7 +626,7 @@ def test_a_reader_sees_the_section_but_may_not_redeliver_or_disable() -> None:
     hook = _enabled(site, "Down", "npsSubmitted")
     dead = _send(site, "npsSubmitted", "u-1")
     reader = site.client(Actor("reader", roles={"webhooks:read"}))
-    assert "1 dead delivery in the last 7 days" in _text(_section(reader.get("/")))
+    assert "1 delivery went dead in the last 7 days" in _text(_section(reader.get("/")))
     assert reader.get(f"/webhooks/{hook.id}", "status=dead").status == 200
     assert reader.post(f"/webhooks/{hook.id}/redeliver-failed").status == 403
     assert reader.post(f"/webhooks/{hook.id}/disable", {"reason": "x"}).status == 403

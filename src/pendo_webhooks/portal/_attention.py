@@ -39,7 +39,9 @@ __all__ = [
     "read_health",
 ]
 
-#: How far back "Needs attention" counts dead deliveries, and "Redeliver failed" reaches.
+#: How far back "Needs attention" counts dead deliveries (by when they went dead), and
+#: "Redeliver failed" reaches (by when they were created: a delivery retried for days can
+#: count in the one and not be sent by the other; each page's text says which it means).
 WINDOW = timedelta(days=7)
 #: How many of the newest dead deliveries the list page reads, in one query, from a store
 #: that cannot count them. With more than that in the window, the counts it shows are lower

@@ -36,7 +36,7 @@ DONE: Mapping[str, str] = {
 #: number is taken from the query, and only as digits.
 COUNTED: Mapping[str, tuple[str, str, str]] = {
     "redelivered-failed": (
-        "Nothing to redeliver: no failed or dead deliveries from the last 7 days.",
+        "Nothing to redeliver: no failed or dead deliveries created in the last 7 days.",
         "1 failed or dead delivery queued for redelivery: a worker sends it again shortly.",
         "{count} failed or dead deliveries queued for redelivery: a worker sends them again.",
     ),
