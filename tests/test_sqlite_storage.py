@@ -30,6 +30,7 @@ from pendo_webhooks.registry import Actor, WebhookRegistry
 from pendo_webhooks.storage import AuditQuery, PlaintextCodec, SQLiteStorage
 from pendo_webhooks.storage._schema import (
     APPLICATION_ID,
+    DEAD_INDEX_MIGRATION,
     LATEST_VERSION,
     MIGRATIONS,
     PII_FILTERS_MIGRATION,
@@ -85,10 +86,20 @@ def undo_migration_8(conn: sqlite3.Connection) -> None:
     conn.execute("DELETE FROM schema_migrations WHERE version = 8")
 
 
+def undo_dead_index(conn: sqlite3.Connection) -> None:
+    """
+    Take a file back to before the dead-deliveries index migration: no such index.
+    """
+    conn.execute("DROP INDEX deliveries_unhappy_by_time")
+    conn.execute("DELETE FROM schema_migrations WHERE version = ?", (DEAD_INDEX_MIGRATION,))
+
+
 def undo_pii_filters(conn: sqlite3.Connection) -> None:
     """
-    Take a file back to before the PII filters migration: no filters or hash key columns.
+    Take a file back to before the PII filters migration (and the later ones): no filters or
+    hash key columns.
     """
+    undo_dead_index(conn)
     conn.execute("ALTER TABLE webhooks DROP COLUMN filters")
     conn.execute("ALTER TABLE webhooks DROP COLUMN hash_key")
     conn.execute("DELETE FROM schema_migrations WHERE version = ?", (PII_FILTERS_MIGRATION,))

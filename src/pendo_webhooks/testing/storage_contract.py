@@ -1239,6 +1239,37 @@ class DeliveryLogContract:
         assert store.count_by_webhook(status=pending, since=later + second) == {}
         assert store.count_by_webhook(status=DeliveryStatus.FAILED, since=_T0) == {}
 
+    def test_failed_and_redelivered_deliveries_are_counted_where_they_stand(
+        self, storage: Storage
+    ) -> None:
+        """
+        CountingDeliveryLog: a failed delivery counts as failed, not dead; a dead one
+        redelivered counts as pending (by its redelivery), no longer as dead; one that
+        finishes again counts by its new finish. Skipped for a store without it.
+        """
+        if not capabilities(storage).delivery_counts:
+            pytest.skip("the store counts no deliveries (CountingDeliveryLog is optional)")
+        store = cast(CountingDeliveryLog, storage)
+        webhook = _hook(storage)
+        dead, failed = DeliveryStatus.DEAD, DeliveryStatus.FAILED
+        first = _run_to(storage, webhook.id, dead)
+        _run_to(storage, webhook.id, dead)
+        _run_to(storage, webhook.id, failed)
+        assert store.count_by_webhook(status=failed, since=_T0) == {webhook.id: 1}
+        assert store.count_by_webhook(status=dead, since=_T0) == {webhook.id: 2}
+        later = _T0 + timedelta(days=1)
+        storage.redeliver(first.id, now=later)
+        assert store.count_by_webhook(status=dead, since=_T0) == {webhook.id: 1}
+        pending = DeliveryStatus.PENDING
+        assert store.count_by_webhook(status=pending, since=later) == {webhook.id: 1}
+        (claimed,) = _claim(storage, now=later, webhook_id=webhook.id)
+        again = later + timedelta(seconds=1)
+        done = _finished(claimed, dead, again)
+        assert storage.record_outcome(done, _attempt_for(claimed), owner="w1", now=again)
+        assert store.count_by_webhook(status=dead, since=again) == {webhook.id: 1}
+        assert store.count_by_webhook(status=dead, since=_T0) == {webhook.id: 2}
+        assert store.count_by_webhook(status=failed, since=again) == {}
+
     def test_cancelled_deliveries_without_attempts_are_purged_too(self, storage: Storage) -> None:
         """
         A cancelled delivery (no attempt rows) is purged like any finished one.
