@@ -1297,6 +1297,49 @@ def test_a_pending_delivery_cannot_be_redelivered(site: Site) -> None:
     assert "transport error" not in page.text
 
 
+def test_a_delivery_of_a_disabled_webhook_is_not_redelivered(site: Site) -> None:
+    """
+    A disabled webhook's finished delivery: no Redeliver button but a hint; a post is 409 and
+    queues nothing (a worker would cancel it again); once enabled, Redeliver works.
+    """
+    hook, delivery_id = _one_delivery(site)
+    assert str(site.dispatcher.storage.get_delivery(delivery_id).status) == "delivered"
+    site.registry.disable(ADMIN, hook.id)
+    client = site.client()
+    page = client.get(f"/deliveries/{delivery_id}")
+    assert '<button type="submit">Redeliver</button>' not in page.text
+    assert "Enable the webhook to redeliver this delivery" in _text(page.text)
+    token = site.portal._tokens.issue(ADMIN.id)
+    page = client.post(f"/deliveries/{delivery_id}/redeliver", token=token)
+    assert page.status == 409
+    assert "Not redelivered: its webhook is disabled" in page.region("alert")
+    assert str(site.dispatcher.storage.get_delivery(delivery_id).status) == "delivered"
+    site.registry.enable(ADMIN, hook.id)
+    page = client.get(f"/deliveries/{delivery_id}")
+    assert '<button type="submit">Redeliver</button>' in page.text
+    assert "Enable the webhook to redeliver" not in page.text
+    page = client.post(f"/deliveries/{delivery_id}/redeliver", token=page.token())
+    assert page.status == 303
+    assert str(site.dispatcher.storage.get_delivery(delivery_id).status) == "pending"
+
+
+def test_a_delivery_of_a_deleted_webhook_is_not_redelivered(site: Site) -> None:
+    """
+    Once its webhook is deleted nothing could send it: no button, no hint, a post is 409.
+    """
+    hook, delivery_id = _one_delivery(site)
+    site.registry.delete(ADMIN, hook.id)
+    client = site.client()
+    page = client.get(f"/deliveries/{delivery_id}")
+    assert "Redeliver" not in page.text
+    page = client.post(
+        f"/deliveries/{delivery_id}/redeliver", token=site.portal._tokens.issue(ADMIN.id)
+    )
+    assert page.status == 409
+    assert "Not redelivered: its webhook was deleted." in page.region("alert")
+    assert str(site.dispatcher.storage.get_delivery(delivery_id).status) == "delivered"
+
+
 def test_a_delivery_of_a_deleted_webhook_still_shows(site: Site) -> None:
     """
     After its webhook is deleted, a delivery's page names the webhook id as deleted.

@@ -50,6 +50,11 @@ _REDELIVER_DISABLED = (
     "Nothing redelivered: this webhook is disabled, and a disabled webhook's deliveries are "
     "cancelled. Enable it first, then redeliver."
 )
+_REDELIVER_ONE_DISABLED = (
+    "Not redelivered: its webhook is disabled, and a disabled webhook's deliveries are "
+    "cancelled. Enable the webhook first, then redeliver."
+)
+_REDELIVER_DELETED = "Not redelivered: its webhook was deleted."
 _CONFLICT = (
     "Someone changed this webhook while you were editing it. The form shows your values: "
     "check them and save again to replace that change."
@@ -318,6 +323,7 @@ class Views:
             webhook=webhook,
             attempts=attempts,
             can_redeliver=delivery.status.is_finished and not delivery.purged,
+            webhook_enabled=webhook is not None and webhook.enabled,
             error=error,
             done=self.done(),
         )
@@ -327,6 +333,12 @@ class Views:
         # Dispatcher.redeliver takes no actor: ask the policy here, as for a change.
         self.registry.policy.check(self.actor, "read", delivery.webhook_id)
         self.registry.policy.check(self.actor, "update", delivery.webhook_id)
+        try:
+            webhook = self.registry.get(self.actor, delivery.webhook_id)
+        except LookupError:  # deleted since: nothing could send it
+            return self.delivery(delivery_id, status=409, error=_REDELIVER_DELETED)
+        if not webhook.enabled:  # a worker would cancel it again
+            return self.delivery(delivery_id, status=409, error=_REDELIVER_ONE_DISABLED)
         try:
             self.dispatcher.redeliver(delivery_id)
         except ConflictError:
