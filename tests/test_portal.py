@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import html
 import io
+import json
 import re
 import sys
 import threading
@@ -27,6 +28,7 @@ import pytest
 from pendo_webhooks.dispatcher import Dispatcher
 from pendo_webhooks.events import OperationsCategory
 from pendo_webhooks.exceptions import ConfigurationError, PermissionDenied
+from pendo_webhooks.portal._views import BODY_SHOWN, shown_body
 from pendo_webhooks.registry import Actor, WebhookRegistry
 from pendo_webhooks.storage import InMemoryStorage, SQLiteStorage, Storage
 from pendo_webhooks.testing import FrozenClock, RecordingTransport, sample_event
@@ -1295,6 +1297,47 @@ def test_a_pending_delivery_cannot_be_redelivered(site: Site) -> None:
     assert page.status == 409
     assert "Not redelivered" in page.region("alert")
     assert "transport error" not in page.text
+
+
+def test_a_delivery_page_shows_its_body_indented_and_escaped(site: Site) -> None:
+    """
+    The body every attempt sent, as indented JSON, in a focusable block; markup in it is text.
+    """
+    _hook, delivery_id = _one_delivery(site)
+    delivery = site.dispatcher.storage.get_delivery(delivery_id)
+    page = site.client().get(f"/deliveries/{delivery_id}")
+    assert '<h2 id="body-heading">Body</h2>' in page.text
+    assert '<pre class="body" tabindex="0" aria-labelledby="body-heading">' in page.text
+    assert f"({len(delivery.body):,} bytes)" in page.text
+    shown = json.loads(
+        html.unescape(
+            page.text.split('tabindex="0" aria-labelledby="body-heading">')[1].split("</pre>")[0]
+        )
+    )
+    assert shown == json.loads(delivery.body)
+    assert '\n  "event": "npsSubmitted"' in html.unescape(page.text)
+
+
+def test_a_purged_delivery_shows_no_body(site: Site) -> None:
+    """
+    Once purged, its page says so and has no Body section.
+    """
+    _hook, delivery_id = _one_delivery(site)
+    site.clock.advance(timedelta(days=1))
+    assert site.dispatcher.purge(site.clock()) == 1
+    page = site.client().get(f"/deliveries/{delivery_id}")
+    assert "Body purged" in _text(page.text)
+    assert "body-heading" not in page.text
+
+
+def test_shown_body_cuts_a_long_body_and_keeps_text_that_is_not_json() -> None:
+    """
+    Past BODY_SHOWN bytes the rest is counted, not shown; a body that is not JSON is its text.
+    """
+    long = b"x" * (BODY_SHOWN + 1234)
+    assert shown_body(long) == "x" * BODY_SHOWN + "\n[... 1,234 more bytes not shown]"
+    assert shown_body(b"\xffoops") == "\ufffdoops"
+    assert shown_body(b'{"a":"<script>"}') == '{\n  "a": "<script>"\n}'
 
 
 def test_a_delivery_of_a_disabled_webhook_is_not_redelivered(site: Site) -> None:

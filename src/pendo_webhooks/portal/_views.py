@@ -6,6 +6,7 @@ Strictly private.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -20,7 +21,7 @@ from ._render import Pages
 from ._wsgi import PageRequest, PageResponse
 
 
-__all__ = ["COUNTED", "DONE", "STATUSES", "Views"]
+__all__ = ["BODY_SHOWN", "COUNTED", "DONE", "STATUSES", "Views", "shown_body"]
 
 #: What ``?done=<code>`` says after a redirect; any other code says nothing. PageRequest text
 #: is never shown back.
@@ -50,6 +51,8 @@ _REDELIVER_DISABLED = (
     "Nothing redelivered: this webhook is disabled, and a disabled webhook's deliveries are "
     "cancelled. Enable it first, then redeliver."
 )
+#: The delivery page shows at most this much of a body (a Segment batch may be far larger).
+BODY_SHOWN = 64 * 1024
 _REDELIVER_ONE_DISABLED = (
     "Not redelivered: its webhook is disabled, and a disabled webhook's deliveries are "
     "cancelled. Enable the webhook first, then redeliver."
@@ -324,6 +327,7 @@ class Views:
             attempts=attempts,
             can_redeliver=delivery.status.is_finished and not delivery.purged,
             webhook_enabled=webhook is not None and webhook.enabled,
+            body=shown_body(delivery.body),
             error=error,
             done=self.done(),
         )
@@ -345,3 +349,28 @@ class Views:
             message = "Not redelivered: it is still pending, or its body was purged."
             return self.delivery(delivery_id, status=409, error=message)
         return self.redirect(f"/deliveries/{quote(delivery_id, safe='')}", "redelivered")
+
+
+def shown_body(body: bytes) -> str:
+    """
+    A delivery's body for its page: JSON indented for reading, anything else as text.
+
+    Cut to :data:`BODY_SHOWN` bytes (and then not re-indented); never raises.
+
+    >>> print(shown_body(b'{"event":"npsSubmitted","data":[1]}'))
+    {
+      "event": "npsSubmitted",
+      "data": [
+        1
+      ]
+    }
+    >>> shown_body(b"not JSON: <b>")
+    'not JSON: <b>'
+    """
+    if len(body) > BODY_SHOWN:
+        cut = body[:BODY_SHOWN].decode("utf-8", "replace")
+        return f"{cut}\n[... {len(body) - BODY_SHOWN:,} more bytes not shown]"
+    try:
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    except ValueError:
+        return body.decode("utf-8", "replace")
