@@ -1299,6 +1299,35 @@ def test_a_pending_delivery_cannot_be_redelivered(site: Site) -> None:
     assert "transport error" not in page.text
 
 
+def test_a_webhooks_page_shows_its_history_without_secrets(site: Site) -> None:
+    """
+    The audit log of the webhook, newest first, in the form's words; secrets, write keys and
+    URL query strings only say that they changed.
+    """
+    hook = site.hook("Old <i>name</i>", secret="first-s3cret")
+    site.registry.enable(ADMIN, hook.id)
+    site.registry.update(
+        ADMIN, hook.id, name="New name", categories={"npsSubmitted", "pollSubmitted"}
+    )
+    site.registry.rotate_secret(ADMIN, hook.id)
+    other = site.hook("Another")
+    page = site.client().get(f"/webhooks/{hook.id}")
+    history = page.text.split('<h2 id="history-heading">History</h2>')[1]
+    text = _text(history)
+    assert "first-s3cret" not in page.text
+    assert "t0ps3cret" not in page.text
+    assert hook.secret.reveal() not in page.text
+    rows = re.findall(r"<tr>\s*<th scope=\"row\">.*?</tr>", history, re.S)
+    actions = [re.findall(r"<td>(.*?)</td>", row)[1] for row in rows]
+    assert actions == ["rotate_secret", "update", "enable", "create"]
+    assert "Name: Old &lt;i&gt;name&lt;/i&gt; &rarr; New name" in history
+    assert "Events: NPS submitted &rarr; NPS submitted, Poll submitted" in history
+    assert "Secret: &lt;redacted&gt;" in history
+    assert ADMIN.id in text
+    assert "Another" not in history
+    assert other.id not in history
+
+
 def test_a_delivery_page_shows_its_body_indented_and_escaped(site: Site) -> None:
     """
     The body every attempt sent, as indented JSON, in a focusable block; markup in it is text.

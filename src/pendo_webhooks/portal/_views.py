@@ -13,15 +13,25 @@ from urllib.parse import quote
 
 from ..dispatcher import DeliveryStatus, Dispatcher, WebhookHealth
 from ..exceptions import ConfigurationError, ConflictError, ValidationError
+from ..model._audit import AuditValue
 from ..registry import Actor, Webhook, WebhookKind
 from ._attention import WINDOW, needs_attention, read_dead_counts, read_health
 from ._csrf import CsrfTokens
-from ._forms import WebhookForm
+from ._forms import CATEGORY_LABELS, FIELD_LABELS, OPERATIONS_LABELS, WebhookForm
 from ._render import Pages
 from ._wsgi import PageRequest, PageResponse
 
 
-__all__ = ["BODY_SHOWN", "COUNTED", "DONE", "STATUSES", "Views", "shown_body"]
+__all__ = [
+    "BODY_SHOWN",
+    "COUNTED",
+    "DONE",
+    "STATUSES",
+    "Views",
+    "shown_body",
+    "shown_changes",
+    "shown_value",
+]
 
 #: What ``?done=<code>`` says after a redirect; any other code says nothing. PageRequest text
 #: is never shown back.
@@ -51,6 +61,7 @@ _REDELIVER_DISABLED = (
     "Nothing redelivered: this webhook is disabled, and a disabled webhook's deliveries are "
     "cancelled. Enable it first, then redeliver."
 )
+_HISTORY = 20
 #: The delivery page shows at most this much of a body (a Segment batch may be far larger).
 BODY_SHOWN = 64 * 1024
 _REDELIVER_ONE_DISABLED = (
@@ -215,11 +226,13 @@ class Views:
         deliveries = self.dispatcher.deliveries(
             self.actor, webhook_id=webhook.id, status=shown, limit=_RECENT_DELIVERIES
         )
+        history = self.registry.audit(self.actor, webhook_id=webhook.id, limit=_HISTORY)
         return self.render(
             "detail.html",
             webhook.name,
             status,
             webhook=webhook,
+            history=[(entry, shown_changes(entry.changes)) for entry in history],
             health=self.health(webhook.id),
             deliveries=deliveries,
             statuses=STATUSES,
@@ -374,3 +387,54 @@ def shown_body(body: bytes) -> str:
         return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
     except ValueError:
         return body.decode("utf-8", "replace")
+
+
+def shown_value(value: AuditValue) -> str:
+    """
+    An audited value for the History table (secrets arrive already as ``<redacted>``).
+
+    >>> shown_value(None), shown_value(True), shown_value(("a", "b")), shown_value(3)
+    ('none', 'yes', 'a, b', '3')
+    >>> shown_value({"X-Team": "<redacted>"})
+    'X-Team: <redacted>'
+    """
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, tuple):
+        return ", ".join(value) if value else "none"
+    if isinstance(value, Mapping):
+        return "; ".join(f"{key}: {item}" for key, item in value.items()) if value else "none"
+    return str(value)
+
+
+def _category_labels(value: AuditValue) -> AuditValue:
+    # Categories in the words of the create form's checkboxes (as the Settings list shows them).
+    if not isinstance(value, tuple):
+        return value
+    labels: dict[str, str] = {c.value: label for c, label in CATEGORY_LABELS.items()}
+    labels.update({c.value: label for c, label in OPERATIONS_LABELS.items()})
+    return tuple(sorted(labels.get(item, item) for item in value))
+
+
+def shown_changes(
+    changes: Mapping[str, tuple[AuditValue, AuditValue]],
+) -> list[tuple[str, str, str]]:
+    """
+    An audit entry's changes as ``(field, old, new)`` texts, in the words of the form.
+
+    >>> shown_changes({"url": ("https://a.example/", "https://b.example/"),
+    ...                "categories": (("npsSubmitted",), ("npsSubmitted", "pollSubmitted")),
+    ...                "enabled": (False, True)})
+    ... # doctest: +NORMALIZE_WHITESPACE
+    [('Destination URL', 'https://a.example/', 'https://b.example/'),
+     ('Enabled', 'no', 'yes'),
+     ('Events', 'NPS submitted', 'NPS submitted, Poll submitted')]
+    """
+    rows = []
+    for field, pair in changes.items():
+        label = FIELD_LABELS[field][0] if field in FIELD_LABELS else field.replace("_", " ")
+        old, new = map(_category_labels, pair) if field == "categories" else pair
+        rows.append((label[:1].upper() + label[1:], shown_value(old), shown_value(new)))
+    return sorted(rows)
