@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import html
 import io
+import json
 import re
 import sys
 import threading
@@ -27,6 +28,7 @@ import pytest
 from pendo_webhooks.dispatcher import Dispatcher
 from pendo_webhooks.events import OperationsCategory
 from pendo_webhooks.exceptions import ConfigurationError, PermissionDenied
+from pendo_webhooks.portal._views import BODY_SHOWN, shown_body
 from pendo_webhooks.registry import Actor, WebhookRegistry
 from pendo_webhooks.storage import InMemoryStorage, SQLiteStorage, Storage
 from pendo_webhooks.testing import FrozenClock, RecordingTransport, sample_event
@@ -1295,6 +1297,119 @@ def test_a_pending_delivery_cannot_be_redelivered(site: Site) -> None:
     assert page.status == 409
     assert "Not redelivered" in page.region("alert")
     assert "transport error" not in page.text
+
+
+def test_a_webhooks_page_shows_its_history_without_secrets(site: Site) -> None:
+    """
+    The audit log of the webhook, newest first, in the form's words; secrets, write keys and
+    URL query strings only say that they changed.
+    """
+    hook = site.hook("Old <i>name</i>", secret="first-s3cret")
+    site.registry.enable(ADMIN, hook.id)
+    site.registry.update(
+        ADMIN, hook.id, name="New name", categories={"npsSubmitted", "pollSubmitted"}
+    )
+    site.registry.rotate_secret(ADMIN, hook.id)
+    other = site.hook("Another")
+    page = site.client().get(f"/webhooks/{hook.id}")
+    history = page.text.split('<h2 id="history-heading">History</h2>')[1]
+    text = _text(history)
+    assert "first-s3cret" not in page.text
+    assert "t0ps3cret" not in page.text
+    assert hook.secret.reveal() not in page.text
+    rows = re.findall(r"<tr>\s*<th scope=\"row\">.*?</tr>", history, re.S)
+    actions = [re.findall(r"<td>(.*?)</td>", row)[1] for row in rows]
+    assert actions == ["rotate_secret", "update", "enable", "create"]
+    assert "Name: Old &lt;i&gt;name&lt;/i&gt; &rarr; New name" in history
+    assert "Events: NPS submitted &rarr; NPS submitted, Poll submitted" in history
+    assert "Secret: &lt;redacted&gt;" in history
+    assert ADMIN.id in text
+    assert "Another" not in history
+    assert other.id not in history
+
+
+def test_a_delivery_page_shows_its_body_indented_and_escaped(site: Site) -> None:
+    """
+    The body every attempt sent, as indented JSON, in a focusable block; markup in it is text.
+    """
+    _hook, delivery_id = _one_delivery(site)
+    delivery = site.dispatcher.storage.get_delivery(delivery_id)
+    page = site.client().get(f"/deliveries/{delivery_id}")
+    assert '<h2 id="body-heading">Body</h2>' in page.text
+    assert '<pre class="body" tabindex="0" aria-labelledby="body-heading">' in page.text
+    assert f"({len(delivery.body):,} bytes)" in page.text
+    shown = json.loads(
+        html.unescape(
+            page.text.split('tabindex="0" aria-labelledby="body-heading">')[1].split("</pre>")[0]
+        )
+    )
+    assert shown == json.loads(delivery.body)
+    assert '\n  "event": "npsSubmitted"' in html.unescape(page.text)
+
+
+def test_a_purged_delivery_shows_no_body(site: Site) -> None:
+    """
+    Once purged, its page says so and has no Body section.
+    """
+    _hook, delivery_id = _one_delivery(site)
+    site.clock.advance(timedelta(days=1))
+    assert site.dispatcher.purge(site.clock()) == 1
+    page = site.client().get(f"/deliveries/{delivery_id}")
+    assert "Body purged" in _text(page.text)
+    assert "body-heading" not in page.text
+
+
+def test_shown_body_cuts_a_long_body_and_keeps_text_that_is_not_json() -> None:
+    """
+    Past BODY_SHOWN bytes the rest is counted, not shown; a body that is not JSON is its text.
+    """
+    long = b"x" * (BODY_SHOWN + 1234)
+    assert shown_body(long) == "x" * BODY_SHOWN + "\n[... 1,234 more bytes not shown]"
+    assert shown_body(b"\xffoops") == "\ufffdoops"
+    assert shown_body(b'{"a":"<script>"}') == '{\n  "a": "<script>"\n}'
+
+
+def test_a_delivery_of_a_disabled_webhook_is_not_redelivered(site: Site) -> None:
+    """
+    A disabled webhook's finished delivery: no Redeliver button but a hint; a post is 409 and
+    queues nothing (a worker would cancel it again); once enabled, Redeliver works.
+    """
+    hook, delivery_id = _one_delivery(site)
+    assert str(site.dispatcher.storage.get_delivery(delivery_id).status) == "delivered"
+    site.registry.disable(ADMIN, hook.id)
+    client = site.client()
+    page = client.get(f"/deliveries/{delivery_id}")
+    assert '<button type="submit">Redeliver</button>' not in page.text
+    assert "Enable the webhook to redeliver this delivery" in _text(page.text)
+    token = site.portal._tokens.issue(ADMIN.id)
+    page = client.post(f"/deliveries/{delivery_id}/redeliver", token=token)
+    assert page.status == 409
+    assert "Not redelivered: its webhook is disabled" in page.region("alert")
+    assert str(site.dispatcher.storage.get_delivery(delivery_id).status) == "delivered"
+    site.registry.enable(ADMIN, hook.id)
+    page = client.get(f"/deliveries/{delivery_id}")
+    assert '<button type="submit">Redeliver</button>' in page.text
+    assert "Enable the webhook to redeliver" not in page.text
+    page = client.post(f"/deliveries/{delivery_id}/redeliver", token=page.token())
+    assert page.status == 303
+    assert str(site.dispatcher.storage.get_delivery(delivery_id).status) == "pending"
+
+
+def test_a_delivery_of_a_deleted_webhook_is_not_redelivered(site: Site) -> None:
+    """
+    Once its webhook is deleted nothing could send it: no button, no hint, a post is 409.
+    """
+    hook, delivery_id = _one_delivery(site)
+    site.registry.delete(ADMIN, hook.id)
+    client = site.client()
+    page = client.get(f"/deliveries/{delivery_id}")
+    assert "Redeliver" not in page.text
+    page = client.post(
+        f"/deliveries/{delivery_id}/redeliver", token=site.portal._tokens.issue(ADMIN.id)
+    )
+    assert page.status == 409
+    assert "Not redelivered: its webhook was deleted." in page.region("alert")
+    assert str(site.dispatcher.storage.get_delivery(delivery_id).status) == "delivered"
 
 
 def test_a_delivery_of_a_deleted_webhook_still_shows(site: Site) -> None:

@@ -6,21 +6,32 @@ Strictly private.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
 from ..dispatcher import DeliveryStatus, Dispatcher, WebhookHealth
 from ..exceptions import ConfigurationError, ConflictError, ValidationError
+from ..model._audit import AuditValue
 from ..registry import Actor, Webhook, WebhookKind
 from ._attention import WINDOW, needs_attention, read_dead_counts, read_health
 from ._csrf import CsrfTokens
-from ._forms import WebhookForm
+from ._forms import CATEGORY_LABELS, FIELD_LABELS, OPERATIONS_LABELS, WebhookForm
 from ._render import Pages
 from ._wsgi import PageRequest, PageResponse
 
 
-__all__ = ["COUNTED", "DONE", "STATUSES", "Views"]
+__all__ = [
+    "BODY_SHOWN",
+    "COUNTED",
+    "DONE",
+    "STATUSES",
+    "Views",
+    "shown_body",
+    "shown_changes",
+    "shown_value",
+]
 
 #: What ``?done=<code>`` says after a redirect; any other code says nothing. PageRequest text
 #: is never shown back.
@@ -50,6 +61,14 @@ _REDELIVER_DISABLED = (
     "Nothing redelivered: this webhook is disabled, and a disabled webhook's deliveries are "
     "cancelled. Enable it first, then redeliver."
 )
+_HISTORY = 20
+#: The delivery page shows at most this much of a body (a Segment batch may be far larger).
+BODY_SHOWN = 64 * 1024
+_REDELIVER_ONE_DISABLED = (
+    "Not redelivered: its webhook is disabled, and a disabled webhook's deliveries are "
+    "cancelled. Enable the webhook first, then redeliver."
+)
+_REDELIVER_DELETED = "Not redelivered: its webhook was deleted."
 _CONFLICT = (
     "Someone changed this webhook while you were editing it. The form shows your values: "
     "check them and save again to replace that change."
@@ -207,11 +226,13 @@ class Views:
         deliveries = self.dispatcher.deliveries(
             self.actor, webhook_id=webhook.id, status=shown, limit=_RECENT_DELIVERIES
         )
+        history = self.registry.audit(self.actor, webhook_id=webhook.id, limit=_HISTORY)
         return self.render(
             "detail.html",
             webhook.name,
             status,
             webhook=webhook,
+            history=[(entry, shown_changes(entry.changes)) for entry in history],
             health=self.health(webhook.id),
             deliveries=deliveries,
             statuses=STATUSES,
@@ -318,6 +339,8 @@ class Views:
             webhook=webhook,
             attempts=attempts,
             can_redeliver=delivery.status.is_finished and not delivery.purged,
+            webhook_enabled=webhook is not None and webhook.enabled,
+            body=shown_body(delivery.body),
             error=error,
             done=self.done(),
         )
@@ -328,8 +351,90 @@ class Views:
         self.registry.policy.check(self.actor, "read", delivery.webhook_id)
         self.registry.policy.check(self.actor, "update", delivery.webhook_id)
         try:
+            webhook = self.registry.get(self.actor, delivery.webhook_id)
+        except LookupError:  # deleted since: nothing could send it
+            return self.delivery(delivery_id, status=409, error=_REDELIVER_DELETED)
+        if not webhook.enabled:  # a worker would cancel it again
+            return self.delivery(delivery_id, status=409, error=_REDELIVER_ONE_DISABLED)
+        try:
             self.dispatcher.redeliver(delivery_id)
         except ConflictError:
             message = "Not redelivered: it is still pending, or its body was purged."
             return self.delivery(delivery_id, status=409, error=message)
         return self.redirect(f"/deliveries/{quote(delivery_id, safe='')}", "redelivered")
+
+
+def shown_body(body: bytes) -> str:
+    """
+    A delivery's body for its page: JSON indented for reading, anything else as text.
+
+    Cut to :data:`BODY_SHOWN` bytes (and then not re-indented); never raises.
+
+    >>> print(shown_body(b'{"event":"npsSubmitted","data":[1]}'))
+    {
+      "event": "npsSubmitted",
+      "data": [
+        1
+      ]
+    }
+    >>> shown_body(b"not JSON: <b>")
+    'not JSON: <b>'
+    """
+    if len(body) > BODY_SHOWN:
+        cut = body[:BODY_SHOWN].decode("utf-8", "replace")
+        return f"{cut}\n[... {len(body) - BODY_SHOWN:,} more bytes not shown]"
+    try:
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    except ValueError:
+        return body.decode("utf-8", "replace")
+
+
+def shown_value(value: AuditValue) -> str:
+    """
+    An audited value for the History table (secrets arrive already as ``<redacted>``).
+
+    >>> shown_value(None), shown_value(True), shown_value(("a", "b")), shown_value(3)
+    ('none', 'yes', 'a, b', '3')
+    >>> shown_value({"X-Team": "<redacted>"})
+    'X-Team: <redacted>'
+    """
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, tuple):
+        return ", ".join(value) if value else "none"
+    if isinstance(value, Mapping):
+        return "; ".join(f"{key}: {item}" for key, item in value.items()) if value else "none"
+    return str(value)
+
+
+def _category_labels(value: AuditValue) -> AuditValue:
+    # Categories in the words of the create form's checkboxes (as the Settings list shows them).
+    if not isinstance(value, tuple):
+        return value
+    labels: dict[str, str] = {c.value: label for c, label in CATEGORY_LABELS.items()}
+    labels.update({c.value: label for c, label in OPERATIONS_LABELS.items()})
+    return tuple(sorted(labels.get(item, item) for item in value))
+
+
+def shown_changes(
+    changes: Mapping[str, tuple[AuditValue, AuditValue]],
+) -> list[tuple[str, str, str]]:
+    """
+    An audit entry's changes as ``(field, old, new)`` texts, in the words of the form.
+
+    >>> shown_changes({"url": ("https://a.example/", "https://b.example/"),
+    ...                "categories": (("npsSubmitted",), ("npsSubmitted", "pollSubmitted")),
+    ...                "enabled": (False, True)})
+    ... # doctest: +NORMALIZE_WHITESPACE
+    [('Destination URL', 'https://a.example/', 'https://b.example/'),
+     ('Enabled', 'no', 'yes'),
+     ('Events', 'NPS submitted', 'NPS submitted, Poll submitted')]
+    """
+    rows = []
+    for field, pair in changes.items():
+        label = FIELD_LABELS[field][0] if field in FIELD_LABELS else field.replace("_", " ")
+        old, new = map(_category_labels, pair) if field == "categories" else pair
+        rows.append((label[:1].upper() + label[1:], shown_value(old), shown_value(new)))
+    return sorted(rows)
