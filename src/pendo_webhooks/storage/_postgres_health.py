@@ -6,7 +6,7 @@ One row per webhook in ``webhook_health`` (migration 7), written by compare-and-
 statement each: the release numbers the backlog with ``row_number()`` and gives the
 *i*-th delivery ``start + i * spacing``, the same whichever worker runs it. Besides, the two
 summary reads of an admin page: many webhooks' health, and deliveries counted by webhook
-(the dead and failed ones from the partial index migration 9 adds).
+(the dead and failed ones from the partial index deliveries_unhappy_by_time).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ One row per webhook in ``webhook_health`` (migration 9), written by compare-and-
 short write transaction each, like the outbox's other writes. Besides, the two summary reads
 of an admin page: many webhooks' health, and deliveries counted by webhook (one scan of the
 deliveries, without their bodies; for the dead and failed ones, a range of the partial index
-migration 11 adds, which the pending and delivered rows of the hot path never enter).
+deliveries_unhappy_by_time, which the pending and delivered rows of the hot path never enter).
 """
 
 from __future__ import annotations
