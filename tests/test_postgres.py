@@ -7,6 +7,7 @@ skipped, with the reason; with PENDO_WEBHOOKS_TEST_DSN set they fail instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -1250,3 +1251,102 @@ class TestFirstSeen:
         assert len(claimed) == len(set(claimed)) == 1000
         assert store.first_seen_origin("visitor:10") == "app"
         assert store.claim_first_seen(["visitor:10", "visitor:new"], at=T0) == {"visitor:new"}
+
+
+# -- outcomes commit without waiting for the WAL flush; nothing else does -----------------------
+
+
+class CommitLevels:
+    """
+    The ``synchronous_commit`` each pooled transaction of a store is about to commit with.
+
+    Every pooled connection's work is put in an explicit transaction (the store's own
+    transactions become savepoints in it), and the level is read just before its COMMIT,
+    with the action the store named for it (None for plain reads).
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.seen: list[tuple[str | None, str]] = []
+        self._action = threading.local()
+        retried = _postgres_core.PostgresCore._retried
+        connection = _postgres_core.PostgresCore._connection
+
+        def named(core: Any, action: str, run: Any) -> Any:
+            self._action.name = action
+            try:
+                return retried(core, action, run)
+            finally:
+                self._action.name = None
+
+        @contextlib.contextmanager
+        def observed(core: Any) -> Iterator[Any]:
+            with connection(core) as conn:
+                conn.execute("BEGIN")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                level = conn.execute("SHOW synchronous_commit").fetchone()[0]
+                conn.execute("COMMIT")
+                self.seen.append((getattr(self._action, "name", None), level))
+
+        monkeypatch.setattr(_postgres_core.PostgresCore, "_retried", named)
+        monkeypatch.setattr(_postgres_core.PostgresCore, "_connection", observed)
+
+    def levels(self, *, outcomes: bool) -> set[str]:
+        return {
+            level
+            for action, level in self.seen
+            if (action is not None and action.startswith("recording")) is outcomes
+        }
+
+
+class TestRelaxedOutcomes:
+    def test_only_outcome_transactions_skip_the_flush(
+        self,
+        dsn: str,
+        schema: str,
+        admin: psycopg.Connection[Any],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """
+        dispatch(), drain() and redeliver: outcomes commit with synchronous_commit off,
+        enqueues, admin changes and claims at the server's own level.
+        """
+        configured = one(admin, "SHOW synchronous_commit")
+        if configured == "off":  # pragma: no cover - depends on the test server
+            pytest.skip(
+                "the test server runs with synchronous_commit = off: nothing to tell apart"
+            )
+        clock = FrozenClock(T0)
+        with open_store(dsn, schema) as store:
+            registry = WebhookRegistry(store, clock=clock)
+            created = registry.create(
+                ADMIN,
+                name="Hook",
+                url="https://hooks.example.com/in",
+                secret="s",
+                categories=["npsSubmitted"],
+            )
+            registry.enable(ADMIN, created.id)
+            log = CommitLevels(monkeypatch)
+            transport = RecordingTransport()
+            with Dispatcher(
+                registry, store, transport=transport, clock=clock, sleep=clock.sleep
+            ) as d:
+                first = d.dispatch(sample_event("npsSubmitted", unique_id=new_unique_id()))
+                assert first.all_delivered
+                for _ in range(2):
+                    d.enqueue(sample_event("npsSubmitted", unique_id=new_unique_id()))
+                assert d.drain(timeout=5).delivered == 2
+                d.redeliver(first.outcomes[0].delivery_id or "")
+                assert d.drain(timeout=5).delivered == 1
+            actions = {action for action, _ in log.seen}
+            assert {"recording outcomes", "recording an outcome and claiming"} <= actions
+            assert log.levels(outcomes=True) == {"off"}
+            assert log.levels(outcomes=False) == {configured}
+            assert store.get_delivery(first.outcomes[0].delivery_id or "").status is (
+                DeliveryStatus.DELIVERED
+            )
+        assert one(admin, "SHOW synchronous_commit") == configured  # no session was changed

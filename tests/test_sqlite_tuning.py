@@ -20,14 +20,15 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pendo_webhooks.dispatcher import DeliveryStatus
-from pendo_webhooks.events import EventCategory
+from pendo_webhooks.dispatcher import DeliveryStatus, Dispatcher
+from pendo_webhooks.events import EventCategory, new_unique_id
 from pendo_webhooks.exceptions import ConfigurationError, StorageError, UnknownWebhook
 from pendo_webhooks.registry import Actor, Webhook, WebhookRegistry, new_id
 from pendo_webhooks.storage import SQLiteStorage
@@ -35,10 +36,11 @@ from pendo_webhooks.storage._sqlite_core import (
     AUTOCHECKPOINT_PAGES,
     JOURNAL_SIZE_LIMIT,
     RowMemo,
+    SQLiteCore,
     from_utc_iso,
     utc_iso,
 )
-from pendo_webhooks.testing import FrozenClock
+from pendo_webhooks.testing import FrozenClock, RecordingTransport, sample_event
 
 from .test_outbox_contract import T0, attempt_for, claim, delivery, finished, hook
 
@@ -632,3 +634,168 @@ def test_utc_iso_from_many_threads() -> None:
     finally:
         sys.setswitchinterval(interval)
     assert wrong == []
+
+
+# -- what each durability level is allowed to commit ------------------------------------------
+
+# Statements that create or change what must be sent (or who it goes to): they must commit
+# at ``synchronous``, never at the relaxed ``outcome_synchronous``.
+_MUST_BE_DURABLE = (
+    "INSERT INTO deliveries",
+    "INSERT INTO first_seen",
+    "INSERT INTO webhooks",
+    "UPDATE webhooks",
+    "DELETE FROM webhooks",
+    "INSERT INTO webhook_categories",
+    "DELETE FROM webhook_categories",
+    "INSERT INTO exclusions",
+    "DELETE FROM exclusions",
+    "INSERT INTO audit_log",
+)
+_REDELIVERING = "SET status = 'pending', next_attempt_at"
+
+
+def _sends_or_admin(statement: str) -> bool:
+    return statement.startswith(_MUST_BE_DURABLE) or _REDELIVERING in statement
+
+
+class CommitLog:
+    """
+    Every transaction any connection of a store commits, with that connection's level.
+
+    Installed on SQLiteCore._open, so every connection (of every thread, the relaxed ones
+    too) is recorded; a connection's level is read once, when it is opened, and the log
+    also keeps any later ``PRAGMA synchronous`` (there must be none).
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.commits: list[tuple[int, list[str]]] = []
+        self.sends: list[int] = []  # len(self.commits) at each send
+        self.pragmas: list[str] = []
+        self._lock = threading.Lock()
+        opened = SQLiteCore._open
+
+        def record(core: SQLiteCore, mode: str) -> Any:
+            slot = opened(core, mode)
+            level = mode_of(slot.conn)
+            body: list[str] = []
+
+            def trace(statement: str) -> None:
+                text = " ".join(statement.split())
+                if text == "BEGIN IMMEDIATE":
+                    body.clear()
+                elif text == "COMMIT":
+                    with self._lock:
+                        self.commits.append((level, list(body)))
+                elif text.startswith("PRAGMA synchronous"):
+                    self.pragmas.append(text)
+                else:
+                    body.append(text)
+
+            slot.conn.set_trace_callback(trace)
+            return slot
+
+        monkeypatch.setattr(SQLiteCore, "_open", record)
+
+    def on_send(self, request: object) -> None:
+        with self._lock:
+            self.sends.append(len(self.commits))
+
+    def levels(self, wanted: Callable[[str], bool]) -> set[int]:
+        return {level for level, body in self.commits if any(wanted(s) for s in body)}
+
+
+def _outcome(statement: str) -> bool:
+    # Not the schema migration's delivery_attempts_8.
+    return statement.startswith(
+        ("UPDATE deliveries SET status = ?", "INSERT INTO delivery_attempts (")
+    )
+
+
+def _every_kind_of_write(path: Path, log: CommitLog, **kwargs: str) -> int:
+    """
+    Admin changes, dispatch() (delivered and retried), the worker's path, group commit, redeliver.
+
+    Returns the level at which a dispatch()'s delivery was committed before its request.
+    """
+    clock = FrozenClock(T0)
+    storage = SQLiteStorage(path, **kwargs)
+    registry = WebhookRegistry(storage, clock=clock)
+    transport = RecordingTransport([200, 503], on_send=log.on_send)
+    created = registry.create(
+        ADMIN, name="Hook", url="https://hooks.example.com/in", secret="s", categories=[NPS]
+    )
+    registry.enable(ADMIN, created.id)
+    rule = registry.add_exclusion(ADMIN, "visitor", "internal-*")
+    registry.remove_exclusion(ADMIN, rule.id)
+    with Dispatcher(registry, storage, transport=transport, clock=clock, sleep=clock.sleep) as d:
+        first = d.dispatch(sample_event(NPS, unique_id=new_unique_id()))
+        assert first.all_delivered
+        log.sends.clear()  # from here on: is each dispatch()'s enqueue committed before its send?
+        before = len(log.commits)
+        retried = d.dispatch(sample_event(NPS, unique_id=new_unique_id()))
+        assert retried.outcomes[0].outcome.value == "retry"
+        (at_send,) = log.sends
+        assert at_send > before  # the enqueue's commit came before the request
+        stored_at, body = log.commits[at_send - 1]
+        assert any(s.startswith("INSERT INTO deliveries") for s in body)
+        threads = [
+            threading.Thread(
+                target=d.enqueue, args=(sample_event(NPS, unique_id=new_unique_id()),)
+            )
+            for _ in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        clock.advance(timedelta(minutes=5))
+        assert d.drain(timeout=5).delivered == 5
+        d.redeliver(first.outcomes[0].delivery_id or "")
+        assert d.drain(timeout=5).delivered == 1
+    storage.close()
+    return stored_at
+
+
+class TestWhatEachLevelCommits:
+    """
+    Observed on every connection: nothing that decides what is sent commits at the relaxed level.
+    """
+
+    def test_default_relaxes_only_the_bookkeeping(
+        self, path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """
+        FULL for enqueues (dispatch, group commit, worker), admin changes and redelivery;
+        NORMAL for outcomes. A relaxed enqueue or admin change would fail this.
+        """
+        log = CommitLog(monkeypatch)
+        assert _every_kind_of_write(path, log) == FULL
+        assert log.pragmas == []
+        assert log.levels(_sends_or_admin) == {FULL}
+        assert log.levels(_outcome) == {NORMAL}
+        relaxed = [body for level, body in log.commits if level == NORMAL]
+        assert relaxed
+        assert not any(_sends_or_admin(s) for body in relaxed for s in body)
+        redelivered = [body for _, body in log.commits if any(_REDELIVERING in s for s in body)]
+        assert redelivered  # the classification saw the redelivery (it is not vacuous)
+
+    @pytest.mark.parametrize(
+        ("kwargs", "level"),
+        [
+            ({"synchronous": "NORMAL"}, NORMAL),
+            ({"outcome_synchronous": "FULL"}, FULL),
+            ({"synchronous": "EXTRA", "outcome_synchronous": "EXTRA"}, EXTRA),
+        ],
+    )
+    def test_one_level_when_configured_so(
+        self, path: Path, monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, str], level: int
+    ) -> None:
+        """
+        A store set to NORMAL stays NORMAL everywhere; outcomes at FULL are fsynced too.
+        """
+        log = CommitLog(monkeypatch)
+        assert _every_kind_of_write(path, log, **kwargs) == level
+        assert log.pragmas == []
+        assert {lvl for lvl, _ in log.commits} == {level}
+        assert log.levels(_outcome) == log.levels(_sends_or_admin) == {level}

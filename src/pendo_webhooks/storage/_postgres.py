@@ -66,6 +66,15 @@ class PostgresStorage(PostgresOutbox, PostgresHealth, PostgresPipeline):
       trip, atomic on its own. Changes of several statements (a webhook and its
       audit entry) are one transaction, run again on a serialization failure or
       deadlock.
+    * Durability as the server is configured (``synchronous_commit``) for
+      every enqueue and every change an admin makes: the deliveries are stored
+      before the first request is sent. Attempt outcomes commit with
+      ``synchronous_commit`` off, set for their own transaction only (it never
+      reaches another statement of a pooled connection): the server does not wait
+      for their WAL flush (or for a synchronous standby). A server crash can take only
+      the last outcomes (the next synchronous commit flushes every earlier one);
+      their deliveries read as pending and leased, and are sent again, with the
+      same ``webhook-id``, once the lease lapses: at least once, never lost.
     * A schema the library migrates itself, under a transaction-scoped advisory
       lock, so processes starting together take turns. A schema of the same
       name that the library did not create, or that a newer version of the

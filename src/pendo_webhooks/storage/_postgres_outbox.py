@@ -7,10 +7,12 @@ round trip (no ``BEGIN``/``COMMIT``): enqueueing is an ``INSERT ... SELECT`` ove
 LOCKED`` of the partial index of pending deliveries, so any number of workers on
 any number of machines claim disjoint rows without waiting on each other; an
 outcome is an ``UPDATE`` fenced on the lease (owner, and expiry not passed) with
-the attempt row inserted by the same statement, only if that update happened.
-While leased, a delivery's ``next_attempt_at`` is its lease expiry, so a lapsed
-lease makes it due again without any sweeper. No transaction is ever open while a
-request is in flight: the dispatcher sends between two statements.
+the attempt row inserted by the same statement, only if that update happened;
+its transaction commits with ``synchronous_commit`` off (see ``RECORD``), every
+other one at the server's level. While leased, a delivery's ``next_attempt_at``
+is its lease expiry, so a lapsed lease makes it due again without any sweeper. No
+transaction is ever open while a request is in flight: the dispatcher sends between
+two statements.
 
 Times come from the caller's clock (worker clocks must agree to well within the
 lease; NTP suffices), so the store behaves identically under a test's frozen clock.
@@ -336,8 +338,9 @@ class PostgresOutbox(PostgresCore):
         """
         Record one outcome as :meth:`record_outcome`, and claim the next due delivery.
 
-        One transaction (one commit, one WAL flush) instead of two, for a worker that
-        attempts one delivery at a time; see ``SQLiteStorage.record_outcome_and_claim``.
+        One transaction (one commit, not waiting for its WAL flush) instead of two, for
+        a worker that attempts one delivery at a time; see
+        ``SQLiteStorage.record_outcome_and_claim``.
         """
         record = _recording([(delivery, attempt)], owner, now)
         claim = _claiming(owner, now, lease_until, 1, max_claims=max_claims)

@@ -134,8 +134,17 @@ WITH due AS (
 # update happened, and their exchanges' rows (one per exchange, however many deliveries it
 # carried, and none whose every delivery lost its lease); per input row, in order, whether
 # it was written.
+#
+# Its transaction commits with synchronous_commit off (RELAXED: set for this transaction
+# only, so it never outlives it, not even on a pooled connection): PostgreSQL does not wait
+# for the WAL flush of an outcome. The next synchronous commit (every enqueue, every admin
+# change) flushes the WAL up to itself, outcomes included, and a crash of the server can
+# take only the last outcomes before that: their deliveries are pending and leased again,
+# and are sent again once the lease lapses (at least once, never lost). The one-time filter
+# on the last SELECT runs set_config once, before any row; it returns 'off', never NULL.
 RECORD = """
-WITH input AS (
+WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS level),
+input AS (
     SELECT * FROM unnest(
         %(id)s::text[], %(status)s::text[], %(attempts)s::int[],
         %(next_attempt_at)s::timestamptz[], %(updated_at)s::timestamptz[],
@@ -182,7 +191,9 @@ attempt AS (
     INSERT INTO {schema}.delivery_attempts (delivery_id, number, exchange_id, verdict, reason)
     SELECT * FROM written
 )
-SELECT i.id IN (SELECT id FROM done) AS written FROM input AS i ORDER BY i.n
+SELECT i.id IN (SELECT id FROM done) AS written FROM input AS i
+ WHERE (SELECT level FROM relaxed) IS NOT NULL
+ ORDER BY i.n
 """
 
 # A delivery's attempts with their exchange's facts; a purged delivery's without its excerpt.
