@@ -127,7 +127,9 @@ def read_health(
             health = store.get_webhook_health(webhook.id)
             if health is not None:
                 stored[webhook.id] = health
-    return {w.id: stored.get(w.id) or WebhookHealth(webhook_id=w.id) for w in listed}
+    return {
+        w.id: stored[w.id] if w.id in stored else WebhookHealth(webhook_id=w.id) for w in listed
+    }
 
 
 def read_dead_counts(dispatcher: Dispatcher, actor: Actor, since: datetime) -> DeadCounts:

@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from ..dispatcher import DeliveryStatus, Dispatcher, WebhookHealth
-from ..exceptions import ConfigurationError, ConflictError, ValidationError
+from ..dispatcher import DeliveryStatus, Dispatcher
+from ..exceptions import ConflictError, ValidationError
 from ..model._audit import AuditValue
 from ..registry import Actor, Webhook, WebhookKind
 from ._attention import WINDOW, needs_attention, read_dead_counts, read_health
@@ -132,12 +132,6 @@ class Views:
             query += f"&count={count:d}"
         return PageResponse.redirect(self.request.url(path) + query)
 
-    def health(self, webhook_id: str) -> WebhookHealth | None:
-        try:
-            return self.dispatcher.webhook_health(self.actor, webhook_id)
-        except ConfigurationError:  # the store keeps none
-            return None
-
     # -- the list -------------------------------------------------------------------------
 
     def index(self) -> PageResponse:
@@ -226,6 +220,8 @@ class Views:
         deliveries = self.dispatcher.deliveries(
             self.actor, webhook_id=webhook.id, status=shown, limit=_RECENT_DELIVERIES
         )
+        # The webhook is read: its health straight from the store (as the list reads it).
+        health = read_health(self.dispatcher, self.actor, [webhook])
         history = self.registry.audit(self.actor, webhook_id=webhook.id, limit=_HISTORY)
         return self.render(
             "detail.html",
@@ -233,7 +229,7 @@ class Views:
             status,
             webhook=webhook,
             history=[(entry, shown_changes(entry.changes)) for entry in history],
-            health=self.health(webhook.id),
+            health=None if health is None else health[webhook.id],
             deliveries=deliveries,
             statuses=STATUSES,
             shown=shown,
