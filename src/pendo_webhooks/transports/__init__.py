@@ -687,7 +687,8 @@ def _header_lines(headers: Mapping[str, str]) -> bytes:
     for name, value in headers.items():
         if value == urllib3.util.SKIP_HEADER:
             if name.lower() not in urllib3.util.SKIPPABLE_HEADERS:
-                raise ValueError(f"urllib3.util.SKIP_HEADER is not allowed for {name}")
+                skippable = "', '".join(sorted(h.title() for h in urllib3.util.SKIPPABLE_HEADERS))
+                raise ValueError(f"urllib3.util.SKIP_HEADER only supports '{skippable}'")
             continue
         lines.append(f"{name}: {value}\r\n")
     lines.append("\r\n")
