@@ -368,3 +368,32 @@ def test_skip_header_is_refused_for_other_headers(
     ):
         transport.send(request)
     assert receiver.connections == 0
+
+
+def test_response_headers_read_as_urllib3_joined_them(transport: Urllib3Transport) -> None:
+    """
+    Plain heads (split by PlainResponse) and others (folded, Latin-1: http.client's
+    parser, unfolded as urllib3 does) give the headers urllib3's pool gave.
+    """
+    odd = Reply(
+        headers=(
+            ("X-Folded", "a\r\n  b\r\n\tc"),
+            ("X-Latin", "caf\xe9"),
+            ("x-latin", "2"),
+            ("Set-Cookie", "a=1"),
+        )
+    )
+    plain = Reply(headers=(("A", "1"), ("a", " 2 "), ("Set-Cookie", "a=1"), ("set-cookie", "b=2")))
+    with Receiver(replies=[odd, plain]) as receiver:
+        assert dict(post(transport, receiver.url).headers) == {
+            "x-folded": "a b c",
+            "x-latin": "caf\xe9, 2",
+            "set-cookie": "a=1",
+            "content-length": "0",
+        }
+        assert dict(post(transport, receiver.url).headers) == {
+            "a": "1, 2 ",
+            "set-cookie": "a=1, b=2",
+            "content-length": "0",
+        }
+        assert receiver.connections == 1

@@ -9,8 +9,9 @@ a status means is the dispatcher's job (see
 [Responses](../reference/wire-format.md#responses)).
 
 :class:`Urllib3Transport` is the default (what the dispatcher and the CLI make):
-it speaks through :mod:`urllib3`'s pools directly. :class:`RequestsTransport`
-sends through a :mod:`requests` session instead; both use the same guarded
+it keeps its own small pool of :mod:`urllib3`'s (guarded) connections and talks
+to them directly. :class:`RequestsTransport` sends through a :mod:`requests`
+session instead; both use the same guarded
 connection classes, put the same bytes on the wire and keep the same
 guarantees, proven by one test suite run against each. Neither can be turned
 inward (see [Security notes](../security.md#the-address-guard)):
@@ -80,6 +81,7 @@ from ..guard import DestinationPolicy
 from . import _guarded_http, _transport_errors
 from ._deadline import Watchdog, WatchedSend
 from ._guarded_http import GuardConfig, Resolver
+from ._plain_response import PlainFields, PlainResponse
 
 
 __all__ = [
@@ -513,11 +515,15 @@ class RequestsTransport(_GuardedTransport):
 
 class Urllib3Transport(_GuardedTransport):
     """
-    Send requests through guarded :mod:`urllib3` pools: the default transport.
+    Send requests over guarded :mod:`urllib3` connections: the default transport.
 
     The same guarantees as :class:`RequestsTransport` (see the module docs), the
     same connection classes and the same bytes on the wire, without requests'
-    session layer on top (about half the CPU per request). This is what
+    session layer or urllib3's pool manager on top (a fraction of the CPU per
+    request). Idle keep-alive connections are kept per host, the most recently
+    used handed out first; one the receiver closed meanwhile is replaced, never
+    written to; a connection goes back only once its response was read to the
+    end and the receiver did not ask to close it. This is what
     :class:`~pendo_webhooks.dispatcher.Dispatcher` and the CLI use unless given
     a transport; use :class:`RequestsTransport` only to keep requests' session
     machinery.
@@ -736,7 +742,7 @@ def _converse(
         if not isinstance(exc, BrokenPipeError) and exc.errno not in _HUNG_UP:
             raise
     sock.settimeout(timeouts[1])
-    response = http.client.HTTPResponse(sock, method=method)
+    response = PlainResponse(sock, method=method)
     try:
         response.begin()
         if _POOL_LOG.isEnabledFor(logging.DEBUG):
@@ -753,9 +759,14 @@ def _converse(
                 response.status,
                 response.length,
             )
+        msg = response.msg
+        if isinstance(msg, PlainFields):
+            fields = msg.fields
+        else:  # folded values unfolded as urllib3 does
+            fields = urllib3.connection._normalize_header_values(msg)
         headers: dict[str, str] = {}
-        # Folded values unfolded as urllib3 does; repeated headers joined with ", ".
-        for name, value in urllib3.connection._normalize_header_values(response.msg):
+        # Repeated headers joined with ", ", as urllib3's HTTPHeaderDict joins them.
+        for name, value in fields:
             low = name.lower()
             headers[low] = f"{headers[low]}, {value}" if low in headers else value
         body, truncated = _read_to_cap(response, cap, attempt)

@@ -1,7 +1,9 @@
 """
 The address guard inside the connection: resolve once, vet every address, connect to a vetted one.
 
-Strictly private; :class:`pendo_webhooks.transports.RequestsTransport` is the way in.
+Strictly private; :class:`pendo_webhooks.transports.Urllib3Transport` (with
+:class:`KeepAlivePool`) and :class:`pendo_webhooks.transports.RequestsTransport` (with
+:class:`GuardedSession`) are the ways in.
 
 Checking a URL's host string is not enough (docs/security.md, "The address guard"): glibc reads
 ``2130706433`` as 127.0.0.1, and a name can resolve to a public address when it is
