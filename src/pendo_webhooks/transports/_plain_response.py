@@ -4,7 +4,7 @@ An :class:`http.client.HTTPResponse` that reads plain header fields without the 
 Strictly private; used by :class:`pendo_webhooks.transports.Urllib3Transport`.
 
 ``http.client`` parses every response head with :mod:`email`'s feed parser (about
-16 µs for a typical head here, more than the rest of a send). Almost every receiver answers with
+16 µs for a typical head here, over a quarter of a send). Almost every receiver answers with
 plain fields: ``Name: value`` lines of printable ASCII, no folding. For those,
 :class:`PlainResponse` splits the lines itself and gives exactly what the email
 parser would (name as sent, value with leading blanks stripped and the line
