@@ -283,6 +283,15 @@ class Receiver:
                 return self._replies.popleft() if self._replies else self._default
         return self._handler(request)
 
+    def drop_connections(self) -> None:
+        """
+        End every accepted connection from the server's side (a FIN), and keep serving.
+        """
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shutdown(sock)
+
     def close(self) -> None:
         """
         Stop serving, drop open connections and join every thread.

@@ -328,6 +328,8 @@ class TestCanary:
         assert urllib3.connection.HTTPConnection("example.test", 80)._dns_host == "example.test"
         for name in ("_get_conn", "_put_conn"):
             assert hasattr(urllib3.connectionpool.HTTPConnectionPool, name)
+        # Urllib3Transport unfolds response headers with urllib3's own helper.
+        assert callable(urllib3.connection._normalize_header_values)
 
     @pytest.mark.parametrize("scheme", ["http", "https"])
     def test_the_session_uses_the_guarded_pools(self, scheme: str) -> None:
@@ -340,16 +342,22 @@ class TestCanary:
                 adapter = transport._session.get_adapter(f"{scheme}://example.test/")
                 assert isinstance(adapter, _guarded_http.GuardedAdapter)
                 manager = adapter.poolmanager
+                pool = manager.connection_from_url(f"{scheme}://example.test/")
+                connection_class = pool.ConnectionCls
             else:
-                manager = transport._pools
-            pool = manager.connection_from_url(f"{scheme}://example.test/")
+                # Urllib3Transport keeps its own pool of guarded connections.
+                key = (scheme, "example.test", 443 if scheme == "https" else 80)
+                connection_class = type(transport._pool.make(key))
 
-        assert isinstance(pool.ConnectionCls, type)
+        assert isinstance(connection_class, type)
         assert issubclass(
-            pool.ConnectionCls,
+            connection_class,
             (_guarded_http.GuardedHTTPConnection, _guarded_http.GuardedHTTPSConnection),
         )
-        assert pool.ConnectionCls.__module__ == _guarded_http.__name__
+        assert connection_class.__module__ == _guarded_http.__name__
+        assert issubclass(connection_class, _guarded_http.GuardedHTTPSConnection) == (
+            scheme == "https"
+        )
 
     def test_a_new_connection_goes_through_the_hook(
         self, receiver: Receiver, monkeypatch: pytest.MonkeyPatch

@@ -9,8 +9,9 @@ a status means is the dispatcher's job (see
 [Responses](../reference/wire-format.md#responses)).
 
 :class:`Urllib3Transport` is the default (what the dispatcher and the CLI make):
-it speaks through :mod:`urllib3`'s pools directly. :class:`RequestsTransport`
-sends through a :mod:`requests` session instead; both use the same guarded
+it keeps its own small pool of :mod:`urllib3`'s (guarded) connections and talks
+to them directly. :class:`RequestsTransport` sends through a :mod:`requests`
+session instead; both use the same guarded
 connection classes, put the same bytes on the wire and keep the same
 guarantees, proven by one test suite run against each. Neither can be turned
 inward (see [Security notes](../security.md#the-address-guard)):
@@ -43,23 +44,29 @@ OutgoingRequest(url='https://hooks.example.com/in?[redacted]', method='POST')
 from __future__ import annotations
 
 import abc
+import errno
 import http.client
+import logging
 import math
 import re
 import socket
+import ssl
 import time
 import types
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import attrs
 import requests
 import requests.utils
 import urllib3
+import urllib3.connection
 import urllib3.exceptions
+import urllib3.util
 import urllib3.util.ssl_
+import urllib3.util.ssl_match_hostname
 
 from .._version import __version__
 from ..exceptions import (
@@ -74,6 +81,7 @@ from ..guard import DestinationPolicy
 from . import _guarded_http, _transport_errors
 from ._deadline import Watchdog, WatchedSend
 from ._guarded_http import GuardConfig, Resolver
+from ._plain_response import PlainFields, PlainResponse
 
 
 __all__ = [
@@ -103,6 +111,11 @@ _CHECKED_URLS = 1024
 _T = TypeVar("_T", bound="_GuardedTransport")
 # requests sends no Content-Length for a bodiless GET or HEAD; every other method gets one.
 _BODILESS = frozenset({"GET", "HEAD"})
+# Socket errors that mean a timeout (urllib3 reads them so), or that the peer hung up.
+_BLOCKING_ERRNOS = frozenset({errno.EAGAIN, errno.EWOULDBLOCK})
+_HUNG_UP = frozenset({errno.EPROTOTYPE, errno.ECONNRESET})
+# Urllib3Transport logs urllib3's request line where urllib3's pool would.
+_POOL_LOG = logging.getLogger("urllib3.connectionpool")
 
 
 def _safe_url(url: str) -> str:
@@ -502,11 +515,15 @@ class RequestsTransport(_GuardedTransport):
 
 class Urllib3Transport(_GuardedTransport):
     """
-    Send requests through guarded :mod:`urllib3` pools: the default transport.
+    Send requests over guarded :mod:`urllib3` connections: the default transport.
 
     The same guarantees as :class:`RequestsTransport` (see the module docs), the
     same connection classes and the same bytes on the wire, without requests'
-    session layer on top (about half the CPU per request). This is what
+    session layer or urllib3's pool manager on top (a fraction of the CPU per
+    request). Idle keep-alive connections are kept per host, the most recently
+    used handed out first; one the receiver closed meanwhile is replaced, never
+    written to; a connection goes back only once its response was read to the
+    end and the receiver did not ask to close it. This is what
     :class:`~pendo_webhooks.dispatcher.Dispatcher` and the CLI use unless given
     a transport; use :class:`RequestsTransport` only to keep requests' session
     machinery.
@@ -560,53 +577,228 @@ class Urllib3Transport(_GuardedTransport):
             context.load_verify_locations(capath=where)
         else:
             context.load_verify_locations(cafile=where)
-        # A PoolManager reads no proxy, netrc or CA setting from the environment.
-        self._pools = urllib3.PoolManager(
-            num_pools=maxsize,
-            maxsize=maxsize,
-            ssl_context=context,
-            cert_reqs="CERT_REQUIRED",
+        # Our own idle pool, not urllib3's PoolManager (most of the CPU per send went
+        # there); the connections are made with the keywords urllib3's HTTPS pool
+        # gives them, so TLS, SNI and hostname checks are urllib3's own. Nothing is
+        # read from the environment.
+        self._pool = _guarded_http.KeepAlivePool(
+            maxsize,
+            self._connect_timeout,
+            {
+                "cert_file": None,
+                "key_file": None,
+                "key_password": None,
+                "cert_reqs": "CERT_REQUIRED",
+                "ca_certs": None,
+                "ca_cert_dir": None,
+                "assert_hostname": None,
+                "assert_fingerprint": None,
+                "ssl_version": None,
+                "ssl_minimum_version": None,
+                "ssl_maximum_version": None,
+                "ssl_context": context,
+                "blocksize": _guarded_http.BLOCKSIZE,
+            },
         )
-        self._pools.pool_classes_by_scheme = {
-            "http": _guarded_http.GuardedHTTPConnectionPool,
-            "https": _guarded_http.GuardedHTTPSConnectionPool,
-        }
-        self._urllib3_timeout = urllib3.Timeout(connect=self._connect_timeout, read=self._deadline)
+        # (method, checked URL) -> where it goes and how its request starts.
+        self._targets: dict[tuple[str, str], _Target] = {}
 
     def _close_pool(self) -> None:
-        self._pools.clear()
+        self._pool.close()
+
+    def _target(self, method: str, url: str) -> _Target:
+        # Where a URL goes and how its request starts, worked out once per URL with
+        # urllib3's own parser and HTTPConnection.putrequest, so the bytes are theirs.
+        target = self._targets.get((method, url))
+        if target is None:
+            parsed = urllib3.util.parse_url(url)
+            scheme = parsed.scheme or "http"
+            host = (parsed.host or "").lower()
+            if host.startswith("[") and host.endswith("]"):
+                host = host[1:-1]  # urllib3's pools keep an IPv6 literal without brackets
+            port = parsed.port or (443 if scheme == "https" else 80)
+            key = (scheme, host, port)
+            probe = self._pool.make(key)  # never connected: it only formats the start
+            probe.putrequest(method, parsed.request_uri, skip_accept_encoding=True)
+            written: list[bytes] = probe._buffer  # type: ignore[attr-defined]
+            target = _Target(key, b"\r\n".join(written) + b"\r\n", parsed.request_uri)
+            if len(self._targets) >= _CHECKED_URLS:
+                self._targets.clear()
+            self._targets[(method, url)] = target
+        return target
 
     def _exchange(
         self, request: OutgoingRequest, url: str, attempt: WatchedSend[GuardConfig]
     ) -> tuple[int, Mapping[str, str], bytes, bool]:
-        body = request.body or None
+        target = self._target(request.method, url)
         headers = self._wire_headers(request.headers)
         # Framed as requests frames it, last, so the head is byte for byte the same.
-        if body is not None:
-            headers["Content-Length"] = str(len(body))
+        if request.body:
+            headers["Content-Length"] = str(len(request.body))
         elif request.method not in _BODILESS:
             headers["Content-Length"] = "0"
-        response = self._pools.urlopen(
-            request.method,
-            url,
-            body=body,
-            headers=headers,
-            retries=False,
-            redirect=False,
-            timeout=self._urllib3_timeout,
-            preload_content=False,
-            decode_content=False,
-        )
+        message = target.start + _header_lines(headers) + request.body
+        conn = self._pool.get(target.key)
+        reusable = False
         try:
-            body_read, truncated = _read_capped(response, self._max_response_bytes, attempt)
-            raw = response.headers
-            # Repeated headers joined with ", ", as requests' CaseInsensitiveDict does.
-            return response.status, {name: raw[name] for name in raw}, body_read, truncated
+            try:
+                if conn.sock is None:
+                    conn.connect()  # through the address guard, which watches the socket
+                else:
+                    attempt.watch(conn.sock)  # a kept-alive socket now serves this attempt
+                reusable, answer = _converse(
+                    conn,
+                    message,
+                    target=target,
+                    method=request.method,
+                    timeouts=self._timeouts,
+                    cap=self._max_response_bytes,
+                    attempt=attempt,
+                )
+            except (
+                OSError,
+                http.client.HTTPException,
+                urllib3.util.ssl_match_hostname.CertificateError,
+            ) as exc:
+                raise _as_urllib3_error(exc) from exc
         finally:
-            # A fully read body already went back to the pool; anything else
-            # closes the connection, so nothing unread is ever reused.
-            response.close()
-            response.release_conn()
+            # Back to the pool only if the response was read to its end, the server
+            # keeps the connection open and the watchdog never touched it.
+            attempt.release()
+            if reusable and not attempt.expired:
+                self._pool.put(target.key, conn)
+            else:
+                conn.close()
+        return answer
+
+
+class _Target(NamedTuple):
+    """
+    Where one URL's requests go: the pool key, the request line and ``Host`` header, the path.
+    """
+
+    key: _guarded_http.PoolKey
+    start: bytes
+    path: str
+
+
+def _header_lines(headers: Mapping[str, str]) -> bytes:
+    """
+    Write header fields and the blank line as urllib3's HTTPConnection.request does.
+
+    Values are Latin-1 (names are tokens, checked by :class:`OutgoingRequest`); a
+    value of ``urllib3.util.SKIP_HEADER`` leaves a skippable header out.
+    """
+    lines = []
+    for name, value in headers.items():
+        if value == urllib3.util.SKIP_HEADER:
+            if name.lower() not in urllib3.util.SKIPPABLE_HEADERS:
+                skippable = "', '".join(sorted(h.title() for h in urllib3.util.SKIPPABLE_HEADERS))
+                raise ValueError(f"urllib3.util.SKIP_HEADER only supports '{skippable}'")
+            continue
+        lines.append(f"{name}: {value}\r\n")
+    lines.append("\r\n")
+    return "".join(lines).encode("latin-1")
+
+
+def _as_urllib3_error(exc: Exception) -> Exception:
+    """
+    Wrap what the socket, TLS and http.client layers raised as urllib3's pool does.
+    """
+    if isinstance(exc, ssl.SSLError | urllib3.util.ssl_match_hostname.CertificateError):
+        return urllib3.exceptions.SSLError(exc)
+    if isinstance(exc, TimeoutError) or (
+        isinstance(exc, OSError) and exc.errno in _BLOCKING_ERRNOS
+    ):
+        return urllib3.exceptions.TimeoutError("timed out")
+    # The cause rides in the arguments, where the error translation looks.
+    return urllib3.exceptions.ProtocolError("Connection aborted.", exc)
+
+
+def _converse(
+    conn: urllib3.connection.HTTPConnection,
+    message: bytes,
+    *,
+    target: _Target,
+    method: str,
+    timeouts: tuple[float, float],
+    cap: int,
+    attempt: WatchedSend[GuardConfig],
+) -> tuple[bool, tuple[int, Mapping[str, str], bytes, bool]]:
+    """
+    Write *message* on connected *conn*, then read the response, its body capped.
+
+    Returns whether the connection may be kept alive, and the status, headers,
+    body and whether the body was truncated.
+    """
+    sock = conn.sock
+    assert sock is not None  # noqa: S101 - connected by the caller
+    # As urllib3 times a request: the connect timeout to write, the read timeout to read.
+    sock.settimeout(timeouts[0])
+    try:
+        conn.send(message)  # one write for head and body
+    except OSError as exc:
+        # As urllib3 does: a receiver that hung up mid-request may have answered first.
+        if not isinstance(exc, BrokenPipeError) and exc.errno not in _HUNG_UP:
+            raise
+    sock.settimeout(timeouts[1])
+    response = PlainResponse(sock, method=method)
+    try:
+        response.begin()
+        if _POOL_LOG.isEnabledFor(logging.DEBUG):
+            scheme, host, port = target.key
+            # urllib3's request line, query redacted by the filter on this logger.
+            _POOL_LOG.debug(
+                '%s://%s:%s "%s %s %s" %s %s',
+                scheme,
+                host,
+                port,
+                method,
+                target.path,
+                "HTTP/1.1",
+                response.status,
+                response.length,
+            )
+        msg = response.msg
+        if isinstance(msg, PlainFields):
+            fields = msg.fields
+        else:  # folded values unfolded as urllib3 does
+            fields = urllib3.connection._normalize_header_values(msg)
+        headers: dict[str, str] = {}
+        # Repeated headers joined with ", ", as urllib3's HTTPHeaderDict joins them.
+        for name, value in fields:
+            low = name.lower()
+            headers[low] = f"{headers[low]}, {value}" if low in headers else value
+        body, truncated = _read_to_cap(response, cap, attempt)
+        # Read to its end: the chunked terminator closed it, or nothing announced is left.
+        ended = response.isclosed() or (not response.chunked and response.length == 0)
+        return ended and not response.will_close, (response.status, headers, body, truncated)
+    finally:
+        response.close()
+
+
+def _read_to_cap(
+    response: http.client.HTTPResponse, cap: int, attempt: WatchedSend[GuardConfig]
+) -> tuple[bytes, bool]:
+    """
+    Read at most *cap* body bytes (plus one, to learn whether more exist), as sent.
+
+    Raises:
+        http.client.IncompleteRead: The server closed before the body it announced ended.
+    """
+    limit = cap + 1
+    parts: list[bytes] = []
+    got = 0
+    while got < limit and not attempt.expired:
+        chunk = response.read1(min(limit - got, _READ_CHUNK))
+        if not chunk:
+            if response.length:
+                raise http.client.IncompleteRead(b"", response.length)
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    data = b"".join(parts)
+    return data[:cap], got > cap
 
 
 def _read_capped(raw: Any, cap: int, attempt: WatchedSend[GuardConfig]) -> tuple[bytes, bool]:

@@ -1,7 +1,9 @@
 """
 The address guard inside the connection: resolve once, vet every address, connect to a vetted one.
 
-Strictly private; :class:`pendo_webhooks.transports.RequestsTransport` is the way in.
+Strictly private; :class:`pendo_webhooks.transports.Urllib3Transport` (with
+:class:`KeepAlivePool`) and :class:`pendo_webhooks.transports.RequestsTransport` (with
+:class:`GuardedSession`) are the ways in.
 
 Checking a URL's host string is not enough (docs/security.md, "The address guard"): glibc reads
 ``2130706433`` as 127.0.0.1, and a name can resolve to a public address when it is
@@ -23,6 +25,7 @@ made outside :meth:`RequestsTransport.send` fails closed.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ipaddress
 import logging
@@ -40,6 +43,7 @@ import requests.adapters
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.connection import allowed_gai_family
+from urllib3.util.wait import wait_for_read
 
 from ..exceptions import DestinationBlocked, TransportError
 from ..guard import DestinationPolicy, parse_ip_host
@@ -48,11 +52,14 @@ from ._deadline import WatchedSend
 
 
 __all__ = [
+    "BLOCKSIZE",
     "GuardConfig",
     "GuardedAdapter",
     "GuardedHTTPConnection",
     "GuardedHTTPSConnection",
     "GuardedSession",
+    "KeepAlivePool",
+    "PoolKey",
     "Resolver",
     "activate",
     "current_attempt",
@@ -290,6 +297,109 @@ class GuardedHTTPSConnection(_OneWrite, HTTPSConnection):
 
     def _new_conn(self) -> socket.socket:
         return _new_guarded_conn(self)
+
+
+#: Where a connection goes: ``(scheme, host, port)``, as urllib3's pool manager keys its pools.
+PoolKey = tuple[str, str, int]
+
+
+class KeepAlivePool:
+    """
+    Idle keep-alive guarded connections, per ``(scheme, host, port)``. Strictly private.
+
+    What :class:`~pendo_webhooks.transports.Urllib3Transport` keeps instead of
+    urllib3's pool manager: at most *maxsize* idle connections per host (the most
+    recently returned is handed out first) and *maxsize* hosts (the least recently
+    used host's connections are closed to make room). Thread safe: one lock
+    guards the bookkeeping, never a socket operation.
+
+    New connections are made as urllib3's pools make them (the same constructor
+    keywords, *https_options* for TLS) and are not connected: the caller connects
+    them inside a send, where the address guard runs.
+    """
+
+    def __init__(
+        self, maxsize: int, connect_timeout: float, https_options: dict[str, Any]
+    ) -> None:
+        self._maxsize = maxsize
+        self._connect_timeout = connect_timeout
+        self._https_options = https_options
+        self._lock = threading.Lock()
+        self._idle: collections.OrderedDict[PoolKey, list[HTTPConnection]] = (
+            collections.OrderedDict()
+        )
+        self._closed = False
+
+    def get(self, key: PoolKey) -> HTTPConnection:
+        """
+        Return the idle connection to *key* returned last, or a new unconnected one.
+
+        An idle connection the server has closed meanwhile (its socket reads
+        ready: EOF or stray bytes) is closed and replaced by a new one, so no
+        request is ever written to a dead socket.
+        """
+        with self._lock:
+            idle = self._idle.get(key)
+            conn = idle.pop() if idle else None
+        if conn is not None:
+            if conn.sock is not None and not wait_for_read(conn.sock, timeout=0.0):
+                return conn
+            conn.close()
+        return self.make(key)
+
+    def make(self, key: PoolKey) -> HTTPConnection:
+        """
+        Return a new, unconnected guarded connection to *key*.
+        """
+        scheme, host, port = key
+        if scheme == "https":
+            return GuardedHTTPSConnection(
+                host=host, port=port, timeout=self._connect_timeout, **self._https_options
+            )
+        return GuardedHTTPConnection(
+            host=host, port=port, timeout=self._connect_timeout, blocksize=BLOCKSIZE
+        )
+
+    def put(self, key: PoolKey, conn: HTTPConnection) -> None:
+        """
+        Keep *conn* (its response read to the end) idle for *key*, or close it if there is no room.
+        """
+        extra: list[HTTPConnection] = [conn]
+        with self._lock:
+            if not self._closed:
+                idle = self._idle.get(key)
+                if idle is None:
+                    idle = self._idle[key] = []
+                    if len(self._idle) > self._maxsize:
+                        extra.extend(self._idle.popitem(last=False)[1])
+                else:
+                    self._idle.move_to_end(key)
+                if len(idle) < self._maxsize:
+                    idle.append(extra.pop(0))
+        for surplus in extra:
+            surplus.close()
+
+    def idle(self, key: PoolKey) -> int:
+        """
+        Return how many idle connections to *key* are kept.
+        """
+        with self._lock:
+            return len(self._idle.get(key, ()))
+
+    def close(self) -> None:
+        """
+        Close every idle connection; connections returned later are closed, not kept.
+        """
+        with self._lock:
+            self._closed = True
+            idle = [conn for conns in self._idle.values() for conn in conns]
+            self._idle.clear()
+        for conn in idle:
+            conn.close()
+
+
+#: The block size urllib3's pool manager gives every connection it makes.
+BLOCKSIZE = 16384
 
 
 def _lease(conn: object) -> None:
