@@ -17,6 +17,8 @@ import pytest
 import urllib3.util
 from urllib3.util.wait import wait_for_read
 
+from pendo_webhooks import transports as transports_module
+from pendo_webhooks.channels._url_request import trusted_request
 from pendo_webhooks.exceptions import TransportError
 from pendo_webhooks.guard import DestinationPolicy
 from pendo_webhooks.transports import (
@@ -397,3 +399,40 @@ def test_response_headers_read_as_urllib3_joined_them(transport: Urllib3Transpor
             "content-length": "0",
         }
         assert receiver.connections == 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({"X-A": "1\r\nX-Injected: 1"}, "CR, LF or NUL"),
+        ({"X-A": "1\nX-Injected: 1"}, "CR, LF or NUL"),
+        ({"X-A": "1\x00"}, "CR, LF or NUL"),
+        ({"X-A: 1\r\nX-B": "1"}, "invalid header name"),
+        ({"X A": "1"}, "invalid header name"),
+    ],
+)
+def test_a_head_is_never_split_even_by_an_unchecked_request(
+    receiver: Receiver, transport: Urllib3Transport, headers: dict[str, str], message: str
+) -> None:
+    # The channels build their requests without OutgoingRequest's checks; the
+    # exchange writes the header lines itself, so it checks them once more.
+    request = trusted_request(receiver.url, b"{}", headers)
+
+    with pytest.raises(ValueError, match=message) as caught:
+        transport.send(request)
+
+    assert "Injected" not in str(caught.value)
+    assert receiver.connections == 0
+    assert receiver.requests == []
+
+
+def test_a_checked_header_name_is_remembered(
+    receiver: Receiver, transport: Urllib3Transport
+) -> None:
+    name = "X-Checked-Once-By-The-Exchange"
+    assert name not in transports_module._WIRE_NAMES
+
+    assert transport.send(trusted_request(receiver.url, b"{}", {name: "1"})).status == 200
+
+    assert name in transports_module._WIRE_NAMES
+    assert (name, "1") in receiver.requests[0].headers

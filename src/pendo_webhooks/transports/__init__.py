@@ -133,6 +133,15 @@ def _safe_url(url: str) -> str:
 
 # Header names that passed the name checks (a webhook sends the same few every time).
 _GOOD_NAMES: set[str] = set()
+# Header names the exchange found to be tokens (the transport's own included, such as
+# Content-Length, which an OutgoingRequest may not carry: a set of its own).
+_WIRE_NAMES: set[str] = set()
+
+
+def _remember(names: set[str], name: str) -> None:
+    if len(names) >= _CHECKED_URLS:
+        names.clear()
+    names.add(name)
 
 
 def _freeze_headers(value: Mapping[str, str]) -> Mapping[str, str]:
@@ -145,9 +154,7 @@ def _freeze_headers(value: Mapping[str, str]) -> Mapping[str, str]:
                 raise ValidationError("headers", f"invalid header name {name!r}")
             if name.lower() in _RESERVED_HEADERS:
                 raise ValidationError("headers", f"{name} is set by the transport")
-            if len(_GOOD_NAMES) >= _CHECKED_URLS:
-                _GOOD_NAMES.clear()
-            _GOOD_NAMES.add(name)
+            _remember(_GOOD_NAMES, name)
         # Never echo the value: it may be a signature or an Authorization header.
         if not isinstance(item, str):
             raise ValidationError("headers", f"the value of {name} must be text")
@@ -686,9 +693,22 @@ def _header_lines(headers: Mapping[str, str]) -> bytes:
     """
     Write header fields and the blank line as urllib3's HTTPConnection.request does.
 
-    Values are Latin-1 (names are tokens, checked by :class:`OutgoingRequest`); a
-    value of ``urllib3.util.SKIP_HEADER`` leaves a skippable header out.
+    Values are Latin-1; a value of ``urllib3.util.SKIP_HEADER`` leaves a skippable
+    header out. Every name and value is checked here once more, as http.client's
+    ``putheader`` would (the requests the library builds skip
+    :class:`OutgoingRequest`'s checks): nothing can split the head.
+
+    Raises:
+        ValueError: A name is not an HTTP token, or a value holds CR, LF or NUL (as
+            ``putheader``; neither is quoted, a value may be a signature).
     """
+    for name in headers:
+        if name not in _WIRE_NAMES:
+            if not _TOKEN.fullmatch(name):
+                raise ValueError("invalid header name")
+            _remember(_WIRE_NAMES, name)
+    if _BAD_VALUE.search("".join(headers.values())):
+        raise ValueError("a header value contains CR, LF or NUL")
     lines = []
     for name, value in headers.items():
         if value == urllib3.util.SKIP_HEADER:
