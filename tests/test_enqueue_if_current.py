@@ -270,16 +270,16 @@ def test_other_stores_take_the_ordinary_way() -> None:
         assert dispatcher._enqueuer._cached is None
 
 
-def test_a_connection_lost_mid_plan_is_not_a_half_write(
+def test_a_version_moved_by_hand_is_planned_again(
     store: SQLiteStorage, world: tuple[WebhookRegistry, Dispatcher, Webhook]
 ) -> None:
     _, dispatcher, _ = world
     before = stored_ids(store)
-    blocker = sqlite3.connect(store.path, isolation_level=None)
+    other = sqlite3.connect(store.path, isolation_level=None)
     try:
-        blocker.execute("UPDATE exclusions_version SET version = version + 1")
+        other.execute("UPDATE exclusions_version SET version = version + 1")
     finally:
-        blocker.close()
+        other.close()
     # The version moved behind the store's back (no rule changed): planned again, stored.
     dispatcher.enqueue(event())
     assert len(stored_ids(store) - before) == 1
