@@ -659,6 +659,9 @@ def _sends_or_admin(statement: str) -> bool:
     return statement.startswith(_MUST_BE_DURABLE) or _REDELIVERING in statement
 
 
+_WRITES = ("INSERT", "UPDATE", "DELETE")
+
+
 class CommitLog:
     """
     Every transaction any connection of a store commits, with that connection's level.
@@ -689,6 +692,10 @@ class CommitLog:
                         self.commits.append((level, list(body)))
                 elif text.startswith("PRAGMA synchronous"):
                     self.pragmas.append(text)
+                elif not slot.conn.in_transaction and text.startswith(_WRITES):
+                    # An autocommit write (a lone enqueue's one statement) commits alone.
+                    with self._lock:
+                        self.commits.append((level, [text]))
                 else:
                     body.append(text)
 

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import Protocol
 
 import attrs
 
@@ -100,6 +101,15 @@ class Enqueuer:
         self._pool: ThreadPoolExecutor | None = None
         self._exclusions = StoredExclusions(storage)
         self._shared = SharedBatches(deliverer=deliverer, claims=claims)
+        # SQLiteStorage's: a lone event planned from what the store last read, and stored
+        # only if none of it changed since (see _enqueue_cached).
+        cached = getattr(storage, "_cached_webhooks_for", None)
+        if_current = getattr(storage, "_enqueue_if_current", None)
+        self._cached: tuple[CachedWebhooks, StoreIfCurrent] | None = (
+            (cached, if_current)
+            if cached is not None and if_current is not None and registry.storage is storage
+            else None
+        )
 
     def close(self) -> None:
         """
@@ -129,6 +139,15 @@ class Enqueuer:
     def enqueue(
         self, events: Iterable[Event], *, attempt: bool, connection: object | None = None
     ) -> list[DispatchResult]:
+        if (
+            self._cached is not None
+            and connection is None
+            and type(events) is list
+            and len(events) == 1
+        ):
+            found = self._enqueue_cached(events[0], attempt=attempt)
+            if found is not None:
+                return found
         batch = self._batch(attempt)
         plans = self._plan_all(events, batch, attempt=attempt)
         batch_deliveries = _planned(plans)
@@ -140,6 +159,39 @@ class Enqueuer:
             )
             _sort(plans, skipped)
         return self._settle(plans, attempt=attempt)
+
+    def _enqueue_cached(self, event: Event, *, attempt: bool) -> list[DispatchResult] | None:
+        """
+        Plan *event* from the store's last reads and store it in one statement; or ``None``.
+
+        The subscribed webhooks and the exclusion list as last read, with the versions
+        they were read at; the store writes the delivery only if both versions are still
+        the stored ones, atomically with the write, so an admin change committed before
+        this call is never missed. ``None`` (nothing stored) when that cannot be shown:
+        nothing read yet, not exactly one delivery (an event the exclusions or agent rules
+        gate is confirmed by a fresh read too), or the store did not store it; the caller
+        then plans afresh, the ordinary way.
+        """
+        assert self._cached is not None  # noqa: S101 - enqueue checked
+        cached_webhooks, store_if_current = self._cached
+        category = getattr(event, "category", None)
+        if not isinstance(category, EventCategory):
+            return None
+        webhooks = cached_webhooks(category)
+        exclusions = self._exclusions.cached()
+        if webhooks is None or exclusions is None or len(webhooks[1]) != 1:
+            return None
+        batch = self._batch(attempt)
+        batch.subscribed[category] = list(webhooks[1])
+        batch.exclusions = exclusions[1]
+        plan = self._plan(event, batch)
+        if len(plan.planned) != 1:
+            return None
+        skipped = store_if_current(plan.planned[0][1], versions=(webhooks[0], exclusions[0]))
+        if skipped is None:
+            return None
+        _sort([plan], skipped)
+        return self._settle([plan], attempt=attempt)
 
     def enqueue_first_seen(
         self,
@@ -469,6 +521,24 @@ def _sort(plans: list[_Plan], skipped: Sequence[str | None]) -> None:
                 plan.outcomes[webhook.id] = _too_large(delivery)
             else:
                 plan.stored.append((webhook, delivery))
+
+
+class CachedWebhooks(Protocol):
+    """
+    SQLiteStorage's webhooks subscribed to a category as last read, with their version.
+    """
+
+    def __call__(self, category: EventCategory, /) -> tuple[int, tuple[Webhook, ...]] | None: ...
+
+
+class StoreIfCurrent(Protocol):
+    """
+    SQLiteStorage's enqueue of one delivery planned at ``versions``; ``None``: not stored.
+    """
+
+    def __call__(
+        self, delivery: Delivery, /, *, versions: tuple[int, int]
+    ) -> list[str | None] | None: ...
 
 
 @attrs.define

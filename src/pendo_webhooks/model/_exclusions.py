@@ -371,6 +371,13 @@ class StoredExclusions:
     def __repr__(self) -> str:
         return "<StoredExclusions>"
 
+    def cached(self) -> tuple[int, ExclusionMatcher] | None:
+        """
+        The exclusion version and matcher :meth:`current` last found, without asking the
+        store (``None`` before the first).
+        """
+        return self._cached
+
     def current(self) -> ExclusionMatcher:
         """
         Return the matcher for the list as it is stored now.

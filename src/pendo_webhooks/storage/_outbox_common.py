@@ -19,6 +19,7 @@ __all__ = [
     "attempt_from_row",
     "claims_exhausted",
     "delivery_from_row",
+    "delivery_from_values",
     "duplicate_delivery",
     "load_rows",
     "not_finished",
@@ -97,6 +98,60 @@ def delivery_from_row(row: Row, when: Callable[[Any], datetime]) -> Delivery:
         finished_at=maybe(row["finished_at"]),
         redelivered_at=maybe(row["redelivered_at"]),
         purged=bool(row["purged"]),
+    )
+
+
+def delivery_from_values(
+    values: Sequence[Any], when: Callable[[Any], datetime]
+) -> Delivery | None:
+    """
+    :func:`delivery_from_row` for a row's values in ``deliveries``' column order (the
+    SQLite store's queries select them so), without looking each up by name; ``None`` for
+    a row of values the library does not write (build that one with the checks).
+    """
+    (
+        delivery_id,
+        webhook_id,
+        event_id,
+        category_value,
+        body,
+        status_value,
+        attempts,
+        attempt_base,
+        next_attempt_at,
+        created_at,
+        updated_at,
+        last_status,
+        last_error,
+        lease_owner,
+        lease_until,
+        finished_at,
+        redelivered_at,
+        purged,
+    ) = values
+    category = _CATEGORIES.get(category_value)
+    status = _STATUSES.get(status_value)
+    if category is None or status is None or not (_count(attempts) and _count(attempt_base)):
+        return None
+    return trusted_delivery(
+        id=delivery_id,
+        webhook_id=webhook_id,
+        event_id=event_id,
+        category=category,
+        body=bytes(body),
+        status=status,
+        attempts=attempts,
+        attempt_base=attempt_base,
+        next_attempt_at=when(next_attempt_at),
+        created_at=when(created_at),
+        updated_at=when(updated_at),
+        last_status=last_status,
+        last_error=last_error,
+        lease_owner=lease_owner,
+        lease_until=None if lease_until is None else when(lease_until),
+        finished_at=None if finished_at is None else when(finished_at),
+        redelivered_at=None if redelivered_at is None else when(redelivered_at),
+        purged=bool(purged),
     )
 
 

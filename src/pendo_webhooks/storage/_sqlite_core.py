@@ -447,13 +447,18 @@ class SQLiteCore:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             _rollback(conn)
-            if isinstance(exc, sqlite3.ProgrammingError):
-                self._discard(conn)
-            msg = f"writing to {self._path} failed: {exc}"
-            raise StorageError(msg) from exc
+            raise self._write_failed(conn, exc) from exc
         except BaseException:
             _rollback(conn)
             raise
+
+    def _write_failed(self, conn: sqlite3.Connection, exc: sqlite3.Error) -> StorageError:
+        """
+        The error for a failed write on *conn*; a connection found closed is dropped.
+        """
+        if isinstance(exc, sqlite3.ProgrammingError):
+            self._discard(conn)
+        return StorageError(f"writing to {self._path} failed: {exc}")
 
     def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         conn = self._connection()

@@ -30,13 +30,14 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from ..model._delivery import Attempt, Delivery, DeliveryStatus
 from ._outbox_common import (
     attempt_from_row,
     claims_exhausted,
     delivery_from_row,
+    delivery_from_values,
     duplicate_delivery,
     load_rows,
     not_finished,
@@ -76,6 +77,22 @@ SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?1
        ?14 IS NOT NULL
  WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = ?2 AND enabled = 1)
 ON CONFLICT (webhook_id, event_id) DO NOTHING
+"""
+
+# _INSERT, only while nothing an enqueue plans from has changed since it was planned:
+# ?19 the webhooks_version and ?20 the exclusions_version it planned at. One autocommit
+# statement is a lone enqueue's whole write: no version reads, no BEGIN and COMMIT.
+_INSERT_IF_CURRENT = _INSERT.replace(
+    " WHERE EXISTS",
+    """ WHERE (SELECT version FROM webhooks_version WHERE id = 1) = ?19
+   AND (SELECT version FROM exclusions_version WHERE id = 1) = ?20
+   AND EXISTS""",
+)
+
+# Both versions, read inside a group commit's transaction.
+_VERSIONS = """
+SELECT (SELECT version FROM webhooks_version WHERE id = 1),
+       (SELECT version FROM exclusions_version WHERE id = 1)
 """
 
 # Numbered parameters (binding by name costs a few us a statement), in _claim_params' order:
@@ -312,11 +329,23 @@ def _optional_time(text: str | None) -> datetime | None:
 
 
 def _delivery_from_row(row: sqlite3.Row) -> Delivery:
-    return delivery_from_row(row, from_utc_iso)
+    # Every query here selects the columns in their order: by position, a third of the time.
+    found = delivery_from_values(row, from_utc_iso)
+    return delivery_from_row(row, from_utc_iso) if found is None else found
 
 
 def _attempt_from_row(row: sqlite3.Row) -> Attempt:
     return attempt_from_row(row, from_utc_iso)
+
+
+class _IfCurrent(tuple[Delivery, ...]):
+    """
+    A call of one delivery, to store only while the store is at *versions*. Strictly private.
+
+    A tuple of its delivery, so a group commit flattens it like any other call.
+    """
+
+    versions: tuple[int, int]
 
 
 class SQLiteOutbox(SQLiteCore):
@@ -331,31 +360,65 @@ class SQLiteOutbox(SQLiteCore):
         Calls from threads at the same time share one commit (group commit); each
         returns once its own deliveries are committed.
         """
-        return self._enqueues(deliveries)
+        return cast(list[str | None], self._enqueues(deliveries))
+
+    def _enqueue_if_current(
+        self, delivery: Delivery, *, versions: tuple[int, int]
+    ) -> list[str | None] | None:
+        """
+        Store *delivery* as :meth:`enqueue_deliveries` would, only if the store is still at
+        *versions* (its ``webhooks_version`` and ``exclusions_version``). Strictly private.
+
+        For an enqueue planned from what the store last read, without reading again: a
+        lone call is one autocommit statement (at ``synchronous``, like every enqueue).
+        ``None`` if nothing was stored: the versions moved, or (alone) the delivery was
+        skipped; the caller then plans and enqueues afresh, the ordinary way, which
+        finds out which.
+        """
+        call = _IfCurrent((delivery,))
+        call.versions = versions
+        return self._enqueues(call)
 
     @property
-    def _enqueues(self) -> Coalescer[Sequence[Delivery], list[str | None]]:
+    def _enqueues(self) -> Coalescer[Sequence[Delivery], list[str | None] | None]:
         # One per process: a child forked while a thread led a group starts afresh. (Two
         # threads making the first at once is harmless: calls through either are correct.)
-        found: tuple[int, Coalescer[Sequence[Delivery], list[str | None]]] | None
+        found: tuple[int, Coalescer[Sequence[Delivery], list[str | None] | None]] | None
         found = self.__dict__.get("_coalescer")
         if found is None or found[0] != PID[0]:
             found = (PID[0], Coalescer(self._enqueue_group, alone=self._enqueue_alone))
             self.__dict__["_coalescer"] = found
         return found[1]
 
-    def _enqueue_alone(self, deliveries: Sequence[Delivery]) -> list[str | None]:
+    def _enqueue_alone(self, deliveries: Sequence[Delivery]) -> list[str | None] | None:
+        if isinstance(deliveries, _IfCurrent):
+            conn = self._connection()
+            row = (*_delivery_row(deliveries[0]), *deliveries.versions)
+            try:
+                stored = _execute_insert(conn, _INSERT_IF_CURRENT, row)
+            except sqlite3.Error as exc:
+                raise self._write_failed(conn, exc) from exc
+            return [None] if stored else None
         with self._transaction() as conn:
             return enqueue_in(conn, deliveries)
 
-    def _enqueue_group(self, calls: list[Sequence[Delivery]]) -> list[list[str | None]]:
+    def _enqueue_group(self, calls: list[Sequence[Delivery]]) -> list[list[str | None] | None]:
         # Every call's deliveries in one transaction, as one enqueue_in would store them
-        # one call after another; the results split back by call.
+        # one call after another; the results split back by call. A call planned at
+        # versions the store has left (read here, in the transaction) stores nothing.
         with self._transaction() as conn:
-            found = enqueue_in(conn, [d for deliveries in calls for d in deliveries])
-        results = []
+            stale: list[bool] = [False] * len(calls)
+            if any(isinstance(c, _IfCurrent) for c in calls):
+                now_at = tuple(conn.execute(_VERSIONS).fetchone())
+                stale = [isinstance(c, _IfCurrent) and c.versions != now_at for c in calls]
+            kept = [c for c, old in zip(calls, stale, strict=True) if not old]
+            found = enqueue_in(conn, [d for deliveries in kept for d in deliveries])
+        results: list[list[str | None] | None] = []
         start = 0
-        for deliveries in calls:
+        for deliveries, old in zip(calls, stale, strict=True):
+            if old:
+                results.append(None)
+                continue
             results.append(found[start : start + len(deliveries)])
             start += len(deliveries)
         return results
@@ -597,14 +660,19 @@ def _insert(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> list[s
     # Each row: None if stored, else why it was skipped.
     results: list[str | None] = []
     for row in rows:
-        try:
-            stored = conn.execute(_INSERT, row).rowcount
-        except sqlite3.IntegrityError as exc:
-            if "deliveries.id" not in str(exc):
-                raise
-            raise duplicate_delivery(row[0]) from None
+        stored = _execute_insert(conn, _INSERT, row)
         results.append(None if stored else _skip_reason(conn, row[1]))
     return results
+
+
+def _execute_insert(conn: sqlite3.Connection, sql: str, row: tuple[Any, ...]) -> int:
+    # How many rows one of the INSERTs stored; a delivery id already taken is an error.
+    try:
+        return conn.execute(sql, row).rowcount
+    except sqlite3.IntegrityError as exc:
+        if "deliveries.id" not in str(exc):
+            raise
+        raise duplicate_delivery(row[0]) from None
 
 
 def _skip_reason(conn: sqlite3.Connection, webhook_id: str) -> str:

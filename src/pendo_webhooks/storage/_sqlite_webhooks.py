@@ -182,6 +182,18 @@ class SQLiteWebhooks(SQLiteCore):
         value = EventCategory(category).value
         return list(self._current(("category", value), _WEBHOOKS_FOR, (value,)))
 
+    def _cached_webhooks_for(
+        self, category: EventCategory
+    ) -> tuple[int, tuple[Webhook, ...]] | None:
+        """
+        What :meth:`webhooks_for` last found for *category*, and the ``webhooks_version``
+        it found it at, without reading the store (``None``: not read at the latest
+        version seen). Strictly private: for :meth:`SQLiteOutbox._enqueue_if_current`.
+        """
+        version, found = self._webhook_reads.state
+        hit = found.get(("category", category.value))
+        return None if hit is None else (version, hit)
+
     def _current(
         self, key: tuple[str, str], sql: str, params: tuple[str, ...]
     ) -> tuple[Webhook, ...]:
