@@ -258,32 +258,54 @@ def test_a_connection_returned_after_close_is_closed(receiver: Receiver) -> None
     assert pool.idle(key_of(receiver)) == 0
 
 
-def test_many_threads_share_the_pool(receiver: Receiver) -> None:
+def _from_threads(
+    transport: Urllib3Transport, receiver: Receiver, threads: int, sends: int
+) -> tuple[list[int], list[BaseException]]:
     errors: list[BaseException] = []
     statuses: list[int] = []
 
+    def worker(number: int) -> None:
+        try:
+            for index in range(sends):
+                body = f'{{"worker":{number},"index":{index}}}'.encode()
+                statuses.append(post(transport, receiver.url, body).status)
+        except BaseException as exc:
+            errors.append(exc)
+
+    started = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    for thread in started:
+        thread.start()
+    for thread in started:
+        thread.join(30)
+    return statuses, errors
+
+
+def test_many_threads_share_a_small_pool(receiver: Receiver) -> None:
+    # More threads than the pool keeps: a connection returned to a full pool is closed,
+    # so how many the receiver accepts depends on the interleaving; what is kept does not.
     with Urllib3Transport(destinations=LOCAL, pool_maxsize=4) as transport:
-
-        def worker(number: int) -> None:
-            try:
-                for index in range(25):
-                    body = f'{{"worker":{number},"index":{index}}}'.encode()
-                    statuses.append(post(transport, receiver.url, body).status)
-            except BaseException as exc:
-                errors.append(exc)
-
-        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(30)
+        statuses, errors = _from_threads(transport, receiver, threads=8, sends=25)
 
         assert errors == []
         assert statuses == [200] * 200
         assert len(receiver.requests) == 200
         assert len({r.body for r in receiver.requests}) == 200
         assert 1 <= len(idle(transport, receiver)) <= 4
-        assert receiver.connections <= 8
+
+
+def test_a_pool_as_large_as_the_threads_opens_no_more_connections_than_threads(
+    receiver: Receiver,
+) -> None:
+    # Every connection goes back (there is room), and a new one is made only when every
+    # kept one is in use by another thread: never more connections than threads.
+    with Urllib3Transport(destinations=LOCAL, pool_maxsize=8) as transport:
+        statuses, errors = _from_threads(transport, receiver, threads=8, sends=25)
+
+        assert errors == []
+        assert statuses == [200] * 200
+        assert len({r.body for r in receiver.requests}) == 200
+        assert 1 <= receiver.connections <= 8
+        assert len(idle(transport, receiver)) == receiver.connections
 
 
 def test_a_peer_hanging_up_mid_write_still_gets_its_answer_read(
