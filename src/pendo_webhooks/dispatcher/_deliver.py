@@ -49,7 +49,7 @@ from ..storage.protocols import ChainingOutbox, SharedOutcomesOutbox, capabiliti
 from ..transports import OutgoingRequest, Transport
 from ._attempt import Exchange, exchange, host_of, settle, unwanted
 from ._deliver_claims import Claimer
-from ._deliver_outcome import exhausted, outcome_of, released, settled, unexpected
+from ._deliver_outcome import exhausted, outcome_of, released, settled_batch, unexpected
 from ._health import HealthKeeper, Observed
 
 
@@ -376,10 +376,7 @@ class Deliverer:
                 self._disable_gone(webhook)
             else:
                 self._health.follow_up(webhook, observed)
-            outcomes = [
-                settled(before, after, attempt, sent) if ok else self._lost(before)
-                for before, (after, attempt), ok in zip(batch, rows, written, strict=True)
-            ]
+            outcomes = settled_batch(batch, rows, written, sent, self._lost)
         except BaseException:
             if claimed:  # nobody will attempt them now: give them back at once
                 self._claims.release(claimed)

@@ -1,20 +1,23 @@
 """
 How the engine reports what happened to a delivery: every :class:`DeliveryOutcome` it
-returns is built by :func:`outcome_of`. Strictly private.
+returns is built by :func:`outcome_of` (or, for a batch's deliveries that share one,
+copied from one so built by :func:`settled_batch`). Strictly private.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+
+import attrs
 
 from ..model._delivery import Attempt, Delivery
 from ..model._outcomes import DeliveryOutcome, Outcome
 from ._attempt import Exchange
 
 
-__all__ = ["exhausted", "outcome_of", "released", "settled", "unexpected"]
+__all__ = ["exhausted", "outcome_of", "released", "settled", "settled_batch", "unexpected"]
 
 logger = logging.getLogger("pendo_webhooks")
 
@@ -68,6 +71,64 @@ def settled(
         error_kind=sent.error_kind,
         next_attempt_at=None if finished else after.next_attempt_at,
     )
+
+
+# DeliveryOutcome's fields' setters (attrs' slots: they skip the frozen __setattr__, as
+# its generated __init__ does), in field order, for _copied.
+(
+    _set_webhook_id,
+    _set_delivery_id,
+    _set_outcome,
+    _set_reason,
+    _set_attempt,
+    _set_status_code,
+    _set_error_kind,
+    _set_next_attempt_at,
+) = (DeliveryOutcome.__dict__[f.name].__set__ for f in attrs.fields(DeliveryOutcome))
+_new = object.__new__
+
+
+def _copied(template: DeliveryOutcome, webhook_id: str, delivery_id: str) -> DeliveryOutcome:
+    # *template* for another delivery: equal to outcome_of with its values and these ids.
+    record = _new(DeliveryOutcome)
+    _set_webhook_id(record, webhook_id)
+    _set_delivery_id(record, delivery_id)
+    _set_outcome(record, template.outcome)
+    _set_reason(record, template.reason)
+    _set_attempt(record, template.attempt)
+    _set_status_code(record, template.status_code)
+    _set_error_kind(record, template.error_kind)
+    _set_next_attempt_at(record, template.next_attempt_at)
+    return record
+
+
+def settled_batch(
+    batch: Sequence[Delivery],
+    rows: Sequence[tuple[Delivery, Attempt | None]],
+    written: Sequence[bool],
+    sent: Exchange,
+    lost: Callable[[Delivery], DeliveryOutcome],
+) -> list[DeliveryOutcome]:
+    """
+    Per delivery of *batch*: :func:`settled` if its row was *written*, else ``lost(it)``.
+
+    A Segment batch's deliveries that share a decision share one row (the same tuple):
+    each such row is settled once, and its outcome copied for the others with their own
+    ids, which is all :func:`settled` takes from a delivery. Equal to settling each.
+    """
+    settled_rows: dict[int, DeliveryOutcome] = {}  # by id(row): *rows* holds them all
+    outcomes: list[DeliveryOutcome] = []
+    for before, row, ok in zip(batch, rows, written, strict=True):
+        if not ok:
+            outcomes.append(lost(before))
+            continue
+        template = settled_rows.get(id(row))
+        if template is None:
+            template = settled_rows[id(row)] = settled(before, row[0], row[1], sent)
+            outcomes.append(template)
+        else:
+            outcomes.append(_copied(template, before.webhook_id, before.id))
+    return outcomes
 
 
 def exhausted(delivery: Delivery) -> DeliveryOutcome:

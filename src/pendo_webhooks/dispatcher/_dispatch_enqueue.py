@@ -24,7 +24,7 @@ from ..channels._filtering import unsupported_reason
 from ..channels._segment import too_large_reason
 from ..events import Event, EventCategory
 from ..exceptions import ValidationError
-from ..model._delivery import Delivery, DeliveryStatus, trusted_delivery
+from ..model._delivery import Delivery, DeliveryStatus, fresh_delivery
 from ..model._exclusions import ExclusionMatcher, StoredExclusions
 from ..model._outcomes import DeliveryOutcome, DispatchResult, Outcome
 from ..model._webhook import Webhook
@@ -308,18 +308,17 @@ class Enqueuer:
                 found = bodies[key] = format_for(channel, event, webhook)[0]
             body = b"" if found is None else found
             limit = channel.max_message_bytes
-            # Every value is of the right type already: the unchecked constructor.
-            delivery = trusted_delivery(
-                id=self._ids("dlv"),
-                webhook_id=webhook.id,
-                event_id=event.unique_id,
-                category=category,
-                body=body,
-                next_attempt_at=batch.lease_until or now,
-                created_at=now,
-                updated_at=now,
-                lease_owner=batch.owner,
-                lease_until=batch.lease_until,
+            # Every value is of the right type already: the unchecked positional builder.
+            delivery = fresh_delivery(
+                self._ids("dlv"),
+                webhook.id,
+                event.unique_id,
+                category,
+                body,
+                batch.lease_until or now,
+                now,
+                batch.owner,
+                batch.lease_until,
             )
             if found is None:
                 refused: str | None = unsupported_reason(channel, webhook)

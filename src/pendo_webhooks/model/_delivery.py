@@ -36,6 +36,7 @@ __all__ = [
     "DeliveryStatus",
     "clip_error",
     "evolved",
+    "fresh_delivery",
     "new_exchange_id",
     "trusted_attempt",
     "trusted_delivery",
@@ -384,6 +385,80 @@ def trusted_delivery(
             purged,
         ),
     )
+    return record
+
+
+# Each field's setter by name, for the unrolled builder below (no loop, no keywords).
+(
+    _set_id,
+    _set_webhook_id,
+    _set_event_id,
+    _set_category,
+    _set_body,
+    _set_status,
+    _set_attempts,
+    _set_attempt_base,
+    _set_next_attempt_at,
+    _set_created_at,
+    _set_updated_at,
+    _set_last_status,
+    _set_last_error,
+    _set_lease_owner,
+    _set_lease_until,
+    _set_finished_at,
+    _set_redelivered_at,
+    _set_purged,
+) = (setter for _, setter in _DELIVERY_SLOTS)
+_PENDING = DeliveryStatus.PENDING
+
+
+def fresh_delivery(  # noqa: PLR0917 - positional: keywords cost on the hot path
+    id: str,  # noqa: A002 - the field's name
+    webhook_id: str,
+    event_id: str,
+    category: AnyCategory,
+    body: bytes,
+    next_attempt_at: datetime,
+    now: datetime,
+    lease_owner: str | None,
+    lease_until: datetime | None,
+) -> Delivery:
+    """
+    A new delivery, as :func:`trusted_delivery` builds it with these values and the defaults.
+
+    Positional and unrolled, for planning, which builds one per event and webhook: pending,
+    never attempted, created and updated *now*, nothing finished. Trusted as
+    :func:`trusted_delivery` (datetimes still normalized to UTC).
+
+    >>> from datetime import datetime, timezone
+    >>> from pendo_webhooks.events import EventCategory
+    >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    >>> fresh_delivery("dlv_1", "wh_1", "f961", EventCategory.NPS_SUBMITTED, b"{}", t, t,
+    ...                None, None) == Delivery(
+    ...     id="dlv_1", webhook_id="wh_1", event_id="f961", body=b"{}",
+    ...     category=EventCategory.NPS_SUBMITTED, next_attempt_at=t, created_at=t, updated_at=t)
+    True
+    """
+    now = _utc(now)
+    record = _new(Delivery)
+    _set_id(record, id)
+    _set_webhook_id(record, webhook_id)
+    _set_event_id(record, event_id)
+    _set_category(record, category)
+    _set_body(record, body)
+    _set_status(record, _PENDING)
+    _set_attempts(record, 0)
+    _set_attempt_base(record, 0)
+    _set_next_attempt_at(record, _utc(next_attempt_at))
+    _set_created_at(record, now)
+    _set_updated_at(record, now)
+    _set_last_status(record, None)
+    _set_last_error(record, None)
+    _set_lease_owner(record, lease_owner)
+    _set_lease_until(record, None if lease_until is None else _utc(lease_until))
+    _set_finished_at(record, None)
+    _set_redelivered_at(record, None)
+    _set_purged(record, False)
     return record
 
 

@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 
-from ..model._delivery import Attempt, Delivery
+from ..model._delivery import Attempt, Delivery, DeliveryStatus
 from ._outbox_protocol import EnqueueSkip
 from ._sqlite_core import utc_iso
 
@@ -49,6 +49,23 @@ INSERT INTO deliveries (
 )
 ON CONFLICT (webhook_id, event_id) DO NOTHING
 """
+
+# _INSERT for new deliveries (pending, never attempted, created when last updated, no
+# error, nothing finished): the values they all share are spelled in the statement, so a
+# row binds 9 values, not 18. It stores exactly the row _INSERT would.
+_INSERT_FRESH = """
+INSERT INTO deliveries (
+    id, webhook_id, event_id, category, body, status, attempts, attempt_base,
+    next_attempt_at, created_at, updated_at, last_status, last_error, lease_owner,
+    lease_until, finished_at, redelivered_at, purged, claims
+) VALUES (
+    ?1, ?2, ?3, ?4, ?5, 'pending', 0, 0, ?6, ?7, ?7, NULL, NULL, ?8, ?9, NULL, NULL, 0,
+    ?8 IS NOT NULL
+)
+ON CONFLICT (webhook_id, event_id) DO NOTHING
+"""
+
+_PENDING = DeliveryStatus.PENDING
 
 _ENABLED = "SELECT id FROM webhooks WHERE enabled = 1 AND id IN ({marks})"
 _STORED = "SELECT id FROM deliveries WHERE id IN ({marks})"
@@ -161,10 +178,86 @@ def enqueue_bulk(
     if len(enabled) != len(webhook_ids):
         return None
     iso = _Times()
+    fresh = _fresh_rows(deliveries, iso)
+    sql, rows = (_INSERT, _rows(deliveries, iso)) if fresh is None else (_INSERT_FRESH, fresh)
+    conn.execute("SAVEPOINT enqueue_bulk")
+    before = conn.total_changes
+    try:
+        conn.executemany(sql, rows)
+    except sqlite3.IntegrityError:
+        conn.execute("ROLLBACK TO enqueue_bulk")
+        conn.execute("RELEASE enqueue_bulk")
+        return None
+    conn.execute("RELEASE enqueue_bulk")
+    if conn.total_changes - before == len(rows):
+        return [None] * len(rows)
+    ids = [d.id for d in deliveries]
+    stored = _existing(conn, _STORED, ids)
+    return [None if i in stored else EnqueueSkip.DUPLICATE for i in ids]
+
+
+def _fresh_rows(deliveries: Sequence[Delivery], iso: _Times) -> list[tuple[object, ...]] | None:
+    # _INSERT_FRESH's rows, or None unless every delivery is a new one.
+    spelled: dict[tuple[object, ...], tuple[object, ...]] = {}
+    rows: list[tuple[object, ...]] = []
+    for d in deliveries:
+        if (
+            d.attempts
+            or d.attempt_base
+            or d.last_status is not None
+            or d.last_error is not None
+            or d.purged
+        ):
+            return None
+        key = (
+            d.category,
+            d.status,
+            d.next_attempt_at,
+            d.created_at,
+            d.updated_at,
+            d.lease_until,
+            d.finished_at,
+            d.redelivered_at,
+        )
+        shared = spelled.get(key)
+        if shared is None:
+            created = iso(d.created_at)
+            if (
+                d.status is not _PENDING
+                or created != iso(d.updated_at)
+                or d.finished_at is not None
+                or d.redelivered_at is not None
+            ):
+                return None
+            shared = spelled[key] = (
+                d.category.value,
+                iso(d.next_attempt_at),
+                created,
+                iso(d.lease_until),
+            )
+        category, next_at, created_at, lease_until = shared
+        rows.append(
+            (
+                d.id,
+                d.webhook_id,
+                d.event_id,
+                category,
+                d.body,
+                next_at,
+                created_at,
+                d.lease_owner,
+                lease_until,
+            )
+        )
+    return rows
+
+
+def _rows(deliveries: Sequence[Delivery], iso: _Times) -> list[tuple[object, ...]]:
+    # _INSERT's rows.
     # A batch's deliveries share their times (and the enums' values): each distinct
     # combination is spelled once, and a row is one look-up plus a tuple.
     spelled: dict[tuple[object, ...], tuple[object, ...]] = {}
-    rows = []
+    rows: list[tuple[object, ...]] = []
     for d in deliveries:
         key = (
             d.category,
@@ -202,20 +295,7 @@ def enqueue_bulk(
                 int(d.purged),
             )
         )
-    conn.execute("SAVEPOINT enqueue_bulk")
-    before = conn.total_changes
-    try:
-        conn.executemany(_INSERT, rows)
-    except sqlite3.IntegrityError:
-        conn.execute("ROLLBACK TO enqueue_bulk")
-        conn.execute("RELEASE enqueue_bulk")
-        return None
-    conn.execute("RELEASE enqueue_bulk")
-    if conn.total_changes - before == len(rows):
-        return [None] * len(rows)
-    ids = [d.id for d in deliveries]
-    stored = _existing(conn, _STORED, ids)
-    return [None if i in stored else EnqueueSkip.DUPLICATE for i in ids]
+    return rows
 
 
 def record_bulk(
