@@ -14,6 +14,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
+from typing import Any
 
 from ..model._delivery import Attempt, Delivery, DeliveryStatus
 from ._outbox_protocol import EnqueueSkip
@@ -65,7 +66,7 @@ INSERT INTO deliveries (
 ON CONFLICT (webhook_id, event_id) DO NOTHING
 """
 
-_PENDING = DeliveryStatus.PENDING
+_PENDING = DeliveryStatus.PENDING.value
 
 _ENABLED = "SELECT id FROM webhooks WHERE enabled = 1 AND id IN ({marks})"
 _STORED = "SELECT id FROM deliveries WHERE id IN ({marks})"
@@ -177,9 +178,9 @@ def enqueue_bulk(
     enabled = _existing(conn, _ENABLED, webhook_ids)
     if len(enabled) != len(webhook_ids):
         return None
-    iso = _Times()
-    fresh = _fresh_rows(deliveries, iso)
-    sql, rows = (_INSERT, _rows(deliveries, iso)) if fresh is None else (_INSERT_FRESH, fresh)
+    spelled = _Spelled()
+    fresh = _fresh_rows(deliveries, spelled)
+    sql, rows = (_INSERT, _rows(deliveries, spelled)) if fresh is None else (_INSERT_FRESH, fresh)
     conn.execute("SAVEPOINT enqueue_bulk")
     before = conn.total_changes
     try:
@@ -196,9 +197,42 @@ def enqueue_bulk(
     return [None if i in stored else EnqueueSkip.DUPLICATE for i in ids]
 
 
-def _fresh_rows(deliveries: Sequence[Delivery], iso: _Times) -> list[tuple[object, ...]] | None:
-    # _INSERT_FRESH's rows, or None unless every delivery is a new one.
-    spelled: dict[tuple[object, ...], tuple[object, ...]] = {}
+class _Spelled:
+    """
+    A delivery's category, status and six times as stored, each distinct combination
+    spelled once: a batch's deliveries share them (and the enums' values).
+    """
+
+    def __init__(self) -> None:
+        self._iso = _Times()
+        self._seen: dict[tuple[object, ...], tuple[Any, ...]] = {}
+
+    def __call__(self, d: Delivery) -> tuple[Any, ...]:
+        key = (
+            d.category,
+            d.status,
+            d.next_attempt_at,
+            d.created_at,
+            d.updated_at,
+            d.lease_until,
+            d.finished_at,
+            d.redelivered_at,
+        )
+        shared = self._seen.get(key)
+        if shared is None:
+            shared = self._seen[key] = (
+                d.category.value,
+                d.status.value,
+                *map(self._iso, key[2:]),
+            )
+        return shared
+
+
+def _fresh_rows(
+    deliveries: Sequence[Delivery], spelled: _Spelled
+) -> list[tuple[object, ...]] | None:
+    # _INSERT_FRESH's rows, or None unless every delivery is a new one: pending, never
+    # attempted, created when last updated, no error, nothing finished or redelivered.
     rows: list[tuple[object, ...]] = []
     for d in deliveries:
         if (
@@ -209,33 +243,15 @@ def _fresh_rows(deliveries: Sequence[Delivery], iso: _Times) -> list[tuple[objec
             or d.purged
         ):
             return None
-        key = (
-            d.category,
-            d.status,
-            d.next_attempt_at,
-            d.created_at,
-            d.updated_at,
-            d.lease_until,
-            d.finished_at,
-            d.redelivered_at,
-        )
-        shared = spelled.get(key)
-        if shared is None:
-            created = iso(d.created_at)
-            if (
-                d.status is not _PENDING
-                or created != iso(d.updated_at)
-                or d.finished_at is not None
-                or d.redelivered_at is not None
-            ):
-                return None
-            shared = spelled[key] = (
-                d.category.value,
-                iso(d.next_attempt_at),
-                created,
-                iso(d.lease_until),
-            )
-        category, next_at, created_at, lease_until = shared
+        shared = spelled(d)
+        category, status, next_at, created, updated, lease_until, finished, redelivered = shared
+        if (
+            status != _PENDING
+            or created != updated
+            or finished is not None
+            or redelivered is not None
+        ):
+            return None
         rows.append(
             (
                 d.id,
@@ -244,7 +260,7 @@ def _fresh_rows(deliveries: Sequence[Delivery], iso: _Times) -> list[tuple[objec
                 category,
                 d.body,
                 next_at,
-                created_at,
+                created,
                 d.lease_owner,
                 lease_until,
             )
@@ -252,26 +268,11 @@ def _fresh_rows(deliveries: Sequence[Delivery], iso: _Times) -> list[tuple[objec
     return rows
 
 
-def _rows(deliveries: Sequence[Delivery], iso: _Times) -> list[tuple[object, ...]]:
+def _rows(deliveries: Sequence[Delivery], spelled: _Spelled) -> list[tuple[object, ...]]:
     # _INSERT's rows.
-    # A batch's deliveries share their times (and the enums' values): each distinct
-    # combination is spelled once, and a row is one look-up plus a tuple.
-    spelled: dict[tuple[object, ...], tuple[object, ...]] = {}
     rows: list[tuple[object, ...]] = []
     for d in deliveries:
-        key = (
-            d.category,
-            d.status,
-            d.next_attempt_at,
-            d.created_at,
-            d.updated_at,
-            d.lease_until,
-            d.finished_at,
-            d.redelivered_at,
-        )
-        shared = spelled.get(key)
-        if shared is None:
-            shared = spelled[key] = (d.category.value, d.status.value, *map(iso, key[2:]))
+        shared = spelled(d)
         category, status, next_at, created, updated, lease_until, finished, redelivered = shared
         rows.append(
             (
