@@ -11,12 +11,10 @@ Strictly private; :class:`~pendo_webhooks.channels.URLChannel` uses it.
 from __future__ import annotations
 
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
-import attrs
-
+from ..model._delivery import slot_setters
 from ..model._webhook import Webhook
 from ..signing import Signer, signer_for
 from ..transports import DEFAULT_USER_AGENT, OutgoingRequest
@@ -24,11 +22,8 @@ from ..transports import DEFAULT_USER_AGENT, OutgoingRequest
 
 __all__ = ["SignerCache", "trusted_request", "url_request"]
 
-# attrs' slotted, frozen class: a member descriptor per field, whose __set__ skips the
-# frozen __setattr__ (what the generated __init__ does, without the converters).
-_REQUEST_SLOTS: tuple[Callable[[object, Any], None], ...] = tuple(
-    OutgoingRequest.__dict__[f.name].__set__ for f in attrs.fields(OutgoingRequest)
-)
+# The slots' setters, in field order (what the generated __init__ does, without the checks).
+_REQUEST_SLOTS = tuple(setter for _, setter in slot_setters(OutgoingRequest))
 _new = object.__new__
 
 

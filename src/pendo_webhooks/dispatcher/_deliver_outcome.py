@@ -10,9 +10,7 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-import attrs
-
-from ..model._delivery import Attempt, Delivery
+from ..model._delivery import Attempt, Delivery, slot_setters
 from ..model._outcomes import DeliveryOutcome, Outcome
 from ._attempt import Exchange
 
@@ -84,7 +82,7 @@ def settled(
     _set_status_code,
     _set_error_kind,
     _set_next_attempt_at,
-) = (DeliveryOutcome.__dict__[f.name].__set__ for f in attrs.fields(DeliveryOutcome))
+) = (setter for _, setter in slot_setters(DeliveryOutcome))
 _new = object.__new__
 
 

@@ -308,14 +308,24 @@ class Attempt:
 _Setter = Callable[[object, Any], None]
 
 
-def _slots(cls: type) -> tuple[tuple[str, _Setter], ...]:
-    # attrs' slotted classes: a member descriptor per field, whose __set__ skips the
-    # frozen __setattr__ (exactly what the generated __init__ does).
-    return tuple((f.name, cls.__dict__[f.name].__set__) for f in attrs.fields(cls))
+def slot_setters(cls: type) -> tuple[tuple[str, _Setter], ...]:
+    """
+    The fields of an attrs slotted class, each with its slot's setter, in field order.
+
+    A slot's member descriptor ``__set__`` skips a frozen class's ``__setattr__``, exactly
+    what attrs' generated ``__init__`` does: the library's trusted builders (here, and of
+    requests, outcomes and first-seen events) set every field with them, without the
+    converters and validators. The slot may be a base class's (``getattr`` finds it in
+    the class's MRO). Strictly private.
+
+    >>> [name for name, _ in slot_setters(Attempt)][:2]
+    ['delivery_id', 'number']
+    """
+    return tuple((f.name, getattr(cls, f.name).__set__) for f in attrs.fields(cls))
 
 
-_DELIVERY_SLOTS = _slots(Delivery)
-_ATTEMPT_SLOTS = _slots(Attempt)
+_DELIVERY_SLOTS = slot_setters(Delivery)
+_ATTEMPT_SLOTS = slot_setters(Attempt)
 _new = object.__new__
 
 

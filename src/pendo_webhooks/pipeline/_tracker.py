@@ -32,6 +32,7 @@ from ..events._models import (
 )
 from ..events._values import ID, INT64, TEXT, UTC, App, Subscription, instance_of
 from ..exceptions import ConfigurationError, ValidationError
+from ..model._delivery import slot_setters
 from ..model._exclusions import (
     EMPTY_MATCHER,
     ExclusionMatcher,
@@ -180,16 +181,7 @@ def _pair_key(parent: str, child: str) -> str:
 
 
 _E = TypeVar("_E", VisitorCreated, AccountCreated)
-_Setter = Callable[[object, Any], None]
-
-
-def _setters(cls: type) -> tuple[tuple[str, _Setter], ...]:
-    # attrs' slotted classes: a member descriptor per field, whose __set__ skips the
-    # frozen __setattr__ (what the generated __init__ does too).
-    return tuple((f.name, getattr(cls, f.name).__set__) for f in attrs.fields(cls))
-
-
-_SETTERS = {cls: _setters(cls) for cls in (VisitorCreated, AccountCreated)}
+_SETTERS = {cls: slot_setters(cls) for cls in (VisitorCreated, AccountCreated)}
 
 
 def _trusted(cls: type[_E], values: dict[str, Any]) -> _E:
